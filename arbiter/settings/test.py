@@ -1,0 +1,13 @@
+"""Test settings: the base settings with fast password hashing and a throw-away artifact root."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("ARTIFACT_ROOT", tempfile.mkdtemp(prefix="arbiter-test-artifacts-"))
+
+from arbiter.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

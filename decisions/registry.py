@@ -1,0 +1,38 @@
+"""The three governed kinds of the decisions app, registered with governance."""
+
+from __future__ import annotations
+
+from governance.kinds import Kind, register_kind
+
+
+def register_kinds() -> None:
+    from decisions import constraint_sets, model_versions, strategies
+
+    register_kind(
+        Kind(
+            key="model",
+            slug="models",
+            label="model",
+            validate=model_versions.model_content_validate,
+            has_artifact=True,
+            artifact_suffix=".skops",
+        )
+    )
+    register_kind(
+        Kind(
+            key="strategy",
+            slug="strategies",
+            label="strategy",
+            validate=strategies.strategy_content_validate,
+            before_approve=strategies.strategy_check_models_approved,
+            before_activate=strategies.strategy_check_models_approved,
+        )
+    )
+    register_kind(
+        Kind(
+            key="constraint_set",
+            slug="constraint-sets",
+            label="constraint set",
+            validate=constraint_sets.constraint_set_content_validate,
+        )
+    )

@@ -1,0 +1,209 @@
+"""REST endpoints of the registry and the audit trail. Thin: parse, call a service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance import selectors, services
+from governance.audit import audit_chain_verify
+from governance.kinds import kind_get_by_slug
+from governance.lifecycle import AUDIT_READER_ROLES, READER_ROLES, Move
+from governance.roles import roles_of
+from governance.serializers import (
+    AuditEventSerializer,
+    AuditFilterSerializer,
+    ChainReportSerializer,
+    ItemSerializer,
+    MoveSerializer,
+    VersionCreateSerializer,
+    VersionDetailSerializer,
+    VersionSummarySerializer,
+    VersionUpdateSerializer,
+    VersionUploadSerializer,
+)
+
+KIND_PARAMETER = OpenApiParameter(
+    "kind", str, OpenApiParameter.PATH, enum=["models", "strategies", "constraint-sets"]
+)
+
+
+class HasRole(permissions.BasePermission):
+    """Reads need one of the view's ``read_roles``; writes are checked by the services."""
+
+    message = "Your roles do not allow this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        roles = getattr(view, "read_roles", READER_ROLES)
+        return bool(roles_of(request.user) & roles)
+
+
+class RegistryApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, HasRole]
+    read_roles = READER_ROLES
+
+
+@extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
+class ItemListApi(RegistryApi):
+    @extend_schema(
+        summary="Items of one kind with their versions",
+        responses=ItemSerializer(many=True),
+    )
+    def get(self, request: Request, kind: str) -> Response:
+        items = selectors.item_list(kind=kind_get_by_slug(kind))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(items, request, view=self)
+        return paginator.get_paginated_response(ItemSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
+class VersionListApi(RegistryApi):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(summary="Versions of an item", responses=VersionSummarySerializer(many=True))
+    def get(self, request: Request, kind: str, name: str) -> Response:
+        item = selectors.item_get(kind=kind_get_by_slug(kind), name=name)
+        versions = selectors.version_list(item=item)
+        return Response(VersionSummarySerializer(versions, many=True).data)
+
+    @extend_schema(
+        summary="Create a draft version (models: multipart with the skops file)",
+        request={
+            "application/json": VersionCreateSerializer,
+            "multipart/form-data": VersionUploadSerializer,
+        },
+        responses={201: VersionDetailSerializer},
+    )
+    def post(self, request: Request, kind: str, name: str) -> Response:
+        spec = kind_get_by_slug(kind)
+        if spec.has_artifact or "artifact" in request.FILES:
+            form = VersionUploadSerializer(data=request.data)
+        else:
+            form = VersionCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        version = services.version_create(
+            actor=request.user,
+            kind=spec.key,
+            name=name,
+            content=data["content"],
+            artifact=data["artifact"].file if "artifact" in data else None,
+            change_note=data.get("change_note", ""),
+        )
+        version = selectors.version_get(kind=spec, name=name, number=version.number)
+        return Response(VersionDetailSerializer(version).data, status=201)
+
+
+@extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
+class VersionDetailApi(RegistryApi):
+    @extend_schema(summary="One version with its content", responses=VersionDetailSerializer)
+    def get(self, request: Request, kind: str, name: str, number: int) -> Response:
+        version = selectors.version_get(kind=kind_get_by_slug(kind), name=name, number=number)
+        return Response(VersionDetailSerializer(version).data)
+
+    @extend_schema(
+        summary="Replace the content of a draft (409 once submitted)",
+        request=VersionUpdateSerializer,
+        responses=VersionDetailSerializer,
+    )
+    def patch(self, request: Request, kind: str, name: str, number: int) -> Response:
+        spec = kind_get_by_slug(kind)
+        version = selectors.version_get(kind=spec, name=name, number=number)
+        form = VersionUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.version_update(
+            actor=request.user,
+            version=version,
+            content=form.validated_data["content"],
+            change_note=form.validated_data.get("change_note"),
+        )
+        version = selectors.version_get(kind=spec, name=name, number=number)
+        return Response(VersionDetailSerializer(version).data)
+
+
+@extend_schema(
+    tags=["registry"],
+    parameters=[
+        KIND_PARAMETER,
+        OpenApiParameter("move", str, OpenApiParameter.PATH, enum=list(Move.values)),
+    ],
+)
+class VersionMoveApi(RegistryApi):
+    @extend_schema(
+        summary="Move a version through its lifecycle (reject needs a comment)",
+        description=(
+            "submit (maker), approve / reject (checker, never the version's author or "
+            "submitter: 403 four_eyes), activate / retire (checker or admin). A move the "
+            "lifecycle does not allow from the current status answers 409."
+        ),
+        request=MoveSerializer,
+        responses=VersionDetailSerializer,
+    )
+    def post(self, request: Request, kind: str, name: str, number: int, move: str) -> Response:
+        spec = kind_get_by_slug(kind)
+        version = selectors.version_get(kind=spec, name=name, number=number)
+        form = MoveSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.version_move(
+            actor=request.user, version=version, move=move, comment=form.validated_data["comment"]
+        )
+        version = selectors.version_get(kind=spec, name=name, number=number)
+        return Response(VersionDetailSerializer(version).data)
+
+
+@extend_schema(tags=["audit"])
+class AuditEventListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, HasRole]
+    read_roles = AUDIT_READER_ROLES
+
+    @extend_schema(
+        summary="Audit events, newest first",
+        parameters=[AuditFilterSerializer],
+        responses=AuditEventSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters = AuditFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data: dict[str, Any] = filters.validated_data
+        events = selectors.audit_event_list(
+            kind=data.get("kind"),
+            item_name=data.get("item"),
+            actor=data.get("actor"),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["audit"])
+class AuditVerifyApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, HasRole]
+    read_roles = AUDIT_READER_ROLES
+
+    @extend_schema(
+        summary="Verify the audit chain and sealed versions", responses=ChainReportSerializer
+    )
+    def get(self, request: Request) -> Response:
+        report = audit_chain_verify()
+        return Response(
+            ChainReportSerializer(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "head_seq": report.head_seq,
+                    "head_hash": report.head_hash,
+                    "versions_checked": report.versions_checked,
+                    "first_bad_event": report.first_bad_event,
+                    "problems": report.problems,
+                }
+            ).data
+        )

@@ -1,0 +1,132 @@
+"""Content-addressed storage of version artifacts (model files) under ``ARTIFACT_ROOT``.
+
+Uploads are first staged (hashed while copied, size-capped), validated by the kind, then
+moved to ``sha256/<2 hex>/<digest><suffix>``. Equal files share one path, so a staged file
+moved in a transaction that later rolls back leaves at worst an unreferenced copy.
+Every read goes through ``artifact_open_verified``, which refuses a file whose digest
+no longer matches the one sealed in the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+
+from governance.exceptions import DomainError, ValidationFailed
+
+CHUNK = 1024 * 1024
+
+
+class ArtifactIntegrityError(DomainError):
+    """A stored artifact is missing or its digest no longer matches the sealed one."""
+
+    code = "artifact_tampered"
+    status = 409
+
+
+@dataclass(frozen=True)
+class StagedArtifact:
+    path: Path
+    sha256: str
+    size: int
+
+
+def _root() -> Path:
+    return Path(settings.ARTIFACT_ROOT)
+
+
+def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> StagedArtifact:
+    """Copy an uploaded stream to a private staging file, hashing it on the way."""
+    limit = max_bytes if max_bytes is not None else settings.MODEL_ARTIFACT_MAX_BYTES
+    staging = _root() / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    target = staging / uuid.uuid4().hex
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(target, "xb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise ValidationFailed(
+                        f"The artifact is larger than the limit of {limit} bytes.",
+                        details={"artifact": [f"larger than {limit} bytes"]},
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        target.unlink(missing_ok=True)
+        raise ValidationFailed(
+            "The artifact file is empty.", details={"artifact": ["the file is empty"]}
+        )
+    return StagedArtifact(path=target, sha256=digest.hexdigest(), size=size)
+
+
+def artifact_discard(staged: StagedArtifact) -> None:
+    staged.path.unlink(missing_ok=True)
+
+
+def artifact_commit(staged: StagedArtifact, *, suffix: str = "") -> str:
+    """Move a staged file to its content address; returns the path relative to the root."""
+    relative = Path("sha256") / staged.sha256[:2] / f"{staged.sha256}{suffix}"
+    final = _root() / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists() and _file_sha256(final) == staged.sha256:
+        staged.path.unlink(missing_ok=True)
+    else:
+        os.replace(staged.path, final)
+        os.chmod(final, 0o440)
+    return relative.as_posix()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def artifact_problem(relative_path: str, expected_sha256: str) -> str | None:
+    """A sentence saying what is wrong with a stored artifact, or None when it is intact."""
+    path = _root() / relative_path
+    if not path.is_file():
+        return f"artifact {relative_path} is missing"
+    actual = _file_sha256(path)
+    if actual != expected_sha256:
+        return (
+            f"artifact {relative_path} has SHA-256 {actual[:12]}…, "
+            f"but {expected_sha256[:12]}… was sealed"
+        )
+    return None
+
+
+def artifact_open_verified(relative_path: str, expected_sha256: str, *, into: Path) -> Path:
+    """Copy a stored artifact to ``into`` and check its digest on the copy.
+
+    Checking the copy (not the original, then reading it again) leaves no window in which
+    the file could be swapped between the check and the load.
+    """
+    source = _root() / relative_path
+    if not source.is_file():
+        raise ArtifactIntegrityError(f"The artifact {relative_path} is missing.")
+    into.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, into)
+    actual = _file_sha256(into)
+    if actual != expected_sha256:
+        into.unlink(missing_ok=True)
+        raise ArtifactIntegrityError(
+            "The artifact's SHA-256 does not match the sealed hash; refusing to load it.",
+            details={"expected": expected_sha256, "actual": actual},
+        )
+    return into

@@ -1,0 +1,78 @@
+"""Domain errors of governance. Each carries a stable ``code`` and an HTTP ``status``.
+
+Services raise these and never DRF exceptions; ``arbiter.api_errors`` turns them into
+``{"error": {"code", "message", "details"}}`` with the status given here, and the admin
+and management commands show ``message``. Other apps subclass ``DomainError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on: a stable code, a sentence, optional details."""
+
+    code: str = "error"
+    status: int = 400
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details if details is not None else {}
+        if code is not None:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    """Input is malformed; ``details`` maps field paths to lists of messages."""
+
+    code = "invalid"
+    status = 400
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class PermissionDenied(DomainError):
+    """The actor lacks the role the action needs."""
+
+    code = "permission_denied"
+    status = 403
+
+
+class FourEyesViolation(PermissionDenied):
+    """A reviewer tried to approve or reject a version they wrote or submitted."""
+
+    code = "four_eyes"
+    status = 403
+
+
+class TransitionNotAllowed(DomainError):
+    """The lifecycle table has no such move from the version's current status."""
+
+    code = "invalid_transition"
+    status = 409
+
+
+class ContentLocked(DomainError):
+    """The content of a version past draft cannot change; a change is a new version."""
+
+    code = "content_locked"
+    status = 409
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (another version under review, ...)."""
+
+    code = "conflict"
+    status = 409
+
+
+class PreconditionFailed(DomainError):
+    """A governed move needs something else to be true first (a dependency approved, ...)."""
+
+    code = "precondition_failed"
+    status = 422

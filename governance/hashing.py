@@ -1,0 +1,27 @@
+"""Canonical JSON and the SHA-256 digests that seal versions and audit events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no spaces, UTF-8, no NaN or infinities."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def version_hash(content: Any, artifact_sha256: str | None) -> str:
+    """The content hash of a version: its JSON content and its artifact's digest."""
+    return sha256_hex(
+        canonical_json({"artifact_sha256": artifact_sha256 or None, "content": content})
+    )

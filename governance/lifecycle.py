@@ -1,0 +1,87 @@
+"""The lifecycle of a version, in one table.
+
+::
+
+    draft --submit--> submitted --approve--> approved --activate--> active --retire--> retired
+                                 \\--reject--> rejected      \\------------retire-----------/
+
+``activate`` retires the item's previously active version in the same transaction, so a
+channel never goes without one and never has two (the database refuses two as well).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+from governance.models import AuditAction, VersionStatus
+from governance.roles import Role
+
+
+class Move(models.TextChoices):
+    SUBMIT = "submit", "Submit for review"
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    ACTIVATE = "activate", "Activate"
+    RETIRE = "retire", "Retire"
+
+
+@dataclass(frozen=True)
+class Transition:
+    move: Move
+    sources: frozenset[str]
+    target: str
+    roles: frozenset[str]
+    four_eyes: bool = False
+    comment_required: bool = False
+
+    @property
+    def audit_action(self) -> str:
+        return AuditAction(self.move.value)
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.move: t
+    for t in (
+        Transition(
+            Move.SUBMIT,
+            frozenset({VersionStatus.DRAFT}),
+            VersionStatus.SUBMITTED,
+            frozenset({Role.MAKER}),
+        ),
+        Transition(
+            Move.APPROVE,
+            frozenset({VersionStatus.SUBMITTED}),
+            VersionStatus.APPROVED,
+            frozenset({Role.CHECKER}),
+            four_eyes=True,
+        ),
+        Transition(
+            Move.REJECT,
+            frozenset({VersionStatus.SUBMITTED}),
+            VersionStatus.REJECTED,
+            frozenset({Role.CHECKER}),
+            four_eyes=True,
+            comment_required=True,
+        ),
+        Transition(
+            Move.ACTIVATE,
+            frozenset({VersionStatus.APPROVED}),
+            VersionStatus.ACTIVE,
+            frozenset({Role.CHECKER, Role.ADMIN}),
+        ),
+        Transition(
+            Move.RETIRE,
+            frozenset({VersionStatus.APPROVED, VersionStatus.ACTIVE}),
+            VersionStatus.RETIRED,
+            frozenset({Role.CHECKER, Role.ADMIN}),
+        ),
+    )
+}
+
+# Who may write drafts (create a version, edit a draft).
+AUTHOR_ROLES = frozenset({Role.MAKER})
+# Who may read the registry and the audit trail.
+READER_ROLES = frozenset(Role.values)
+AUDIT_READER_ROLES = frozenset({Role.AUDITOR, Role.CHECKER, Role.ADMIN})

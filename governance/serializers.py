@@ -1,0 +1,166 @@
+"""Request and response shapes of the governance API. Input serializers refuse unknown fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from governance.models import AuditEvent, Item, Version
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that answers 400 naming every field it does not know."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [f"unknown field (allowed: {', '.join(self.fields)})"] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def _username(user: Any) -> str | None:
+    return user.username if user is not None else None
+
+
+class VersionSummarySerializer(serializers.ModelSerializer):
+    author = serializers.SerializerMethodField()
+    submitted_by = serializers.SerializerMethodField()
+    reviewed_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Version
+        fields = (
+            "number",
+            "status",
+            "content_hash",
+            "artifact_sha256",
+            "artifact_size",
+            "change_note",
+            "author",
+            "submitted_by",
+            "reviewed_by",
+            "review_comment",
+            "created_at",
+            "submitted_at",
+            "reviewed_at",
+            "activated_at",
+            "retired_at",
+        )
+
+    def get_author(self, obj: Version) -> str:
+        return obj.author.username
+
+    def get_submitted_by(self, obj: Version) -> str | None:
+        return _username(obj.submitted_by)
+
+    def get_reviewed_by(self, obj: Version) -> str | None:
+        return _username(obj.reviewed_by)
+
+
+class VersionDetailSerializer(VersionSummarySerializer):
+    kind = serializers.CharField(source="item.kind")
+    name = serializers.CharField(source="item.name")
+    contributors = serializers.SerializerMethodField()
+    content = serializers.JSONField()
+
+    class Meta(VersionSummarySerializer.Meta):
+        fields = ("kind", "name", *VersionSummarySerializer.Meta.fields, "contributors", "content")
+
+    def get_contributors(self, obj: Version) -> list[str]:
+        return sorted(u.username for u in obj.contributors.all())
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    versions = VersionSummarySerializer(many=True, read_only=True)
+    created_by = serializers.CharField(source="created_by.username")
+
+    class Meta:
+        model = Item
+        fields = ("kind", "name", "created_by", "created_at", "versions")
+
+
+class VersionCreateSerializer(StrictSerializer):
+    content = serializers.JSONField(help_text="the version's content (see docs/registry.md)")
+    change_note = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_content(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class VersionUploadSerializer(StrictSerializer):
+    """Multipart form for kinds with an artifact (models): the file plus JSON content."""
+
+    artifact = serializers.FileField(help_text="the skops file")
+    content = serializers.CharField(help_text="the version's content as a JSON object")
+    change_note = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_content(self, value: str) -> Any:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise serializers.ValidationError(f"not valid JSON: {exc.msg} at {exc.pos}") from None
+        if not isinstance(parsed, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return parsed
+
+
+class VersionUpdateSerializer(StrictSerializer):
+    content = serializers.JSONField()
+    change_note = serializers.CharField(required=False, allow_blank=True)
+
+    def validate_content(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class MoveSerializer(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "seq",
+            "created_at",
+            "actor_username",
+            "action",
+            "kind",
+            "item_name",
+            "version_number",
+            "old_status",
+            "new_status",
+            "content_hash",
+            "comment",
+            "details",
+            "prev_hash",
+            "hash",
+        )
+
+
+class AuditFilterSerializer(StrictSerializer):
+    kind = serializers.CharField(required=False)
+    item = serializers.CharField(required=False)
+    actor = serializers.CharField(required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    offset = serializers.IntegerField(required=False, min_value=0)
+
+
+class ChainReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField()
+    head_seq = serializers.IntegerField()
+    head_hash = serializers.CharField()
+    versions_checked = serializers.IntegerField()
+    first_bad_event = serializers.IntegerField(allow_null=True)
+    problems = serializers.ListField(child=serializers.CharField())

@@ -1,0 +1,527 @@
+"""Writes of governance: drafting versions, moving them through the lifecycle, people and keys.
+
+Every mutation is one function here, called alike by the REST API, the admin, management
+commands and tasks, so a rule enforced here holds everywhere. Each locks what it changes
+(order: Item, Version, ChainHead), checks the actor's role and the lifecycle table, stamps
+who/when/why and writes the audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from governance.artifacts import (
+    StagedArtifact,
+    artifact_commit,
+    artifact_discard,
+    artifact_open_verified,
+    artifact_stage,
+)
+from governance.audit import audit_record
+from governance.exceptions import (
+    Conflict,
+    ContentLocked,
+    FourEyesViolation,
+    NotFound,
+    TransitionNotAllowed,
+    ValidationFailed,
+)
+from governance.hashing import canonical_json, sha256_hex, version_hash
+from governance.kinds import Kind, kind_get
+from governance.lifecycle import AUTHOR_ROLES, TRANSITIONS, Move
+from governance.models import (
+    NAME_PATTERN,
+    ApiKey,
+    AuditAction,
+    Item,
+    Version,
+    VersionStatus,
+)
+from governance.roles import Role, forget_roles, require_role
+
+User = get_user_model()
+
+# --- drafting -----------------------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise ValidationFailed(
+            f"{name!r} is not a valid name.",
+            details={
+                "name": [
+                    "use 1-100 lower-case letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit"
+                ]
+            },
+        )
+
+
+def _check_json(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise ValidationFailed(
+            "The content must be a JSON object.", details={"content": ["must be an object"]}
+        )
+    try:
+        canonical_json(content)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(
+            "The content is not plain JSON (NaN, infinity or a non-JSON value).",
+            details={"content": [str(exc)]},
+        ) from exc
+
+
+def version_create(
+    *,
+    actor: AbstractBaseUser,
+    kind: str,
+    name: str,
+    content: dict[str, Any],
+    artifact: IO[bytes] | None = None,
+    change_note: str = "",
+) -> Version:
+    """Create the next draft version of item ``name`` (creating the item if new).
+
+    The kind's validator checks and normalises ``content`` (and the staged artifact, for
+    kinds that have one) before anything is written; on any error nothing is stored.
+    Locks the item row so concurrent drafts get distinct numbers. Raises
+    ``PermissionDenied``, ``ValidationFailed``, ``NotFound`` (unknown kind).
+    """
+    spec = kind_get(kind)
+    require_role(actor, AUTHOR_ROLES, action=f"create a {spec.label} version")
+    _check_name(name)
+    _check_json(content)
+    if spec.has_artifact and artifact is None:
+        raise ValidationFailed(
+            f"A {spec.label} version needs an artifact file.",
+            details={"artifact": ["this field is required"]},
+        )
+    if not spec.has_artifact and artifact is not None:
+        raise ValidationFailed(
+            f"A {spec.label} version takes no artifact file.",
+            details={"artifact": ["not allowed for this kind"]},
+        )
+
+    staged: StagedArtifact | None = artifact_stage(artifact) if artifact is not None else None
+    try:
+        normalised = spec.validate(content, artifact=staged.path if staged else None)
+        with transaction.atomic():
+            item, created = Item.objects.select_for_update().get_or_create(
+                kind=spec.key, name=name, defaults={"created_by": actor}
+            )
+            last = item.versions.aggregate(last=Max("number"))["last"] or 0
+            artifact_path = artifact_commit(staged, suffix=spec.artifact_suffix) if staged else ""
+            version = Version.objects.create(
+                item=item,
+                number=last + 1,
+                content=normalised,
+                content_hash=version_hash(normalised, staged.sha256 if staged else None),
+                artifact_path=artifact_path,
+                artifact_sha256=staged.sha256 if staged else "",
+                artifact_size=staged.size if staged else None,
+                change_note=change_note,
+                author=actor,
+            )
+            version.contributors.add(actor)
+            audit_record(
+                actor=actor,
+                action=AuditAction.CREATE,
+                kind=spec.key,
+                item_name=name,
+                version_number=version.number,
+                new_status=VersionStatus.DRAFT,
+                content_hash=version.content_hash,
+                comment=change_note,
+                details={"new_item": created},
+            )
+    finally:
+        if staged is not None:
+            artifact_discard(staged)  # a no-op once committed (the file was moved)
+    return version
+
+
+def version_update(
+    *,
+    actor: AbstractBaseUser,
+    version: Version,
+    content: dict[str, Any],
+    change_note: str | None = None,
+) -> Version:
+    """Replace the content of a draft. The actor joins its contributors (four eyes).
+
+    Locks the version row; raises ``ContentLocked`` (409) once it was submitted: a change
+    after that is a new version. The artifact of a model version cannot be replaced.
+    """
+    spec = kind_get(version.item.kind)
+    require_role(actor, AUTHOR_ROLES, action=f"edit a {spec.label} version")
+    _check_json(content)
+    with transaction.atomic():
+        locked = Version.objects.select_for_update().select_related("item").get(pk=version.pk)
+        _refuse_if_locked(locked)
+        normalised = _validate_existing_artifact(spec, locked, content)
+        locked.content = normalised
+        locked.content_hash = version_hash(normalised, locked.artifact_sha256 or None)
+        if change_note is not None:
+            locked.change_note = change_note
+        locked.save(update_fields=["content", "content_hash", "change_note", "updated_at"])
+        locked.contributors.add(actor)
+        audit_record(
+            actor=actor,
+            action=AuditAction.EDIT,
+            kind=spec.key,
+            item_name=locked.item.name,
+            version_number=locked.number,
+            old_status=locked.status,
+            new_status=locked.status,
+            content_hash=locked.content_hash,
+            comment=locked.change_note,
+        )
+    return locked
+
+
+def _refuse_if_locked(version: Version) -> None:
+    if version.is_locked:
+        raise ContentLocked(
+            f"Version {version.number} of {version.item.name} is {version.status}; its "
+            "content can no longer change. Create a new version instead.",
+            details={"status": version.status},
+        )
+
+
+def _validate_existing_artifact(spec: Kind, version: Version, content: dict[str, Any]) -> Any:
+    if not spec.has_artifact:
+        return spec.validate(content, artifact=None)
+    scratch = Path(settings.ARTIFACT_ROOT) / "staging" / f"check-{secrets.token_hex(8)}"
+    try:
+        path = artifact_open_verified(version.artifact_path, version.artifact_sha256, into=scratch)
+        return spec.validate(content, artifact=path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+# --- lifecycle ----------------------------------------------------------------------
+
+
+def _transition(
+    *, actor: AbstractBaseUser, version: Version, move: Move, comment: str = ""
+) -> Version:
+    transition = TRANSITIONS[move]
+    spec = kind_get(version.item.kind)
+    require_role(actor, transition.roles, action=f"{move.value} a {spec.label} version")
+    comment = (comment or "").strip()
+    if transition.comment_required and not comment:
+        raise ValidationFailed(
+            f"A comment is required to {move.value}.",
+            details={"comment": ["this field is required"]},
+        )
+
+    with transaction.atomic():
+        # Lock the item first: activation touches the item's other versions.
+        Item.objects.select_for_update().get(pk=version.item_id)
+        locked = Version.objects.select_for_update().select_related("item").get(pk=version.pk)
+        if locked.status not in transition.sources:
+            raise TransitionNotAllowed(
+                f"Cannot {move.value} version {locked.number} of {locked.item.name}: it is "
+                f"{locked.status}, and {move.value} needs "
+                f"{' or '.join(sorted(transition.sources))}.",
+                details={"status": locked.status, "allowed_from": sorted(transition.sources)},
+            )
+        if transition.four_eyes:
+            _check_four_eyes(actor, locked, move)
+        if move == Move.SUBMIT:
+            _check_no_open_review(locked)
+        hook = {Move.APPROVE: spec.before_approve, Move.ACTIVATE: spec.before_activate}.get(move)
+        if hook is not None:
+            hook(locked)
+
+        now = timezone.now()
+        old_status = locked.status
+        if move == Move.ACTIVATE:
+            _retire_active_sibling(actor=actor, version=locked, now=now)
+        _stamp(locked, move=move, actor=actor, now=now, comment=comment)
+        locked.status = transition.target
+        try:
+            with transaction.atomic():
+                locked.save()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"Cannot {move.value} version {locked.number} of {locked.item.name}: another "
+                "version of it is already in that state.",
+            ) from exc
+        audit_record(
+            actor=actor,
+            action=transition.audit_action,
+            kind=spec.key,
+            item_name=locked.item.name,
+            version_number=locked.number,
+            old_status=old_status,
+            new_status=locked.status,
+            content_hash=locked.content_hash,
+            comment=comment,
+        )
+    return locked
+
+
+def _check_no_open_review(version: Version) -> None:
+    open_review = (
+        Version.objects.filter(item_id=version.item_id, status=VersionStatus.SUBMITTED)
+        .exclude(pk=version.pk)
+        .values_list("number", flat=True)
+        .first()
+    )
+    if open_review is not None:
+        raise Conflict(
+            f"Version {open_review} of {version.item.name} is already under review; "
+            "wait for its review before submitting another.",
+            details={"under_review": open_review},
+        )
+
+
+def _check_four_eyes(actor: AbstractBaseUser, version: Version, move: Move) -> None:
+    wrote = version.contributors.filter(pk=actor.pk).exists() or version.author_id == actor.pk
+    if wrote or version.submitted_by_id == actor.pk:
+        role = "wrote" if wrote else "submitted"
+        raise FourEyesViolation(
+            f"Four eyes: {actor.username} {role} version {version.number} of "
+            f"{version.item.name} and so cannot {move.value} it; another checker must.",
+            details={"reason": role},
+        )
+
+
+def _stamp(
+    version: Version, *, move: Move, actor: AbstractBaseUser, now: Any, comment: str
+) -> None:
+    if move == Move.SUBMIT:
+        version.submitted_by, version.submitted_at = actor, now
+        if comment:
+            version.change_note = comment
+    elif move in (Move.APPROVE, Move.REJECT):
+        version.reviewed_by, version.reviewed_at, version.review_comment = actor, now, comment
+    elif move == Move.ACTIVATE:
+        version.activated_by, version.activated_at = actor, now
+    elif move == Move.RETIRE:
+        version.retired_by, version.retired_at = actor, now
+
+
+def _retire_active_sibling(*, actor: AbstractBaseUser, version: Version, now: Any) -> None:
+    current = (
+        Version.objects.select_for_update()
+        .filter(item_id=version.item_id, status=VersionStatus.ACTIVE)
+        .exclude(pk=version.pk)
+        .first()
+    )
+    if current is None:
+        return
+    current.status = VersionStatus.RETIRED
+    current.retired_by, current.retired_at = actor, now
+    current.save(update_fields=["status", "retired_by", "retired_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.RETIRE,
+        kind=version.item.kind,
+        item_name=version.item.name,
+        version_number=current.number,
+        old_status=VersionStatus.ACTIVE,
+        new_status=VersionStatus.RETIRED,
+        content_hash=current.content_hash,
+        comment=f"replaced by version {version.number}",
+    )
+
+
+def version_submit(*, actor: AbstractBaseUser, version: Version, comment: str = "") -> Version:
+    """Submit a draft for review (maker). Its content is frozen from here on.
+
+    Raises ``Conflict`` when another version of the item is already under review.
+    """
+    return _transition(actor=actor, version=version, move=Move.SUBMIT, comment=comment)
+
+
+def version_approve(*, actor: AbstractBaseUser, version: Version, comment: str = "") -> Version:
+    """Approve a submitted version (checker; never one they wrote or submitted).
+
+    Runs the kind's ``before_approve`` check (e.g. a strategy's models must be approved).
+    Raises ``FourEyesViolation``, ``PermissionDenied``, ``TransitionNotAllowed``.
+    """
+    return _transition(actor=actor, version=version, move=Move.APPROVE, comment=comment)
+
+
+def version_reject(*, actor: AbstractBaseUser, version: Version, comment: str) -> Version:
+    """Reject a submitted version with a mandatory reason (checker, four eyes)."""
+    return _transition(actor=actor, version=version, move=Move.REJECT, comment=comment)
+
+
+def version_activate(*, actor: AbstractBaseUser, version: Version, comment: str = "") -> Version:
+    """Make an approved version the item's active one, retiring the previous in one step."""
+    return _transition(actor=actor, version=version, move=Move.ACTIVATE, comment=comment)
+
+
+def version_retire(*, actor: AbstractBaseUser, version: Version, comment: str = "") -> Version:
+    """Retire an approved or active version; it can never be active again."""
+    return _transition(actor=actor, version=version, move=Move.RETIRE, comment=comment)
+
+
+MOVES = {
+    Move.SUBMIT: version_submit,
+    Move.APPROVE: version_approve,
+    Move.REJECT: version_reject,
+    Move.ACTIVATE: version_activate,
+    Move.RETIRE: version_retire,
+}
+
+
+def version_move(
+    *, actor: AbstractBaseUser, version: Version, move: str, comment: str = ""
+) -> Version:
+    """Dispatch a move by name (used by the API and the admin)."""
+    try:
+        service = MOVES[Move(move)]
+    except ValueError:
+        raise NotFound(f"There is no move {move!r}.", details={"moves": list(MOVES)}) from None
+    return service(actor=actor, version=version, comment=comment)
+
+
+# --- people and keys ----------------------------------------------------------------
+
+
+def user_create(
+    *,
+    actor: AbstractBaseUser | None,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    email: str = "",
+) -> AbstractBaseUser:
+    """Create a person or system account with roles; ``actor`` None means an operator's CLI.
+
+    The password must pass Django's validators. Only the admin role may create users
+    from code paths that have an actor.
+    """
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="create users")
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown or not roles:
+        raise ValidationFailed(
+            f"Unknown role(s): {', '.join(unknown)}." if unknown else "Give at least one role.",
+            details={"roles": [f"choose from {', '.join(Role.values)}"]},
+        )
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"A user called {username!r} already exists.")
+    candidate = User(username=username, email=email)
+    try:
+        candidate.full_clean(exclude=["password"])
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            "; ".join(exc.messages),
+            details=getattr(exc, "message_dict", {"password": exc.messages}),
+        ) from exc
+    with transaction.atomic():
+        user = User.objects.create_user(
+            username=username,
+            email=email,
+            password=password,
+            is_staff=Role.ADMIN in roles,
+        )
+        user.groups.set(Group.objects.filter(name__in=roles))
+        forget_roles(user)
+        audit_record(
+            actor=actor,
+            action=AuditAction.USER_CREATE,
+            item_name=username,
+            details={"roles": roles},
+        )
+    return user
+
+
+def user_grant_roles(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, roles: Iterable[str]
+) -> None:
+    """Add roles to an existing account (admin or operator CLI)."""
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="grant roles")
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown role(s): {', '.join(unknown)}.",
+            details={"roles": [f"choose from {', '.join(Role.values)}"]},
+        )
+    with transaction.atomic():
+        user.groups.add(*Group.objects.filter(name__in=roles))
+        forget_roles(user)
+        audit_record(
+            actor=actor,
+            action=AuditAction.ROLE_GRANT,
+            item_name=user.username,
+            details={"roles": roles},
+        )
+
+
+API_KEY_PREFIX_BYTES = 6
+API_KEY_SECRET_BYTES = 32
+
+
+def api_key_hash(secret: str) -> str:
+    return sha256_hex(secret.encode("utf-8"))
+
+
+def api_key_create(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Issue a key for ``user``; returns the row and the key, which is never shown again.
+
+    The key reads ``<prefix>.<secret>``; the prefix finds the row, the secret's SHA-256
+    is compared in constant time.
+    """
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="create API keys")
+    if not user.is_active:
+        raise ValidationFailed(
+            f"{user.username} is deactivated.", details={"user": ["deactivated"]}
+        )
+    prefix = secrets.token_hex(API_KEY_PREFIX_BYTES)
+    secret = secrets.token_urlsafe(API_KEY_SECRET_BYTES)
+    key = f"{prefix}.{secret}"
+    with transaction.atomic():
+        row = ApiKey.objects.create(
+            user=user, name=name, prefix=prefix, key_hash=api_key_hash(key), created_by=actor
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.API_KEY_CREATE,
+            item_name=user.username,
+            details={"prefix": prefix, "name": name},
+        )
+    return row, key
+
+
+def api_key_revoke(*, actor: AbstractBaseUser | None, key: ApiKey) -> ApiKey:
+    """Revoke a key at once; requests that present it get 401 from then on."""
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="revoke API keys")
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is None:
+            locked.revoked_at = timezone.now()
+            locked.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor,
+                action=AuditAction.API_KEY_REVOKE,
+                item_name=locked.user.username,
+                details={"prefix": locked.prefix},
+            )
+    return locked

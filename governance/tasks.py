@@ -1,0 +1,30 @@
+"""Scheduled checks of governance (Celery beat runs them; see CELERY_BEAT_SCHEDULE)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from governance.audit import audit_chain_verify
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="governance.tasks.audit_chain_verify_task", acks_late=True)
+def audit_chain_verify_task() -> dict[str, Any]:
+    """Verify the audit chain daily; a broken chain is logged at ERROR for alerting.
+
+    Reads only, so running it twice is harmless.
+    """
+    report = audit_chain_verify()
+    if not report.ok:
+        logger.error("audit chain verification failed: %s", "; ".join(report.problems))
+    return {
+        "ok": report.ok,
+        "events": report.events,
+        "head_seq": report.head_seq,
+        "first_bad_event": report.first_bad_event,
+        "problems": report.problems,
+    }

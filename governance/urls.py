@@ -1,0 +1,26 @@
+from django.urls import path
+
+from governance import apis
+
+app_name = "governance"
+
+urlpatterns = [
+    path("registry/<slug:kind>/", apis.ItemListApi.as_view(), name="item-list"),
+    path(
+        "registry/<slug:kind>/<str:name>/versions/",
+        apis.VersionListApi.as_view(),
+        name="version-list",
+    ),
+    path(
+        "registry/<slug:kind>/<str:name>/versions/<int:number>/",
+        apis.VersionDetailApi.as_view(),
+        name="version-detail",
+    ),
+    path(
+        "registry/<slug:kind>/<str:name>/versions/<int:number>/<slug:move>/",
+        apis.VersionMoveApi.as_view(),
+        name="version-move",
+    ),
+    path("audit/events/", apis.AuditEventListApi.as_view(), name="audit-events"),
+    path("audit/verify/", apis.AuditVerifyApi.as_view(), name="audit-verify"),
+]

@@ -1,0 +1,55 @@
+"""Collecting field-level problems so that one response names every bad field at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from governance.exceptions import ValidationFailed
+
+
+class FieldErrors:
+    """Problems keyed by a field path such as ``actions[2].attributes.apr``."""
+
+    def __init__(self) -> None:
+        self._errors: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self._errors.setdefault(path or "content", []).append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self._errors)
+
+    def raise_if_any(self, summary: str) -> None:
+        if self._errors:
+            first_path, first = next(iter(self._errors.items()))
+            raise ValidationFailed(f"{summary}: {first_path}: {first[0]}", details=self._errors)
+
+    def check_keys(
+        self,
+        obj: Mapping[str, Any],
+        path: str,
+        *,
+        required: Iterable[str] = (),
+        optional: Iterable[str] = (),
+    ) -> bool:
+        """Report missing and unknown keys; returns False when ``obj`` is not an object."""
+        if not isinstance(obj, Mapping):
+            self.add(path, "must be an object")
+            return False
+        required, optional = set(required), set(optional)
+        for key in sorted(required - obj.keys()):
+            self.add(_join(path, key), "this field is required")
+        for key in sorted(obj.keys() - required - optional):
+            allowed = ", ".join(sorted(required | optional))
+            self.add(_join(path, key), f"unknown field (allowed: {allowed})")
+        return True
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number: int or float, not bool (``True`` is an int in Python)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

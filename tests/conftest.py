@@ -1,0 +1,90 @@
+"""Shared fixtures: one user per role, a generic test kind, and CI's no-skip rule."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+
+from governance.exceptions import ValidationFailed
+from governance.kinds import Kind, register_kind
+from governance.roles import Role
+from governance.services import user_create
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _note_validate(content: dict[str, Any], *, artifact: Any = None) -> dict[str, Any]:
+    """A minimal kind so governance is tested without any decisions content."""
+    if set(content) != {"text"} or not isinstance(content["text"], str):
+        raise ValidationFailed("a note is {'text': str}", details={"text": ["required"]})
+    return content
+
+
+register_kind(Kind(key="note", slug="notes", label="note", validate=_note_validate))
+
+
+# --- CI must not skip -------------------------------------------------------------
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("ARBITER_FORBID_SKIPS") == "1" and _skipped:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"ARBITER_FORBID_SKIPS: {len(_skipped)} test(s) skipped; CI runs every test: "
+            + ", ".join(_skipped[:10]),
+            red=True,
+        )
+        session.exitstatus = 1
+
+
+# --- people -------------------------------------------------------------------------
+@pytest.fixture
+def make_user(db: None) -> Callable[..., AbstractBaseUser]:
+    def make(username: str, *roles: str) -> AbstractBaseUser:
+        return user_create(actor=None, username=username, password=PASSWORD, roles=roles)
+
+    return make
+
+
+@pytest.fixture
+def maker(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("mia-maker", Role.MAKER)
+
+
+@pytest.fixture
+def maker2(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("max-maker", Role.MAKER)
+
+
+@pytest.fixture
+def checker(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("chen-checker", Role.CHECKER)
+
+
+@pytest.fixture
+def checker2(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("cora-checker", Role.CHECKER)
+
+
+@pytest.fixture
+def auditor(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("ada-auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("ola-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def api_client_user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+    return make_user("svc-lending", Role.API_CLIENT)
