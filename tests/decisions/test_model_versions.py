@@ -1,0 +1,168 @@
+"""Model registration: skops only, an allow-list of types, hashes checked on every load."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import skops.io as sio
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from decisions.model_artifacts import UntrustedArtifact, model_version_load
+from governance import services
+from governance.artifacts import ArtifactIntegrityError
+from governance.exceptions import ValidationFailed
+from governance.hashing import version_hash
+from governance.models import Item, Version
+
+pytestmark = pytest.mark.django_db
+
+
+def test_registration_stores_artifact_and_describes_the_estimator(register_model, maker):
+    version = register_model(maker)
+    assert version.status == "draft"
+    stored = Path(settings.ARTIFACT_ROOT) / version.artifact_path
+    assert stored.is_file() and version.artifact_size == stored.stat().st_size
+    assert version.content["estimator"]["class"] == "sklearn.pipeline.Pipeline"
+    assert [s["name"] for s in version.content["estimator"]["steps"]] == ["prepare", "classify"]
+    assert version.content_hash == version_hash(version.content, version.artifact_sha256)
+    assert version.content_hash != version_hash(version.content, None)  # the file counts
+    estimator = model_version_load(version)
+    assert hasattr(estimator, "predict_proba")
+
+
+def test_tampered_artifact_is_refused_on_load(register_model, maker):
+    version = register_model(maker)
+    stored = Path(settings.ARTIFACT_ROOT) / version.artifact_path
+    os.chmod(stored, 0o640)
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    with pytest.raises(ArtifactIntegrityError) as refused:
+        model_version_load(version)
+    assert refused.value.code == "artifact_tampered"
+
+
+def _register_file(actor, path: Path, content: dict):
+    with open(path, "rb") as handle:
+        return services.version_create(
+            actor=actor, kind="model", name="m", content=content, artifact=handle
+        )
+
+
+def test_pickle_and_non_skops_files_are_refused_without_loading(trained_model, maker, tmp_path):
+    path, content = trained_model
+    estimator = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps(estimator))
+    with pytest.raises(UntrustedArtifact) as refused:
+        _register_file(maker, pickled, content)
+    assert "not a skops file" in refused.value.message
+    text = tmp_path / "notes.skops"
+    text.write_text("hello")
+    with pytest.raises(UntrustedArtifact):
+        _register_file(maker, text, content)
+    assert not Version.objects.exists() and not Item.objects.exists()
+
+
+def test_untrusted_types_are_named_and_refused(trained_model, maker, tmp_path):
+    _, content = trained_model
+    hostile = make_pipeline(FunctionTransformer(os.system), LogisticRegression())
+    path = tmp_path / "hostile.skops"
+    sio.dump(hostile, path)
+    with pytest.raises(UntrustedArtifact) as refused:
+        _register_file(maker, path, content)
+    assert "posix.system" in refused.value.message or "nt.system" in refused.value.message
+    assert not Version.objects.exists()
+    staging = Path(settings.ARTIFACT_ROOT) / "staging"
+    assert not any(staging.iterdir())  # the upload was not kept
+
+
+def test_schema_must_name_the_estimators_columns(trained_model, maker):
+    path, content = trained_model
+    content["schema"] = [f for f in content["schema"] if f["name"] != "region"]
+    del content["reason_codes"]["region"]
+    content["reference_sample"] = {
+        "columns": [c for c in content["reference_sample"]["columns"] if c != "region"],
+        "rows": [row[:-1] for row in content["reference_sample"]["rows"]],
+    }
+    with pytest.raises(ValidationFailed) as invalid:
+        _register_file(maker, path, content)
+    assert "schema" in invalid.value.details
+
+
+def test_every_feature_needs_a_reason_code_and_values_fit_the_schema(trained_model, maker):
+    path, content = trained_model
+    del content["reason_codes"]["income"]
+    content["reference_sample"]["rows"][0][0] = "lots"
+    content["training_data"]["hash"] = "not-a-hash"
+    content["colour"] = "blue"
+    with pytest.raises(ValidationFailed) as invalid:
+        _register_file(maker, path, content)
+    details = invalid.value.details
+    assert "reason_codes.income" in details
+    assert "reference_sample.rows[0].income" in details
+    assert "training_data.hash" in details
+    assert "colour" in details
+
+
+def test_rest_upload_is_multipart(trained_model, maker):
+    path, content = trained_model
+    client = APIClient()
+    client.force_authenticate(maker)
+    with open(path, "rb") as handle:
+        response = client.post(
+            "/api/v1/registry/models/take-up/versions/",
+            {"artifact": handle, "content": json.dumps(content), "change_note": "first"},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.content
+    assert response.json()["artifact_sha256"] == Version.objects.get().artifact_sha256
+    missing = client.post(
+        "/api/v1/registry/models/take-up/versions/",
+        {"content": json.dumps(content)},
+        format="multipart",
+    )
+    assert missing.status_code == 400
+    assert "artifact" in missing.json()["error"]["details"]
+
+
+def test_register_model_command(trained_model, maker, tmp_path):
+    path, content = trained_model
+    metadata = tmp_path / "model.json"
+    metadata.write_text(json.dumps(content))
+    out = io.StringIO()
+    call_command(
+        "register_model",
+        "take-up",
+        "--artifact",
+        str(path),
+        "--content",
+        str(metadata),
+        "--user",
+        maker.username,
+        "--submit",
+        stdout=out,
+    )
+    version = Version.objects.get()
+    assert version.status == "submitted"
+    assert "take-up v1" in out.getvalue()
+    with pytest.raises(CommandError, match="not a skops file"):
+        call_command(
+            "register_model",
+            "take-up",
+            "--artifact",
+            str(metadata),
+            "--content",
+            str(metadata),
+            "--user",
+            maker.username,
+        )
