@@ -128,8 +128,16 @@ def cross_sell_strategy(*, model_name: str, model_version: int, revision: int = 
     """Offer nothing, a card or a loan; revision 2 adds a premium card."""
     actions = [
         {"id": "none", "label": "No offer", "attributes": {"limit": 0, "apr": 0.0, "cost": 0}},
-        {"id": "card", "label": "Credit card", "attributes": {"limit": 3000, "apr": 0.24, "cost": 4}},
-        {"id": "loan", "label": "Personal loan", "attributes": {"limit": 8000, "apr": 0.11, "cost": 9}},
+        {
+            "id": "card",
+            "label": "Credit card",
+            "attributes": {"limit": 3000, "apr": 0.24, "cost": 4},
+        },
+        {
+            "id": "loan",
+            "label": "Personal loan",
+            "attributes": {"limit": 8000, "apr": 0.11, "cost": 9},
+        },
     ]
     if revision >= 2:
         actions.append(

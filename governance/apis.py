@@ -53,6 +53,7 @@ class RegistryApi(APIView):
 @extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
 class ItemListApi(RegistryApi):
     @extend_schema(
+        operation_id="registry_items_list",
         summary="Items of one kind with their versions",
         responses=ItemSerializer(many=True),
     )
@@ -67,13 +68,18 @@ class ItemListApi(RegistryApi):
 class VersionListApi(RegistryApi):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(summary="Versions of an item", responses=VersionSummarySerializer(many=True))
+    @extend_schema(
+        operation_id="registry_versions_list",
+        summary="Versions of an item",
+        responses=VersionSummarySerializer(many=True),
+    )
     def get(self, request: Request, kind: str, name: str) -> Response:
         item = selectors.item_get(kind=kind_get_by_slug(kind), name=name)
         versions = selectors.version_list(item=item)
         return Response(VersionSummarySerializer(versions, many=True).data)
 
     @extend_schema(
+        operation_id="registry_version_create",
         summary="Create a draft version (models: multipart with the skops file)",
         request={
             "application/json": VersionCreateSerializer,
@@ -103,12 +109,17 @@ class VersionListApi(RegistryApi):
 
 @extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
 class VersionDetailApi(RegistryApi):
-    @extend_schema(summary="One version with its content", responses=VersionDetailSerializer)
+    @extend_schema(
+        operation_id="registry_version_retrieve",
+        summary="One version with its content",
+        responses=VersionDetailSerializer,
+    )
     def get(self, request: Request, kind: str, name: str, number: int) -> Response:
         version = selectors.version_get(kind=kind_get_by_slug(kind), name=name, number=number)
         return Response(VersionDetailSerializer(version).data)
 
     @extend_schema(
+        operation_id="registry_version_update",
         summary="Replace the content of a draft (409 once submitted)",
         request=VersionUpdateSerializer,
         responses=VersionDetailSerializer,
@@ -137,6 +148,7 @@ class VersionDetailApi(RegistryApi):
 )
 class VersionMoveApi(RegistryApi):
     @extend_schema(
+        operation_id="registry_version_move",
         summary="Move a version through its lifecycle (reject needs a comment)",
         description=(
             "submit (maker), approve / reject (checker, never the version's author or "
@@ -164,6 +176,7 @@ class AuditEventListApi(APIView):
     read_roles = AUDIT_READER_ROLES
 
     @extend_schema(
+        operation_id="audit_events_list",
         summary="Audit events, newest first",
         parameters=[AuditFilterSerializer],
         responses=AuditEventSerializer(many=True),
@@ -190,7 +203,9 @@ class AuditVerifyApi(APIView):
     read_roles = AUDIT_READER_ROLES
 
     @extend_schema(
-        summary="Verify the audit chain and sealed versions", responses=ChainReportSerializer
+        operation_id="audit_verify",
+        summary="Verify the audit chain and sealed versions",
+        responses=ChainReportSerializer,
     )
     def get(self, request: Request) -> Response:
         report = audit_chain_verify()

@@ -21,6 +21,7 @@ ENVIRONMENT_VARIABLES = {
     "CELERY_BROKER_URL": "Celery broker; unset runs tasks in-process",
     "CELERY_RESULT_BACKEND": "where Celery keeps task results; default the broker",
     "ARTIFACT_ROOT": "folder for model artifacts and reports",
+    "STATIC_ROOT": "where collectstatic puts static files (served by WhiteNoise)",
     "EMAIL_URL": "mail server (smtp://user:pass@host:587, consolemail://); default console",
     "DEFAULT_FROM_EMAIL": "sender address of outgoing mail",
     "LOG_LEVEL": "root log level",
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files (admin, UI) from the app itself in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,7 +110,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
 ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default=str(BASE_DIR / "var" / "artifacts")))
 # Largest model file accepted by an upload (bytes).

@@ -6,8 +6,13 @@ import tempfile
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("ARTIFACT_ROOT", tempfile.mkdtemp(prefix="arbiter-test-artifacts-"))
+os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="arbiter-test-static-"))
 
 from arbiter.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Tests call tasks in-process; the few that need real workers start them with the broker
+# from CELERY_BROKER_URL (CI sets it to the local Redis) and configure them explicitly.
+CELERY_TASK_ALWAYS_EAGER = True

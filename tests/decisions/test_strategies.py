@@ -28,7 +28,9 @@ def create(actor, kind, name, content):
 def test_valid_strategy_and_constraint_set(strategy_content, maker):
     strategy = create(maker, "strategy", "cross-sell", strategy_content)
     assert strategy.content["fallback_action"] == "none"
-    limits = create(maker, "constraint_set", "cross-sell-q1", cross_sell_constraints(strategy_name="cross-sell"))
+    limits = create(
+        maker, "constraint_set", "cross-sell-q1", cross_sell_constraints(strategy_name="cross-sell")
+    )
     assert [p["name"] for p in limits.content["portfolio"]] == ["marketing_budget", "new_exposure"]
 
 
@@ -102,7 +104,9 @@ def test_strategy_cannot_be_approved_before_its_model(strategy_content, maker, c
     strategy.refresh_from_db()
     assert strategy.status == VersionStatus.SUBMITTED
 
-    model = services.version_submit(actor=maker, version=strategy.__class__.objects.get(item__kind="model"))
+    model = services.version_submit(
+        actor=maker, version=strategy.__class__.objects.get(item__kind="model")
+    )
     services.version_approve(actor=checker, version=model)
     approved = services.version_approve(actor=checker, version=strategy)
     assert approved.status == VersionStatus.APPROVED

@@ -1,0 +1,40 @@
+"""manage.py demo [--no-serve] [--addrport 127.0.0.1:8000]: demo data, then serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from decisions.demo_setup import demo_load
+
+
+class Command(BaseCommand):
+    help = "Load the demo users and governed content, then serve the site (development only)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="load the data and stop")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError(
+                "The demo creates users with a published password; it runs only with DEBUG on."
+            )
+        call_command("migrate", interactive=False, verbosity=0)
+        report = demo_load()
+        self.stdout.write(
+            "Demo data " + ("loaded." if report.created_content else "already present.")
+        )
+        self.stdout.write(f"Users (password for all: {report.password}):")
+        for username, roles in report.users.items():
+            self.stdout.write(f"  {username:<8} {', '.join(roles)}")
+        self.stdout.write(
+            "A strategy version (cross-sell v2) submitted by maker awaits review by checker."
+        )
+        if options["no_serve"]:
+            return
+        self.stdout.write(f"Serving on http://{options['addrport']}/  (Ctrl-C to stop)")
+        call_command("runserver", options["addrport"], use_reloader=False)

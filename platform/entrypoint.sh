@@ -1,0 +1,61 @@
+#!/bin/sh
+# Starts one Arbiter role in the container (platform/Dockerfile's ENTRYPOINT):
+#   web     wait for the database, apply migrations, serve with gunicorn on :8000
+#   worker  wait for the database, run a Celery worker
+#   beat    wait for the database, run Celery beat (one per deployment, never scaled)
+#   other   run the command as given, e.g.
+#           docker compose run --rm web python manage.py createsuperuser
+set -eu
+
+# How long the roles wait for PostgreSQL: a fresh volume takes a few seconds to initialise;
+# past a minute something is wrong and failing loudly beats waiting forever.
+DB_WAIT_TRIES=30
+DB_WAIT_SECONDS=2
+
+# The project root (/app in the image), so relative paths below hold wherever we are started.
+cd "$(dirname "$0")/.."
+
+wait_for_database() {
+    attempt=1
+    while ! output=$(python manage.py check --database default 2>&1); do
+        if [ "$attempt" -ge "$DB_WAIT_TRIES" ]; then
+            printf '%s\n' "$output" | tail -n 20 >&2
+            echo "entrypoint: 'manage.py check --database default' still fails after" \
+                "$DB_WAIT_TRIES tries (last output above); check DATABASE_URL and the db service." >&2
+            exit 1
+        fi
+        echo "entrypoint: waiting for the database (try $attempt of $DB_WAIT_TRIES)..." >&2
+        attempt=$((attempt + 1))
+        sleep "$DB_WAIT_SECONDS"
+    done
+}
+
+if [ "$#" -eq 0 ]; then
+    set -- web
+fi
+
+case "$1" in
+    web)
+        wait_for_database
+        # With several web replicas starting at once, one migrate wins and the others fail
+        # and are restarted by compose; run a single web replica for the first start.
+        python manage.py migrate --noinput
+        exec gunicorn -c platform/gunicorn.conf.py arbiter.wsgi:application
+        ;;
+    worker)
+        wait_for_database
+        exec celery -A arbiter worker --loglevel=INFO
+        ;;
+    beat)
+        wait_for_database
+        # The schedule's state lives on a volume: with it in the container, every restart
+        # would push the daily jobs another full interval back.
+        exec celery -A arbiter beat --loglevel=INFO \
+            --schedule=/var/lib/arbiter/beat/celerybeat-schedule
+        ;;
+    *)
+        # No database wait: compose's depends_on already starts db first, and a shell for
+        # debugging must work even when the database does not.
+        exec "$@"
+        ;;
+esac

@@ -1,0 +1,58 @@
+"""Gunicorn settings for the web role (platform/entrypoint.sh passes this file with ``-c``).
+
+Read by gunicorn, not by Django: ``WEB_CONCURRENCY`` and ``FORWARDED_ALLOW_IPS`` are the
+server's knobs, so they are not in ``arbiter.settings.base.ENVIRONMENT_VARIABLES``.
+Every public name here must be a gunicorn setting: gunicorn silently ignores unknown names,
+so tests/arbiter/test_deployment_files.py checks them.
+"""
+
+import os
+
+MAX_AUTO_WORKERS = 8
+
+
+def _cores() -> int:
+    # The CPUs this process may run on (a cpuset-limited container sees fewer than the host).
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _workers() -> int:
+    """``WEB_CONCURRENCY`` when set to a positive number; otherwise 2 x cores + 1, at most 8.
+
+    Each worker holds its own copy of Django, numpy and the loaded models, so memory, not CPU,
+    is what the cap protects on large hosts.
+    """
+    raw = os.environ.get("WEB_CONCURRENCY", "").strip()
+    # gunicorn itself int()s WEB_CONCURRENCY on import, so only numbers get this far;
+    # 0 (docker-compose.yml's default) means "choose for me".
+    if raw and int(raw) > 0:
+        return int(raw)
+    return min(2 * _cores() + 1, MAX_AUTO_WORKERS)
+
+
+# All interfaces inside the container; what is published to the host is docker-compose.yml's call.
+bind = "0.0.0.0:8000"
+workers = _workers()
+worker_class = "gthread"
+threads = 4
+# A real-time decision takes milliseconds; a request still running after 60 s is stuck.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so slow leaks (model caches, fragmentation) cannot build up;
+# the jitter keeps them from all restarting at once.
+max_requests = 1000
+max_requests_jitter = 100
+# Heartbeat files on tmpfs: on the container's overlay filesystem a slow disk write can make
+# the arbiter think a healthy worker hung.
+worker_tmp_dir = "/dev/shm"  # noqa: S108
+accesslog = "-"
+errorlog = "-"
+# TLS ends at the proxy in front, which sets X-Forwarded-For/-Proto; the default "*" trusts any
+# peer, which is right only when nothing but that proxy can reach port 8000.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# No gunicornc control socket: compose restarts the container to change anything, and the
+# default path under $HOME is not worth a warning on every start.
+control_socket_disable = True

@@ -1,0 +1,49 @@
+"""The demo: users, approved and active content, and one strategy awaiting review."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from governance.audit import audit_chain_verify
+from governance.models import Version, VersionStatus
+from governance.roles import roles_of
+
+pytestmark = pytest.mark.django_db
+
+
+@override_settings(DEBUG=True)
+def test_demo_loads_once_and_can_be_run_again():
+    out = io.StringIO()
+    call_command("demo", "--no-serve", stdout=out)
+    text = out.getvalue()
+    assert "maker" in text and "checker" in text and "auditor" in text
+    active = {
+        (v.item.kind, v.item.name): v.status
+        for v in Version.objects.select_related("item").filter(status=VersionStatus.ACTIVE)
+    }
+    assert active == {
+        ("model", "take-up"): "active",
+        ("strategy", "cross-sell"): "active",
+        ("constraint_set", "cross-sell-limits"): "active",
+    }
+    waiting = Version.objects.get(status=VersionStatus.SUBMITTED)
+    assert (waiting.item.name, waiting.number, waiting.submitted_by.username) == (
+        "cross-sell",
+        2,
+        "maker",
+    )
+    assert roles_of(waiting.submitted_by) == {"maker"}
+    assert audit_chain_verify().ok
+
+    call_command("demo", "--no-serve", stdout=io.StringIO())
+    assert Version.objects.count() == 4
+
+
+def test_demo_refuses_without_debug():
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("demo", "--no-serve")

@@ -1,0 +1,64 @@
+"""Operator commands: create_user, create_api_key, verify_audit (exit codes and messages)."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from governance.models import ApiKey, AuditEvent
+from governance.roles import roles_of
+
+pytestmark = pytest.mark.django_db
+
+
+def create_user(monkeypatch, *args: str, password: str = "a-long-pass-phrase\n") -> str:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(password))
+    out = io.StringIO()
+    call_command("create_user", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_user_with_several_roles(monkeypatch):
+    output = create_user(
+        monkeypatch, "rita", "--role", "checker", "--role", "auditor", "--password-stdin"
+    )
+    assert "Created rita" in output
+    user = get_user_model().objects.get(username="rita")
+    assert roles_of(user) == {"checker", "auditor"}
+    assert user.check_password("a-long-pass-phrase")
+    event = AuditEvent.objects.get(action="user_create")
+    assert event.details == {"roles": ["auditor", "checker"]}
+
+
+def test_create_user_refuses_clearly(monkeypatch):
+    with pytest.raises(CommandError, match="--password-stdin"):
+        create_user(monkeypatch, "rita", "--role", "maker")
+    with pytest.raises(CommandError, match=r"too short|too common"):
+        create_user(monkeypatch, "rita", "--role", "maker", "--password-stdin", password="abc\n")
+    with pytest.raises(CommandError, match="invalid choice"):
+        create_user(monkeypatch, "rita", "--role", "wizard", "--password-stdin")
+    create_user(monkeypatch, "rita", "--role", "maker", "--password-stdin")
+    with pytest.raises(CommandError, match="already exists"):
+        create_user(monkeypatch, "rita", "--role", "maker", "--password-stdin")
+    assert get_user_model().objects.count() == 1
+
+
+def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
+    create_user(monkeypatch, "lending-svc", "--role", "api_client", "--password-stdin")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", "--user", "lending-svc", stdout=out, stderr=err)
+    key = out.getvalue().strip()
+    row = ApiKey.objects.get()
+    assert key.startswith(row.prefix + ".")
+    assert key not in row.key_hash and "not shown again" in err.getvalue()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert client.get("/api/v1/registry/models/").status_code == 200
+    with pytest.raises(CommandError, match="no user called"):
+        call_command("create_api_key", "--user", "ghost")
