@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from decisions.feature_schema import feature_list_validate, value_problem
-from decisions.model_artifacts import estimator_load
+from decisions.model_artifacts import estimator_load, untrusted_types
 from governance.exceptions import ValidationFailed
 from governance.validation import FieldErrors, is_number
 
@@ -65,6 +65,8 @@ def model_content_validate(content: dict[str, Any], *, artifact: Path | None) ->
         )
     estimator = estimator_load(artifact)
     described = _estimator_check(estimator, schema, output, reference, errors)
+    # What a reviewer should know: the types beyond skops' defaults this file needed.
+    described["trusted_types"] = sorted(untrusted_types(artifact))
     errors.raise_if_any("The model file does not match its description")
 
     normalised: dict[str, Any] = {

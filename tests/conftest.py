@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from hypothesis import settings as hypothesis_settings
 
 from governance.exceptions import ValidationFailed
 from governance.kinds import Kind, register_kind
@@ -25,6 +26,11 @@ def _note_validate(content: dict[str, Any], *, artifact: Any = None) -> dict[str
 
 
 register_kind(Kind(key="note", slug="notes", label="note", validate=_note_validate))
+
+# CI runs the same examples every time, so a red build reproduces; locally they vary.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 # --- CI must not skip -------------------------------------------------------------

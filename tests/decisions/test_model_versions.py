@@ -166,3 +166,36 @@ def test_register_model_command(trained_model, maker, tmp_path):
             "--user",
             maker.username,
         )
+
+
+def test_tree_models_register_and_list_the_types_they_needed(trained_model, maker, tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from decisions.demo_portfolio import simulated_take_up, synthetic_customers
+
+    _, content = trained_model
+    customers = synthetic_customers(600, seed=3)
+    numeric = ["income", "utilisation", "months_on_book", "delinquencies"]
+    model = Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        ("num", "passthrough", numeric),
+                        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+                    ]
+                ),
+            ),
+            ("trees", HistGradientBoostingClassifier(max_iter=20)),
+        ]
+    ).fit(customers, simulated_take_up(customers))
+    path = tmp_path / "trees.skops"
+    sio.dump(model, path)
+    version = _register_file(maker, path, content)
+    assert version.content["estimator"]["trusted_types"] == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    ]
