@@ -18,15 +18,18 @@ A portfolio limit reads: sum over customers of <expression> for the chosen actio
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
-from decisions.strategies import expression_check, strategy_vocabulary
+from decisions.strategies import (
+    expression_check,
+    rule_list_validate,
+    strategy_vocabulary,
+    unique_name_check,
+)
 from governance.models import Version, VersionStatus
 from governance.validation import FieldErrors, is_number
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SENSES = ("<=", ">=")
 
 
@@ -57,15 +60,6 @@ def constraint_set_content_validate(
     names = _strategy_names(content.get("strategy"), errors)
     seen: set[str] = set()
 
-    def check_name(where: str, entry: dict[str, Any]) -> None:
-        name = entry.get("name")
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
-            errors.add(f"{where}.name", "must be an identifier")
-        elif name in seen:
-            errors.add(f"{where}.name", f"duplicate name {name!r}")
-        else:
-            seen.add(name)
-
     portfolio = content.get("portfolio", [])
     if not isinstance(portfolio, list):
         errors.add("portfolio", "must be a list of limits")
@@ -79,7 +73,7 @@ def constraint_set_content_validate(
             optional=("description",),
         ):
             continue
-        check_name(where, limit)
+        unique_name_check(errors, where, limit, seen)
         if limit.get("sense") not in SENSES:
             errors.add(f"{where}.sense", "must be '<=' or '>='")
         bound = limit.get("bound")
@@ -90,17 +84,7 @@ def constraint_set_content_validate(
                 errors, f"{where}.expression", limit.get("expression"), names, boolean=None
             )
 
-    rules = content.get("rules", [])
-    if not isinstance(rules, list):
-        errors.add("rules", "must be a list of rules")
-        rules = []
-    for i, rule in enumerate(rules):
-        where = f"rules[{i}]"
-        if not errors.check_keys(rule, where, required=("name", "rule"), optional=("description",)):
-            continue
-        check_name(where, rule)
-        if names is not None:
-            expression_check(errors, f"{where}.rule", rule.get("rule"), names, boolean=True)
+    rules = rule_list_validate(content.get("rules", []), "rules", errors, names=names, seen=seen)
     if not portfolio and not rules and not errors:
         errors.add("portfolio", "a constraint set needs at least one limit or rule")
 

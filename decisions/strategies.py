@@ -55,6 +55,36 @@ def expression_check(
         errors.add(path, "must be a number, not a condition")
 
 
+def unique_name_check(
+    errors: FieldErrors, where: str, entry: dict[str, Any], seen: set[str]
+) -> None:
+    """An entry's ``name`` must be an identifier not used by an earlier entry."""
+    name = entry.get("name")
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        errors.add(f"{where}.name", "must be an identifier")
+    elif name in seen:
+        errors.add(f"{where}.name", f"duplicate name {name!r}")
+    else:
+        seen.add(name)
+
+
+def rule_list_validate(
+    raw: Any, path: str, errors: FieldErrors, *, names: set[str] | None, seen: set[str]
+) -> list[Any]:
+    """Check ``[{"name", "rule", "description"?}]``; each rule must be a condition."""
+    if not isinstance(raw, list):
+        errors.add(path, "must be a list of rules")
+        return []
+    for i, rule in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not errors.check_keys(rule, where, required=("name", "rule"), optional=("description",)):
+            continue
+        unique_name_check(errors, where, rule, seen)
+        if names is not None:
+            expression_check(errors, f"{where}.rule", rule.get("rule"), names, boolean=True)
+    return raw
+
+
 def _model_schema(reference: Any, path: str, errors: FieldErrors) -> list[dict[str, Any]]:
     if not errors.check_keys(reference, path, required=("name", "version")):
         return []
@@ -168,22 +198,9 @@ def strategy_content_validate(
     names.update(f["name"] for f in extra if f["type"] == "numeric")
 
     expression_check(errors, "value", content.get("value"), names, boolean=False)
-    eligibility = content.get("eligibility", [])
-    if not isinstance(eligibility, list):
-        errors.add("eligibility", "must be a list of rules")
-        eligibility = []
-    seen: set[str] = set()
-    for i, rule in enumerate(eligibility):
-        where = f"eligibility[{i}]"
-        if not errors.check_keys(rule, where, required=("name", "rule"), optional=("description",)):
-            continue
-        if not isinstance(rule.get("name"), str) or not IDENTIFIER.match(rule["name"]):
-            errors.add(f"{where}.name", "must be an identifier")
-        elif rule["name"] in seen:
-            errors.add(f"{where}.name", f"duplicate rule {rule['name']!r}")
-        else:
-            seen.add(rule["name"])
-        expression_check(errors, f"{where}.rule", rule.get("rule"), names, boolean=True)
+    eligibility = rule_list_validate(
+        content.get("eligibility", []), "eligibility", errors, names=names, seen=set()
+    )
 
     errors.raise_if_any("The strategy is not valid")
     return {
