@@ -68,6 +68,8 @@ def model_content_validate(content: dict[str, Any], *, artifact: Path | None) ->
     # What a reviewer should know: the types beyond skops' defaults this file needed.
     described["trusted_types"] = sorted(untrusted_types(artifact))
     errors.raise_if_any("The model file does not match its description")
+    described["explainer"] = _explainer_check(estimator, content, schema, output, reference)
+    errors.raise_if_any("The model file does not match its description")
 
     normalised: dict[str, Any] = {
         "description": str(content.get("description", "")),
@@ -80,6 +82,37 @@ def model_content_validate(content: dict[str, Any], *, artifact: Path | None) ->
         "estimator": described,
     }
     return normalised
+
+
+def _explainer_check(
+    estimator: Any,
+    content: dict[str, Any],
+    schema: list[dict[str, Any]],
+    output: dict[str, Any],
+    reference: dict[str, Any],
+) -> str:
+    """Every decision must be explainable: refuse a model SHAP cannot explain exactly."""
+    from decisions.engine.explain import UnsupportedModel, explainer_for
+    from decisions.engine.predictors import ModelRuntime
+
+    runtime = ModelRuntime.from_content(
+        key="candidate",
+        estimator=estimator,
+        content={
+            "schema": schema,
+            "output": output,
+            "reference_sample": reference,
+            "reason_codes": content.get("reason_codes", {}),
+        },
+    )
+    try:
+        return explainer_for(runtime).method
+    except UnsupportedModel as exc:
+        raise ValidationFailed(
+            f"Decisions made with this model could not be explained: {exc}",
+            code="unexplainable_model",
+            details={"artifact": [str(exc)]},
+        ) from None
 
 
 def _output_validate(raw: Any, errors: FieldErrors) -> dict[str, Any]:

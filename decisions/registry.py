@@ -6,7 +6,7 @@ from governance.kinds import Kind, register_kind
 
 
 def register_kinds() -> None:
-    from decisions import constraint_sets, model_versions, strategies
+    from decisions import constraint_sets, deployments, model_versions, strategies
 
     register_kind(
         Kind(
@@ -34,5 +34,15 @@ def register_kinds() -> None:
             slug="constraint-sets",
             label="constraint set",
             validate=constraint_sets.constraint_set_content_validate,
+        )
+    )
+    register_kind(
+        Kind(
+            key="deployment",
+            slug="deployments",
+            label="deployment",
+            validate=deployments.deployment_content_validate,
+            before_approve=deployments.deployment_check_versions_approved,
+            before_activate=deployments.deployment_check_versions_approved,
         )
     )

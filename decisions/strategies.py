@@ -10,7 +10,9 @@ Content::
                                             # must get one of the other actions
       "predictions": [{"quantity": "p_accept",
                        "model": {"name": "take-up", "version": 3},
-                       "action_inputs": ["apr"]}],   # action attributes the model takes
+                       "action_inputs": ["apr"],     # action attributes the model takes
+                       "risk": false}],              # a risk model: its reasons explain
+                                                    # adverse credit outcomes
       "extra_features": [feature, ...],     # customer inputs used directly in expressions
       "value": "p_accept * (apr * limit * 0.6 - pd * lgd * limit) - cost",
       "eligibility": [{"name": "affordable", "rule": "limit <= 0.5 * income"}]
@@ -166,9 +168,14 @@ def strategy_content_validate(
     for i, prediction in enumerate(predictions):
         where = f"predictions[{i}]"
         if not errors.check_keys(
-            prediction, where, required=("quantity", "model"), optional=("action_inputs",)
+            prediction,
+            where,
+            required=("quantity", "model"),
+            optional=("action_inputs", "risk"),
         ):
             continue
+        if not isinstance(prediction.get("risk", False), bool):
+            errors.add(f"{where}.risk", "must be true or false")
         quantity = prediction.get("quantity")
         if not isinstance(quantity, str) or not IDENTIFIER.match(quantity) or "__" in quantity:
             errors.add(f"{where}.quantity", "must be an identifier")

@@ -31,7 +31,10 @@ from governance.serializers import (
 )
 
 KIND_PARAMETER = OpenApiParameter(
-    "kind", str, OpenApiParameter.PATH, enum=["models", "strategies", "constraint-sets"]
+    "kind",
+    str,
+    OpenApiParameter.PATH,
+    enum=["models", "strategies", "constraint-sets", "deployments"],
 )
 
 

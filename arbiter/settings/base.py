@@ -176,10 +176,26 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
+# --- decision log -------------------------------------------------------------------
+# Rows per sealed block, and how often beat seals whatever has not filled a block.
+DECISION_BLOCK_ROWS = 1000
+DECISION_SEAL_SECONDS = 10
+# Rows younger than this are left for the next pass: their transaction may still commit.
+DECISION_SEAL_GRACE_SECONDS = 5
+# How long decisions are kept. Regulation B (12 CFR 1002.12) asks 25 months for credit
+# applications; nothing is purged automatically (the log is append-only).
+DECISION_RETENTION_MONTHS = 25
+# Largest decision request accepted (bytes); larger bodies get 400 before parsing.
+DECISION_MAX_BODY_BYTES = 64 * 1024
+
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-daily": {
         "task": "governance.tasks.audit_chain_verify_task",
         "schedule": 24 * 60 * 60,
+    },
+    "seal-decision-log": {
+        "task": "decisions.tasks.decision_blocks_seal_task",
+        "schedule": DECISION_SEAL_SECONDS,
     },
 }
 

@@ -16,3 +16,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests call tasks in-process; the few that need real workers start them with the broker
 # from CELERY_BROKER_URL (CI sets it to the local Redis) and configure them explicitly.
 CELERY_TASK_ALWAYS_EAGER = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: concurrent tests then wait on locks as a real
+    # SQLite deployment does (busy timeout) instead of failing with "table is locked".
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.mkdtemp(prefix="arbiter-test-db-"), "test.sqlite3")
+    }

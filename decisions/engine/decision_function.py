@@ -36,6 +36,8 @@ class Prediction:
     runtime: ModelRuntime
     action_inputs: tuple[str, ...]
     customer_inputs: tuple[str, ...]
+    risk: bool = False
+    """A risk model: its reasons explain adverse credit outcomes (Regulation B)."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,15 @@ def compile_decision_function(
         for spec in runtime.schema:
             if spec["name"] in customer_inputs:
                 add_feature(spec, runtime.key)
-        predictions.append(Prediction(entry["quantity"], runtime, action_inputs, customer_inputs))
+        predictions.append(
+            Prediction(
+                entry["quantity"],
+                runtime,
+                action_inputs,
+                customer_inputs,
+                risk=bool(entry.get("risk", False)),
+            )
+        )
     for spec in strategy.get("extra_features", []):
         add_feature(spec, "the strategy's extra features")
 

@@ -199,3 +199,37 @@ def test_tree_models_register_and_list_the_types_they_needed(trained_model, make
     assert version.content["estimator"]["trusted_types"] == [
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
     ]
+
+
+def test_models_shap_cannot_explain_are_refused(trained_model, maker, tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from decisions.demo_portfolio import simulated_take_up, synthetic_customers
+
+    _, content = trained_model
+    customers = synthetic_customers(400, seed=4)
+    numeric = ["income", "utilisation", "months_on_book", "delinquencies"]
+    model = Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        ("mix", PCA(n_components=2), numeric),
+                        ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+                    ]
+                ),
+            ),
+            ("classify", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(customers, simulated_take_up(customers))
+    path = tmp_path / "pca.skops"
+    sio.dump(model, path)
+    with pytest.raises(ValidationFailed) as refused:
+        _register_file(maker, path, content)
+    assert refused.value.code == "unexplainable_model"
+    assert "PCA" in refused.value.message
+    assert not Version.objects.exists()

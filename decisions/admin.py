@@ -1,0 +1,29 @@
+"""Read-only admin pages of the decision log."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from decisions.models import Decision, DecisionBlock
+from governance.admin import ReadOnlyAdmin
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "decision_id",
+        "created_at",
+        "deployment_name",
+        "customer_id",
+        "action_id",
+        "arm",
+    )
+    list_filter = ("deployment_name", "arm")
+    search_fields = ("customer_id", "=decision_id", "=request_id")
+    readonly_fields = [f.name for f in Decision._meta.fields]
+
+
+@admin.register(DecisionBlock)
+class DecisionBlockAdmin(ReadOnlyAdmin):
+    list_display = ("number", "after_seq", "last_seq", "row_count", "sealed_at", "hash")
+    readonly_fields = [f.name for f in DecisionBlock._meta.fields]

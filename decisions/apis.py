@@ -1,0 +1,173 @@
+"""REST endpoints for downstream systems: deployments, decisions, replays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from decisions import runtime, selectors, services
+from decisions.deployments import CHAMPION
+from decisions.serializers import (
+    DecisionDetailSerializer,
+    DecisionFilterSerializer,
+    DecisionRequestSerializer,
+    DecisionSerializer,
+    DeploymentSerializer,
+    ReplaySerializer,
+)
+from governance.exceptions import ValidationFailed
+from governance.lifecycle import READER_ROLES
+from governance.roles import require_role
+
+
+class DecisionCursor(CursorPagination):
+    ordering = "-seq"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+@extend_schema(tags=["decisions"])
+class DeploymentDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="deployment_retrieve",
+        summary="What a client needs to call a deployment: feature schema and action catalog",
+        responses=DeploymentSerializer,
+    )
+    def get(self, request: Request, name: str) -> Response:
+        require_role(request.user, READER_ROLES, action="read deployments")
+        version = runtime.active_deployment(name)
+        champion = runtime.arm_runtime(CHAMPION, version.content)
+        function = champion.function
+        arms = [{"arm": CHAMPION, "share": None}] + [
+            {"arm": a["arm"], "share": a["share"]} for a in version.content.get("challengers", [])
+        ]
+        data = {
+            "name": name,
+            "version": version.number,
+            "content_hash": version.content_hash,
+            "strategy": version.content["strategy"],
+            "constraint_set": version.content["constraint_set"],
+            "arms": arms,
+            "features": list(function.features.values()),
+            "actions": [
+                {"key": key, "label": label, "attributes": function.action_attributes(i)}
+                for i, (key, label) in enumerate(
+                    zip(function.action_ids, function.action_labels, strict=True)
+                )
+            ],
+        }
+        return Response(DeploymentSerializer(data).data)
+
+
+@extend_schema(tags=["decisions"])
+class DecisionListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_create",
+        summary="Decide for one customer (logged before the answer)",
+        description=(
+            "201 with the decision; with an `Idempotency-Key` header a repeat returns the "
+            "same decision with 200 and logs nothing. 400 field errors for bad features, "
+            "404 for an unknown or inactive deployment, 503 when the log cannot be written."
+        ),
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
+        ],
+        request=DecisionRequestSerializer,
+        responses={201: DecisionSerializer, 200: DecisionSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.DECISION_MAX_BODY_BYTES:
+            raise ValidationFailed(
+                f"The request body is larger than {settings.DECISION_MAX_BODY_BYTES} bytes.",
+                code="body_too_large",
+                details={"body": [f"at most {settings.DECISION_MAX_BODY_BYTES} bytes"]},
+            )
+        form = DecisionRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = form.validated_data
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 200:
+            raise ValidationFailed(
+                "The Idempotency-Key is longer than 200 characters.",
+                details={"Idempotency-Key": ["at most 200 characters"]},
+            )
+        outcome = services.decision_make(
+            actor=request.user,
+            deployment=data["deployment"],
+            customer_id=data["customer_id"],
+            features=data["features"],
+            channel=data["channel"],
+            idempotency_key=key,
+            request_id=(request.headers.get("X-Request-ID") or "")[:100] or None,
+        )
+        return Response(
+            DecisionSerializer(outcome.decision).data, status=201 if outcome.created else 200
+        )
+
+    @extend_schema(
+        operation_id="decision_list",
+        summary="Logged decisions, newest first (cursor pagination)",
+        parameters=[DecisionFilterSerializer],
+        responses=DecisionSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        services.require_reader(request.user)
+        filters = DecisionFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        decisions = selectors.decision_list(
+            actor=request.user,
+            customer_id=data.get("customer_id"),
+            deployment=data.get("deployment"),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+        paginator = DecisionCursor()
+        page = paginator.paginate_queryset(decisions, request, view=self)
+        return paginator.get_paginated_response(DecisionSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["decisions"])
+class DecisionDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_retrieve",
+        summary="One logged decision with everything recorded about it",
+        responses=DecisionDetailSerializer,
+    )
+    def get(self, request: Request, decision_id: str) -> Response:
+        decision = selectors.decision_get(actor=request.user, decision_id=decision_id)
+        return Response(DecisionDetailSerializer(decision).data)
+
+
+@extend_schema(tags=["decisions"])
+class DecisionReplayApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_replay",
+        summary="Recompute a decision from its logged inputs and versions",
+        request=None,
+        responses=ReplaySerializer,
+    )
+    def post(self, request: Request, decision_id: str) -> Response:
+        decision = selectors.decision_get(actor=request.user, decision_id=decision_id)
+        replay = services.decision_replay(actor=request.user, decision=decision)
+        return Response(
+            ReplaySerializer({"matches": replay.matches, "differences": replay.differences}).data
+        )

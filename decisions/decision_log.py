@@ -1,0 +1,220 @@
+"""Hashing, sealing and verifying the decision log.
+
+Every row's ``content_hash`` covers everything logged about the decision. Blocks seal
+ranges of rows: a block's ``rows_digest`` is the SHA-256 over each row's seq and hash in
+order, and its ``hash`` chains to the previous block. Sealing leaves the newest rows
+(younger than ``DECISION_SEAL_GRACE_SECONDS``) for the next pass, so a transaction still
+committing cannot land inside an already sealed range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from decisions.models import Decision, DecisionBlock
+from governance.hashing import GENESIS_HASH, canonical_json, sha256_hex
+from governance.models import ChainHead
+
+CHAIN = "decision-blocks"
+HASHED_FIELDS = (
+    "decision_id",
+    "request_id",
+    "idempotency_key",
+    "client_id",
+    "customer_id",
+    "channel",
+    "deployment_name",
+    "deployment_version_id",
+    "strategy_version_id",
+    "constraint_set_version_id",
+    "versions",
+    "arm",
+    "features",
+    "actions",
+    "action_id",
+    "action",
+    "value",
+    "prices",
+    "reasons",
+    "contributions",
+    "explanation",
+    "latency_ms",
+    "created_at",
+)
+
+
+def decision_hash(decision: Decision) -> str:
+    payload: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = getattr(decision, name)
+        if name == "decision_id":
+            value = str(value)
+        elif name == "created_at":
+            value = value.isoformat()
+        payload[name] = value
+    return sha256_hex(canonical_json(payload))
+
+
+def _block_hash(block: DecisionBlock) -> str:
+    return sha256_hex(
+        canonical_json(
+            {
+                "number": block.number,
+                "after_seq": block.after_seq,
+                "last_seq": block.last_seq,
+                "row_count": block.row_count,
+                "rows_digest": block.rows_digest,
+                "prev_hash": block.prev_hash,
+                "sealed_at": block.sealed_at.isoformat(),
+            }
+        )
+    )
+
+
+def _digest(rows: list[tuple[int, str]]) -> str:
+    digest = hashlib.sha256()
+    for seq, content_hash in rows:
+        digest.update(f"{seq}:{content_hash}\n".encode())
+    return digest.hexdigest()
+
+
+def decision_blocks_seal(
+    *, max_rows: int | None = None, grace_seconds: float | None = None
+) -> list[DecisionBlock]:
+    """Seal every unsealed row older than the grace period, ``max_rows`` per block.
+
+    Locks the block chain head, so concurrent sealers take turns and never seal a row
+    twice. Safe to run any number of times (a task, beat, the CLI).
+    """
+    max_rows = max_rows or settings.DECISION_BLOCK_ROWS
+    grace = settings.DECISION_SEAL_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    sealed: list[DecisionBlock] = []
+    with transaction.atomic():
+        head, _ = ChainHead.objects.select_for_update().get_or_create(
+            name=CHAIN, defaults={"seq": 0, "hash": GENESIS_HASH}
+        )
+        last = DecisionBlock.objects.order_by("-number").first()
+        after = last.last_seq if last else 0
+        cutoff = timezone.now() - timedelta(seconds=grace)
+        while True:
+            rows = list(
+                Decision.objects.filter(seq__gt=after, created_at__lt=cutoff)
+                .order_by("seq")
+                .values_list("seq", "content_hash")[:max_rows]
+            )
+            if not rows:
+                break
+            block = DecisionBlock(
+                number=head.seq + 1,
+                after_seq=after,
+                last_seq=rows[-1][0],
+                row_count=len(rows),
+                rows_digest=_digest(rows),
+                prev_hash=head.hash,
+                sealed_at=timezone.now(),
+            )
+            block.hash = _block_hash(block)
+            block.save(force_insert=True)
+            head.seq, head.hash = block.number, block.hash
+            after = block.last_seq
+            sealed.append(block)
+        if sealed:
+            head.save(update_fields=["seq", "hash"])
+    return sealed
+
+
+@dataclass
+class LogReport:
+    blocks: int = 0
+    rows: int = 0
+    unsealed: int = 0
+    head_hash: str = GENESIS_HASH
+    first_bad_block: int | None = None
+    first_bad_row: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _fail(report: LogReport, problem: str, *, block: int | None, row: str | None = None) -> None:
+    report.problems.append(problem)
+    if report.first_bad_block is None:
+        report.first_bad_block = block
+    if report.first_bad_row is None and row is not None:
+        report.first_bad_row = row
+
+
+def decision_log_verify() -> LogReport:
+    """Recompute every row hash, every block digest and the block chain."""
+    report = LogReport()
+    previous = GENESIS_HASH
+    after = 0
+    for block in DecisionBlock.objects.order_by("number").iterator(chunk_size=200):
+        report.blocks += 1
+        if block.number != report.blocks:
+            _fail(report, f"block {report.blocks} is missing", block=report.blocks)
+            return report
+        if block.prev_hash != previous or block.after_seq != after:
+            _fail(
+                report,
+                f"block {block.number} does not follow block {block.number - 1}",
+                block=block.number,
+            )
+            return report
+        if _block_hash(block) != block.hash:
+            _fail(report, f"block {block.number} was altered", block=block.number)
+            return report
+        rows = list(
+            Decision.objects.filter(seq__gt=block.after_seq, seq__lte=block.last_seq).order_by(
+                "seq"
+            )
+        )
+        for row in rows:
+            if decision_hash(row) != row.content_hash:
+                _fail(
+                    report,
+                    f"decision {row.decision_id} (seq {row.seq}) was altered",
+                    block=block.number,
+                    row=str(row.decision_id),
+                )
+                return report
+        if (
+            len(rows) != block.row_count
+            or _digest([(r.seq, r.content_hash) for r in rows]) != block.rows_digest
+        ):
+            kind = "removed from" if len(rows) < block.row_count else "inserted into"
+            if len(rows) == block.row_count:
+                kind = "replaced in"
+            _fail(
+                report,
+                f"block {block.number}: decisions were {kind} it "
+                f"({len(rows)} rows, {block.row_count} sealed)",
+                block=block.number,
+            )
+            return report
+        report.rows += len(rows)
+        previous, after = block.hash, block.last_seq
+    head = ChainHead.objects.filter(name=CHAIN).first()
+    if head is not None and (head.seq != report.blocks or head.hash != previous):
+        _fail(report, "sealed blocks were removed from the end", block=report.blocks + 1)
+    report.head_hash = previous
+    for row in Decision.objects.filter(seq__gt=after).order_by("seq").iterator(chunk_size=1000):
+        report.unsealed += 1
+        if decision_hash(row) != row.content_hash:
+            _fail(
+                report,
+                f"unsealed decision {row.decision_id} (seq {row.seq}) was altered",
+                block=None,
+                row=str(row.decision_id),
+            )
+            return report
+    return report

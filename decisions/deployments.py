@@ -1,0 +1,181 @@
+"""Deployment versions: which approved strategy and constraint set a channel uses.
+
+Content::
+
+    {
+      "description": "...",
+      "strategy": {"name": "cross-sell", "version": 2},
+      "constraint_set": {"name": "cross-sell-limits", "version": 1},
+      "prices": {"marketing_budget": 0.8},          # published dual prices; missing = 0
+      "price_source": "optimisation run 12",
+      "salt": "q1-2027",                              # champion/challenger assignment
+      "challengers": [{"arm": "challenger", "share": 0.1,
+                       "strategy": {...}, "constraint_set": {...}, "prices": {...}}]
+    }
+
+A customer's arm is fixed by SHA-256(salt:customer_id), so the same customer always meets
+the same arm until the salt changes. The item's name is the channel clients ask for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from decisions.strategies import expression_check, strategy_vocabulary
+from governance.exceptions import PreconditionFailed
+from governance.models import Version, VersionStatus
+from governance.validation import FieldErrors, is_number
+
+CHAMPION = "champion"
+ARM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+USABLE = (VersionStatus.APPROVED, VersionStatus.ACTIVE)
+
+
+def _reference(raw: Any, path: str, kind: str, errors: FieldErrors) -> Version | None:
+    if not errors.check_keys(raw, path, required=("name", "version")):
+        return None
+    name, number = raw.get("name"), raw.get("version")
+    if not isinstance(name, str) or not isinstance(number, int) or isinstance(number, bool):
+        errors.add(path, "needs a name (string) and a version (integer)")
+        return None
+    version = (
+        Version.objects.select_related("item")
+        .filter(item__kind=kind, item__name=name, number=number)
+        .first()
+    )
+    if version is None:
+        errors.add(path, f"there is no {kind.replace('_', ' ')} {name!r} version {number}")
+    elif version.status == VersionStatus.REJECTED:
+        errors.add(path, f"{name!r} version {number} was rejected")
+    return version
+
+
+def _arm_validate(raw: dict[str, Any], path: str, errors: FieldErrors) -> None:
+    strategy = _reference(raw.get("strategy"), f"{path}strategy", "strategy", errors)
+    limits = _reference(
+        raw.get("constraint_set"), f"{path}constraint_set", "constraint_set", errors
+    )
+    limit_names: set[str] = set()
+    if strategy is not None and limits is not None:
+        if limits.content.get("strategy") != strategy.item.name:
+            errors.add(
+                f"{path}constraint_set",
+                f"is written for strategy {limits.content.get('strategy')!r}, "
+                f"not {strategy.item.name!r}",
+            )
+        else:
+            names = strategy_vocabulary(strategy.content)
+            for i, limit in enumerate(limits.content.get("portfolio", [])):
+                expression_check(
+                    errors,
+                    f"{path}constraint_set.portfolio[{i}]",
+                    limit["expression"],
+                    names,
+                    boolean=None,
+                )
+            for i, rule in enumerate(limits.content.get("rules", [])):
+                expression_check(
+                    errors, f"{path}constraint_set.rules[{i}]", rule["rule"], names, boolean=True
+                )
+        limit_names = {lim["name"] for lim in limits.content.get("portfolio", [])}
+    prices = raw.get("prices", {})
+    if not isinstance(prices, dict):
+        errors.add(f"{path}prices", "must be an object of limit name: price")
+        return
+    for name, price in prices.items():
+        if limits is not None and name not in limit_names:
+            errors.add(f"{path}prices.{name}", "is not a limit of the constraint set")
+        if not is_number(price) or not math.isfinite(price) or price < 0:
+            errors.add(f"{path}prices.{name}", "must be a finite number >= 0")
+
+
+def deployment_content_validate(
+    content: dict[str, Any], *, artifact: Path | None = None
+) -> dict[str, Any]:
+    errors = FieldErrors()
+    errors.check_keys(
+        content,
+        "",
+        required=("strategy", "constraint_set"),
+        optional=("description", "prices", "price_source", "salt", "challengers"),
+    )
+    _arm_validate(content, "", errors)
+    salt = content.get("salt", "")
+    if not isinstance(salt, str):
+        errors.add("salt", "must be a string")
+    challengers = content.get("challengers", [])
+    if not isinstance(challengers, list):
+        errors.add("challengers", "must be a list")
+        challengers = []
+    total, arms = 0.0, {CHAMPION}
+    for i, arm in enumerate(challengers):
+        where = f"challengers[{i}]"
+        if not errors.check_keys(
+            arm,
+            where,
+            required=("arm", "share", "strategy", "constraint_set"),
+            optional=("prices",),
+        ):
+            continue
+        name, share = arm.get("arm"), arm.get("share")
+        if not isinstance(name, str) or not ARM_NAME.match(name) or name in arms:
+            errors.add(f"{where}.arm", "must be a new lower-case name other than 'champion'")
+        else:
+            arms.add(name)
+        if not is_number(share) or not 0 < share < 1:
+            errors.add(f"{where}.share", "must be a number between 0 and 1")
+        else:
+            total += share
+        _arm_validate(arm, f"{where}.", errors)
+    if total >= 1:
+        errors.add("challengers", "shares must add up to less than 1 (the champion keeps the rest)")
+    errors.raise_if_any("The deployment is not valid")
+    return {
+        "description": str(content.get("description", "")),
+        "strategy": content["strategy"],
+        "constraint_set": content["constraint_set"],
+        "prices": dict(content.get("prices", {})),
+        "price_source": str(content.get("price_source", "")),
+        "salt": salt,
+        "challengers": challengers,
+    }
+
+
+def deployment_check_versions_approved(version: Version) -> None:
+    """A deployment may be approved or activated only with approved versions in every arm."""
+    pending = []
+    arms = [version.content, *version.content.get("challengers", [])]
+    for arm in arms:
+        for kind in ("strategy", "constraint_set"):
+            ref = arm[kind]
+            status = (
+                Version.objects.filter(
+                    item__kind=kind, item__name=ref["name"], number=ref["version"]
+                )
+                .values_list("status", flat=True)
+                .first()
+            )
+            if status not in USABLE:
+                pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+    if pending:
+        raise PreconditionFailed(
+            "The deployment uses versions that are not approved: " + ", ".join(pending),
+            code="dependency_not_approved",
+            details={"versions": pending},
+        )
+
+
+def arm_for(*, content: dict[str, Any], customer_id: str) -> tuple[str, dict[str, Any]]:
+    """The arm (name and its strategy/constraint/prices) a customer is assigned to."""
+    digest = hashlib.sha256(f"{content.get('salt', '')}:{customer_id}".encode()).hexdigest()
+    u = int(digest[:15], 16) / 16**15
+    edge = 0.0
+    for arm in content.get("challengers", []):
+        edge += arm["share"]
+        if u < edge:
+            return arm["arm"], arm
+    return CHAMPION, content

@@ -1,0 +1,34 @@
+"""manage.py verify_decisions: recompute every decision hash, block digest and block link.
+
+Exits 0 when intact; otherwise names the first bad block or decision and exits 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from decisions.decision_log import decision_log_verify
+
+
+class Command(BaseCommand):
+    help = "Verify the tamper-evident decision log."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = decision_log_verify()
+        summary = (
+            f"{report.blocks} blocks, {report.rows} sealed decisions, "
+            f"{report.unsealed} not yet sealed, head {report.head_hash}"
+        )
+        if report.ok:
+            self.stdout.write(self.style.SUCCESS(f"Decision log intact: {summary}."))
+            return
+        if report.first_bad_row:
+            self.stderr.write(f"First bad decision: {report.first_bad_row}")
+        if report.first_bad_block is not None:
+            self.stderr.write(f"First bad block: {report.first_bad_block}")
+        for problem in report.problems:
+            self.stderr.write(f"TAMPERED: {problem}")
+        self.stderr.write(f"Checked: {summary}.")
+        raise SystemExit(1)

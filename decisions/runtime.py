@@ -1,0 +1,119 @@
+"""Loaded, compiled and cached: what the decision service needs for a deployment version.
+
+Model versions, decision functions and SHAP explainers are immutable once their version
+is sealed, so they are cached by content hash for the life of the process; a new version
+is a new hash, never a stale entry. Loading verifies every artifact's SHA-256.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from decisions.engine.decision_function import DecisionFunction, compile_decision_function
+from decisions.engine.predictors import ModelRuntime
+from decisions.model_artifacts import model_version_load
+from governance.exceptions import NotFound
+from governance.models import Version, VersionStatus
+
+_lock = threading.Lock()
+_models: dict[str, ModelRuntime] = {}
+_functions: dict[tuple[str, str], DecisionFunction] = {}
+_explainers: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ArmRuntime:
+    arm: str
+    strategy: Version
+    constraint_set: Version
+    function: DecisionFunction
+    prices: list[float]
+
+
+def _version(kind: str, ref: dict[str, Any]) -> Version:
+    version = (
+        Version.objects.select_related("item")
+        .filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"{kind} {ref['name']} v{ref['version']} does not exist.")
+    return version
+
+
+def model_runtime(version: Version) -> ModelRuntime:
+    cached = _models.get(version.content_hash)
+    if cached is not None:
+        return cached
+    runtime = ModelRuntime.from_content(
+        key=f"{version.item.name} v{version.number}",
+        estimator=model_version_load(version),
+        content=version.content,
+        content_hash=version.content_hash,
+    )
+    with _lock:
+        return _models.setdefault(version.content_hash, runtime)
+
+
+def explainer(runtime: ModelRuntime) -> Any:
+    """The SHAP explainer of a model version (built once: it is the slow part)."""
+    cached = _explainers.get(runtime.content_hash or runtime.key)
+    if cached is not None:
+        return cached
+    from decisions.engine.explain import explainer_for  # shap: keep off web start-up
+
+    built = explainer_for(runtime)
+    with _lock:
+        return _explainers.setdefault(runtime.content_hash or runtime.key, built)
+
+
+def decision_function(strategy: Version, constraint_set: Version) -> DecisionFunction:
+    key = (strategy.content_hash, constraint_set.content_hash)
+    cached = _functions.get(key)
+    if cached is not None:
+        return cached
+    runtimes = {}
+    for prediction in strategy.content.get("predictions", []):
+        ref = prediction["model"]
+        runtimes[(ref["name"], int(ref["version"]))] = model_runtime(_version("model", ref))
+    function = compile_decision_function(
+        strategy=strategy.content, constraints=constraint_set.content, runtimes=runtimes
+    )
+    with _lock:
+        return _functions.setdefault(key, function)
+
+
+def arm_runtime(arm: str, content: dict[str, Any]) -> ArmRuntime:
+    """Compile one arm (champion or a challenger) of a deployment's content."""
+    strategy = _version("strategy", content["strategy"])
+    constraint_set = _version("constraint_set", content["constraint_set"])
+    function = decision_function(strategy, constraint_set)
+    published = content.get("prices", {})
+    prices = [float(published.get(limit.name, 0.0)) for limit in function.limits]
+    return ArmRuntime(arm, strategy, constraint_set, function, prices)
+
+
+def active_deployment(name: str) -> Version:
+    version = (
+        Version.objects.select_related("item")
+        .filter(item__kind="deployment", item__name=name, status=VersionStatus.ACTIVE)
+        .first()
+    )
+    if version is None:
+        exists = Version.objects.filter(item__kind="deployment", item__name=name).exists()
+        raise NotFound(
+            f"The deployment {name!r} "
+            + ("has no active version." if exists else "does not exist."),
+            code="deployment_not_found",
+        )
+    return version
+
+
+def clear_caches() -> None:
+    """Forget everything loaded (tests; a process that must reload tampered artifacts)."""
+    with _lock:
+        _models.clear()
+        _functions.clear()
+        _explainers.clear()

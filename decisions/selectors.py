@@ -1,0 +1,50 @@
+"""Reads of the decision log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from decisions.models import Decision
+from decisions.services import READER_ROLES, check_visible, require_reader
+from governance.exceptions import NotFound
+from governance.roles import Role, roles_of
+
+
+def decision_get(*, actor: AbstractBaseUser, decision_id: str) -> Decision:
+    require_reader(actor)
+    try:
+        key = uuid.UUID(str(decision_id))
+    except ValueError:
+        raise NotFound(f"There is no decision {decision_id!r}.") from None
+    decision = Decision.objects.filter(decision_id=key).first()
+    if decision is None:
+        raise NotFound(f"There is no decision {decision_id}.")
+    check_visible(actor, decision)
+    return decision
+
+
+def decision_list(
+    *,
+    actor: AbstractBaseUser,
+    customer_id: str | None = None,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Decision]:
+    """Decisions the actor may see: all for auditors, checkers, admins; a client's own."""
+    decisions = Decision.objects.all()
+    if not roles_of(actor) & (READER_ROLES - {Role.API_CLIENT}):
+        decisions = decisions.filter(client=actor)
+    if customer_id:
+        decisions = decisions.filter(customer_id=customer_id)
+    if deployment:
+        decisions = decisions.filter(deployment_name=deployment)
+    if since:
+        decisions = decisions.filter(created_at__gte=since)
+    if until:
+        decisions = decisions.filter(created_at__lt=until)
+    return decisions

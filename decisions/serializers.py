@@ -1,0 +1,113 @@
+"""Request and response shapes of the decisions API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from decisions.models import Decision
+from governance.serializers import StrictSerializer
+
+
+class DecisionRequestSerializer(StrictSerializer):
+    deployment = serializers.CharField(max_length=100)
+    customer_id = serializers.CharField(max_length=200)
+    features = serializers.JSONField()
+    channel = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def validate_features(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object of feature: value")
+        return value
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    text = serializers.CharField()
+    feature = serializers.CharField()
+    value = serializers.JSONField()
+    contribution = serializers.FloatField()
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="decision_id")
+    deployment = serializers.CharField(source="deployment_name")
+    action = serializers.SerializerMethodField()
+    reasons = ReasonSerializer(many=True)
+    explanation = serializers.JSONField()
+    versions = serializers.JSONField()
+
+    class Meta:
+        model = Decision
+        fields = (
+            "id",
+            "request_id",
+            "customer_id",
+            "deployment",
+            "channel",
+            "action",
+            "value",
+            "reasons",
+            "explanation",
+            "versions",
+            "arm",
+            "created_at",
+        )
+
+    def get_action(self, obj: Decision) -> dict[str, Any]:
+        return {"key": obj.action_id, "attributes": obj.action}
+
+
+class DecisionDetailSerializer(DecisionSerializer):
+    """The whole logged record, for auditors."""
+
+    features = serializers.JSONField()
+    actions = serializers.JSONField()
+    prices = serializers.JSONField()
+    contributions = serializers.JSONField()
+
+    class Meta(DecisionSerializer.Meta):
+        fields = (
+            *DecisionSerializer.Meta.fields,
+            "features",
+            "actions",
+            "prices",
+            "contributions",
+            "latency_ms",
+            "content_hash",
+        )
+
+
+class DecisionFilterSerializer(StrictSerializer):
+    customer_id = serializers.CharField(required=False)
+    deployment = serializers.CharField(required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+
+
+class ReplaySerializer(serializers.Serializer):
+    matches = serializers.BooleanField()
+    differences = serializers.ListField(child=serializers.JSONField())
+
+
+class FeatureSpecSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["numeric", "categorical"])
+    required = serializers.BooleanField()
+    min = serializers.FloatField(required=False)
+    max = serializers.FloatField(required=False)
+    categories = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class DeploymentSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    content_hash = serializers.CharField()
+    strategy = serializers.JSONField()
+    constraint_set = serializers.JSONField()
+    arms = serializers.ListField(child=serializers.JSONField())
+    features = FeatureSpecSerializer(many=True)
+    actions = serializers.ListField(child=serializers.JSONField())

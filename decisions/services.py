@@ -1,0 +1,448 @@
+"""Making, logging and replaying real-time decisions.
+
+``decision_make`` is the one path from a request to a logged decision: validate the
+features against the deployment's schema, assign the champion/challenger arm, evaluate
+the compiled decision function with the published prices, explain the choice with SHAP
+reason codes and the prices that separated it from the runner-up, and commit the log
+row before returning. If the row cannot be written the caller gets 503 and no decision
+exists.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from decisions import runtime
+from decisions.decision_log import decision_hash
+from decisions.deployments import arm_for
+from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
+from decisions.feature_schema import value_problem
+from decisions.models import Decision
+from governance.exceptions import Conflict, DomainError, PermissionDenied, ValidationFailed
+from governance.models import Version
+from governance.roles import Role, require_role, roles_of
+
+DECIDER_ROLES = {Role.API_CLIENT, Role.ADMIN}
+READER_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN, Role.API_CLIENT}
+REPLAY_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN}
+MAX_REASONS = 4
+
+
+class ServiceUnavailable(DomainError):
+    code = "decision_log_unavailable"
+    status = 503
+
+
+class NoEligibleAction(DomainError):
+    code = "no_eligible_action"
+    status = 422
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    decision: Decision
+    created: bool
+
+
+def _num(value: Any) -> float | None:
+    """A JSON-safe float: None for NaN and infinities."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def features_check(*, function: DecisionFunction, features: Any) -> dict[str, Any]:
+    """Field-level validation of a request's features against the deployment's schema."""
+    if not isinstance(features, Mapping):
+        raise ValidationFailed(
+            "features must be an object.", details={"features": ["must be an object"]}
+        )
+    problems: dict[str, list[str]] = {}
+    for name in sorted(set(features) - set(function.features)):
+        problems[f"features.{name}"] = ["unknown feature"]
+    clean: dict[str, Any] = {}
+    for name, spec in function.features.items():
+        if name not in features or features[name] is None:
+            problems[f"features.{name}"] = ["this field is required"]
+            continue
+        problem = value_problem(spec, features[name])
+        if problem:
+            problems[f"features.{name}"] = [problem]
+        else:
+            clean[name] = features[name]
+    if problems:
+        first = next(iter(problems))
+        raise ValidationFailed(f"{first}: {problems[first][0]}", details=problems)
+    return clean
+
+
+def _columns(function: DecisionFunction, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, spec in function.features.items():
+        dtype = np.float64 if spec["type"] == "numeric" else object
+        out[name] = np.array([features[name]], dtype=dtype)
+    return out
+
+
+def _reference_action(function: DecisionFunction, result: Evaluation, chosen: int) -> int:
+    """The action a risk model is explained at: the chosen one, or for a decline the offer
+    the customer would have been most valuable on."""
+    if chosen != function.fallback_index:
+        return chosen
+    values = np.where(np.isfinite(result.value[0]), result.value[0], -np.inf)
+    values[function.fallback_index] = -np.inf
+    return int(np.argmax(values)) if np.isfinite(values).any() else chosen
+
+
+def _is_adverse(function: DecisionFunction, chosen: int) -> bool:
+    """Declined, or offered a lower limit or a higher APR than the best in the grid."""
+    if function.fallback_index is not None and chosen == function.fallback_index:
+        return any(p.risk for p in function.predictions)
+    offers = [i for i in range(function.k) if i != function.fallback_index]
+    limits = function.numeric_attributes.get("limit")
+    aprs = function.numeric_attributes.get("apr")
+    if limits is not None and limits[chosen] < limits[offers].max():
+        return True
+    return bool(aprs is not None and aprs[chosen] > aprs[offers].min())
+
+
+def _explain_models(
+    function: DecisionFunction, features: Mapping[str, Any], result: Evaluation, chosen: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Raw SHAP contributions of every model behind the choice, and the principal reasons."""
+    from decisions.engine.explain import principal_reasons
+
+    adverse = _is_adverse(function, chosen)
+    contributions: list[dict[str, Any]] = []
+    reasons: list[dict[str, Any]] = []
+    risk_done = False
+    for index, prediction in enumerate(function.predictions):
+        at = _reference_action(function, result, chosen) if prediction.risk else chosen
+        inputs: dict[str, Any] = {c: [features[c]] for c in prediction.customer_inputs}
+        attributes = function.action_attributes(at)
+        for name in prediction.action_inputs:
+            inputs[name] = [attributes[name]]
+        frame = prediction.runtime.frame(inputs)
+        explanation = runtime.explainer(prediction.runtime).explain(frame)
+        contributions.append(
+            {
+                "model": prediction.runtime.key,
+                "quantity": prediction.quantity,
+                "action": function.action_ids[at],
+                "base_value": float(explanation.base_value[0]),
+                "output": float(explanation.output[0]),
+                "contributions": {
+                    name: float(explanation.contributions[0, j])
+                    for j, name in enumerate(explanation.features)
+                },
+            }
+        )
+        wants_risk = adverse and prediction.risk and not risk_done
+        if wants_risk or (not adverse and index == 0) or (adverse and not reasons and index == 0):
+            values = {c: frame[c].iloc[0] for c in frame.columns}
+            reasons = principal_reasons(
+                explanation=explanation,
+                row=0,
+                values={k: (v.item() if hasattr(v, "item") else v) for k, v in values.items()},
+                catalog=prediction.runtime.reason_codes,
+                exclude=prediction.action_inputs,
+                direction="raise" if wants_risk else "magnitude",
+                limit=MAX_REASONS,
+            )
+            risk_done = risk_done or wants_risk
+    return contributions, reasons
+
+
+def _explanation(function: DecisionFunction, result: Evaluation, chosen: int) -> dict[str, Any]:
+    scores = result.score[0].copy()
+    scores[chosen] = -np.inf
+    ids = function.action_ids
+    text_chosen = ids[chosen]
+    out: dict[str, Any] = {
+        "chosen": {
+            "action": text_chosen,
+            "value": _num(result.value[0, chosen]),
+            "score": _num(result.score[0, chosen]),
+        },
+        "runner_up": None,
+        "price_effects": [],
+        "ineligible": [
+            {
+                "action": ids[k],
+                "rules": sorted(n for n, failed in result.failed_rules.items() if failed[0, k]),
+            }
+            for k in range(function.k)
+            if not result.eligible[0, k]
+        ],
+    }
+    if not np.isfinite(scores).any():
+        out["summary"] = f"{text_chosen} was the only eligible action."
+        return out
+    runner = int(np.argmax(scores))
+    effects = []
+    for m, limit in enumerate(function.limits):
+        price = result.prices[m]
+        if price <= 0:
+            continue
+        used_chosen, used_runner = result.usage[m, 0, chosen], result.usage[m, 0, runner]
+        effects.append(
+            {
+                "limit": limit.name,
+                "price": _num(price),
+                "usage_chosen": _num(used_chosen),
+                "usage_runner_up": _num(used_runner),
+                "effect": _num(price * (used_runner - used_chosen)),
+            }
+        )
+    effects.sort(key=lambda e: -(e["effect"] or 0))
+    out["runner_up"] = {
+        "action": ids[runner],
+        "value": _num(result.value[0, runner]),
+        "score": _num(result.score[0, runner]),
+    }
+    out["price_effects"] = effects
+    v_chosen, v_runner = result.value[0, chosen], result.value[0, runner]
+    if v_runner > v_chosen and effects and (effects[0]["effect"] or 0) > 0:
+        out["summary"] = (
+            f"The {effects[0]['limit']}'s price made {ids[runner]} worth less than "
+            f"{text_chosen}, although {ids[runner]} has the higher value "
+            f"({v_runner:.2f} against {v_chosen:.2f})."
+        )
+    else:
+        out["summary"] = (
+            f"{text_chosen} has the highest price-adjusted value "
+            f"({result.score[0, chosen]:.2f}), ahead of {ids[runner]} "
+            f"({result.score[0, runner]:.2f})."
+        )
+    return out
+
+
+def _versions(deployment: Version, arm: runtime.ArmRuntime) -> dict[str, Any]:
+    def ref(version: Version) -> dict[str, Any]:
+        return {
+            "id": version.pk,
+            "name": version.item.name,
+            "version": version.number,
+            "content_hash": version.content_hash,
+        }
+
+    return {
+        "deployment": ref(deployment),
+        "strategy": ref(arm.strategy),
+        "constraint_set": ref(arm.constraint_set),
+        "models": [
+            {"key": p.runtime.key, "quantity": p.quantity, "content_hash": p.runtime.content_hash}
+            for p in arm.function.predictions
+        ],
+    }
+
+
+def _evaluate(
+    *, arm: runtime.ArmRuntime, features: Mapping[str, Any]
+) -> tuple[Evaluation, int, dict[str, Any]]:
+    """Run the decision function for one customer; the logged record of what it computed."""
+    function = arm.function
+    result = function.evaluate(_columns(function, features), prices=arm.prices)
+    chosen = int(result.choice[0])
+    if chosen == NO_ACTION:
+        raise NoEligibleAction(
+            "No action is eligible for this customer under the deployment's rules.",
+            details={"failed_rules": {n: bool(f[0].all()) for n, f in result.failed_rules.items()}},
+        )
+    contributions, reasons = _explain_models(function, features, result, chosen)
+    record = {
+        "actions": [
+            {
+                "action": function.action_ids[k],
+                "eligible": bool(result.eligible[0, k]),
+                "value": _num(result.value[0, k]),
+                "score": _num(result.score[0, k]),
+            }
+            for k in range(function.k)
+        ],
+        "action_id": function.action_ids[chosen],
+        "action": function.action_attributes(chosen),
+        "value": float(result.value[0, chosen]),
+        "prices": {lim.name: float(p) for lim, p in zip(function.limits, arm.prices, strict=True)},
+        "reasons": reasons,
+        "contributions": contributions,
+        "explanation": _explanation(function, result, chosen),
+    }
+    return result, chosen, record
+
+
+def decision_make(
+    *,
+    actor: AbstractBaseUser,
+    deployment: str,
+    customer_id: str,
+    features: Any,
+    channel: str = "",
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+) -> DecisionOutcome:
+    """Decide for one customer and log it durably before returning.
+
+    A repeated ``idempotency_key`` (per client) returns the first decision unchanged and
+    logs nothing; concurrent repeats race on a unique index and the loser returns the
+    winner's row. Raises ``ValidationFailed`` (bad features), ``NotFound`` (no active
+    deployment), ``Conflict`` (key reused for another request), ``NoEligibleAction``,
+    ``ServiceUnavailable`` (the log could not be written).
+    """
+    started = time.perf_counter()
+    require_role(actor, DECIDER_ROLES, action="request decisions")
+    if idempotency_key:
+        existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return DecisionOutcome(
+                _same_request(existing, deployment, customer_id, features), False
+            )
+
+    version = runtime.active_deployment(deployment)
+    arm_name, arm_content = arm_for(content=version.content, customer_id=customer_id)
+    arm = runtime.arm_runtime(arm_name, arm_content)
+    clean = features_check(function=arm.function, features=features)
+    _, _, record = _evaluate(arm=arm, features=clean)
+
+    decision = Decision(
+        decision_id=uuid.uuid4(),
+        request_id=request_id or uuid.uuid4().hex,
+        idempotency_key=idempotency_key or None,
+        client=actor,
+        customer_id=customer_id,
+        channel=channel,
+        deployment_name=deployment,
+        deployment_version=version,
+        strategy_version=arm.strategy,
+        constraint_set_version=arm.constraint_set,
+        versions=_versions(version, arm),
+        arm=arm_name,
+        features=clean,
+        created_at=timezone.now(),
+        latency_ms=0.0,
+        **record,
+    )
+    decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    decision.content_hash = decision_hash(decision)
+    try:
+        with transaction.atomic():
+            decision.save(force_insert=True)
+    except IntegrityError:
+        existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
+        if idempotency_key and existing is not None:
+            return DecisionOutcome(
+                _same_request(existing, deployment, customer_id, features), False
+            )
+        raise ServiceUnavailable(
+            "The decision could not be logged; no decision was made."
+        ) from None
+    except DatabaseError:
+        raise ServiceUnavailable(
+            "The decision could not be logged; no decision was made."
+        ) from None
+    return DecisionOutcome(decision, True)
+
+
+def _same_request(existing: Decision, deployment: str, customer_id: str, features: Any) -> Decision:
+    if (existing.deployment_name, existing.customer_id) != (deployment, customer_id) or (
+        isinstance(features, Mapping) and dict(features) != existing.features
+    ):
+        raise Conflict(
+            "This Idempotency-Key was already used for a different request.",
+            code="idempotency_key_reused",
+            details={"decision_id": str(existing.decision_id)},
+        )
+    return existing
+
+
+def decision_visible_to(actor: AbstractBaseUser, decision: Decision) -> bool:
+    roles = roles_of(actor)
+    return bool(roles & (READER_ROLES - {Role.API_CLIENT})) or decision.client_id == actor.pk
+
+
+@dataclass(frozen=True)
+class Replay:
+    matches: bool
+    differences: list[dict[str, Any]]
+
+
+def _close(a: Any, b: Any, *, tol: float = 1e-9) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol=tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tol=tol) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def decision_replay(*, actor: AbstractBaseUser, decision: Decision) -> Replay:
+    """Recompute a logged decision from its logged inputs, versions and prices.
+
+    Loads exactly the versions the decision names (verifying every model file's hash) and
+    compares action, value, per-action scores, reasons, contributions and explanation.
+    """
+    require_role(actor, REPLAY_ROLES, action="replay decisions")
+    versions = decision.versions
+    content = {
+        "strategy": {
+            "name": versions["strategy"]["name"],
+            "version": versions["strategy"]["version"],
+        },
+        "constraint_set": {
+            "name": versions["constraint_set"]["name"],
+            "version": versions["constraint_set"]["version"],
+        },
+        "prices": decision.prices,
+    }
+    arm = runtime.arm_runtime(decision.arm, content)
+    differences: list[dict[str, Any]] = []
+    for kind in ("strategy", "constraint_set"):
+        version = getattr(arm, kind)
+        if version.content_hash != versions[kind]["content_hash"]:
+            differences.append(
+                {
+                    "field": f"versions.{kind}",
+                    "logged": versions[kind]["content_hash"],
+                    "replayed": version.content_hash,
+                }
+            )
+    try:
+        _, _, record = _evaluate(arm=arm, features=decision.features)
+    except DomainError as exc:
+        return Replay(
+            False, [{"field": "decision", "logged": decision.action_id, "replayed": exc.message}]
+        )
+    for name in (
+        "action_id",
+        "action",
+        "value",
+        "actions",
+        "reasons",
+        "contributions",
+        "explanation",
+    ):
+        logged, replayed = getattr(decision, name), record[name]
+        if not _close(logged, replayed):
+            differences.append({"field": name, "logged": logged, "replayed": replayed})
+    return Replay(not differences, differences)
+
+
+def require_reader(actor: AbstractBaseUser) -> None:
+    require_role(actor, READER_ROLES, action="read decisions")
+
+
+def check_visible(actor: AbstractBaseUser, decision: Decision) -> None:
+    if not decision_visible_to(actor, decision):
+        raise PermissionDenied("This decision was made for another client.")

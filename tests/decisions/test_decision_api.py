@@ -1,0 +1,181 @@
+"""Real-time decisions over REST: logged before the answer, explained, idempotent, replayable."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from decisions.decision_log import decision_blocks_seal, decision_log_verify
+from decisions.demo_portfolio import synthetic_customers
+from decisions.models import Decision
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/decisions/"
+
+
+@pytest.fixture
+def client(api_client_user):
+    client = APIClient()
+    client.force_authenticate(api_client_user)
+    return client
+
+
+def customer(i: int = 0) -> dict:
+    row = synthetic_customers(50, seed=5).iloc[i]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def decide(client, features, *, customer_id="c-1", **headers):
+    return client.post(
+        URL,
+        {"deployment": "cross-sell", "customer_id": customer_id, "features": features},
+        format="json",
+        **headers,
+    )
+
+
+def test_deployment_tells_clients_the_schema_and_actions(cross_sell_deployment, client):
+    body = client.get("/api/v1/deployments/cross-sell/").json()
+    assert [f["name"] for f in body["features"]] == [
+        "income",
+        "utilisation",
+        "months_on_book",
+        "delinquencies",
+        "region",
+    ]
+    region = body["features"][-1]
+    assert region["type"] == "categorical" and "north" in region["categories"]
+    assert [a["key"] for a in body["actions"]] == ["none", "card", "loan"]
+    assert body["actions"][1]["attributes"] == {"limit": 3000.0, "apr": 0.24, "cost": 4.0}
+
+
+def test_a_decision_is_logged_with_reasons_and_versions(cross_sell_deployment, client):
+    response = decide(client, customer(0))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["action"]["key"] in {"none", "card", "loan"}
+    assert 1 <= len(body["reasons"]) <= 4
+    for reason in body["reasons"]:
+        assert set(reason) == {"code", "text", "feature", "value", "contribution"}
+        assert reason["feature"] in {
+            "income",
+            "utilisation",
+            "months_on_book",
+            "delinquencies",
+            "region",
+        }
+    assert body["versions"]["deployment"]["name"] == "cross-sell"
+    assert body["versions"]["models"][0]["key"] == "take-up v1"
+    assert body["arm"] == "champion"
+    assert body["explanation"]["summary"]
+    logged = Decision.objects.get()
+    assert str(logged.decision_id) == body["id"]
+    assert logged.features == customer(0)
+    assert logged.prices == {"marketing_budget": 2.5, "new_exposure": 0.0}
+
+
+def test_idempotency_key_returns_the_same_decision(cross_sell_deployment, client):
+    first = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
+    again = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert Decision.objects.count() == 1
+    reused = decide(client, customer(2), HTTP_IDEMPOTENCY_KEY="k-1")
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"income": None}, "features.income"),
+        ({"income": "lots"}, "features.income"),
+        ({"income": -5}, "features.income"),
+        ({"region": "mars"}, "features.region"),
+        ({"shoe_size": 42}, "features.shoe_size"),
+        ({"delinquencies": True}, "features.delinquencies"),
+    ],
+)
+def test_bad_features_get_field_errors_and_log_nothing(
+    cross_sell_deployment, client, change, field
+):
+    features = {**customer(0), **change}
+    if change.get("income", 0) is None:
+        del features["income"]
+    response = decide(client, features)
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["details"]
+    assert not Decision.objects.exists()
+
+
+def test_nan_unknown_deployment_and_huge_bodies_are_refused(cross_sell_deployment, client):
+    body = json.dumps({"deployment": "cross-sell", "customer_id": "c", "features": customer(0)})
+    nan = client.generic(
+        "POST",
+        URL,
+        body.replace('"income": ', '"income": NaN, "x": '),
+        content_type="application/json",
+    )
+    assert nan.status_code == 400
+    unknown = client.post(
+        URL, {"deployment": "nope", "customer_id": "c", "features": {}}, format="json"
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "deployment_not_found"
+    huge = decide(client, {**customer(0), "padding": "x" * 70_000})
+    assert huge.status_code == 400
+    assert huge.json()["error"]["code"] == "body_too_large"
+    extra = client.post(
+        URL,
+        {"deployment": "cross-sell", "customer_id": "c", "features": customer(0), "colour": 1},
+        format="json",
+    )
+    assert extra.status_code == 400 and "colour" in extra.json()["error"]["details"]
+    assert not Decision.objects.exists()
+
+
+def test_makers_and_anonymous_cannot_request_decisions(cross_sell_deployment, maker):
+    assert APIClient().post(URL, {}, format="json").status_code == 401
+    as_maker = APIClient()
+    as_maker.force_authenticate(maker)
+    assert decide(as_maker, customer(0)).status_code == 403
+
+
+def test_replay_matches_and_detects_a_changed_input(cross_sell_deployment, client, auditor):
+    decision_id = decide(client, customer(3)).json()["id"]
+    auditor_client = APIClient()
+    auditor_client.force_authenticate(auditor)
+    replay = auditor_client.post(f"{URL}{decision_id}/replay/").json()
+    assert replay == {"matches": True, "differences": []}
+    out = io.StringIO()
+    call_command("replay_decision", decision_id, "--user", auditor.username, stdout=out)
+    assert "replays identically" in out.getvalue()
+    assert client.post(f"{URL}{decision_id}/replay/").status_code == 403
+
+
+def test_listing_is_cursor_paginated_and_filtered(cross_sell_deployment, client, auditor):
+    for i in range(3):
+        decide(client, customer(i), customer_id=f"c-{i}")
+    auditor_client = APIClient()
+    auditor_client.force_authenticate(auditor)
+    page = auditor_client.get(URL, {"page_size": 2}).json()
+    assert len(page["results"]) == 2 and page["next"]
+    assert [d["customer_id"] for d in page["results"]] == ["c-2", "c-1"]
+    only = auditor_client.get(URL, {"customer_id": "c-0"}).json()
+    assert [d["customer_id"] for d in only["results"]] == ["c-0"]
+    detail = auditor_client.get(f"{URL}{only['results'][0]['id']}/").json()
+    assert detail["features"] == customer(0) and len(detail["content_hash"]) == 64
+
+
+def test_sealed_log_verifies(cross_sell_deployment, client):
+    for i in range(5):
+        decide(client, customer(i), customer_id=f"c-{i}")
+    blocks = decision_blocks_seal(max_rows=2, grace_seconds=0)
+    assert [b.row_count for b in blocks] == [2, 2, 1]
+    report = decision_log_verify()
+    assert report.ok and report.rows == 5 and report.blocks == 3
