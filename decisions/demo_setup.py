@@ -1,6 +1,9 @@
 """The demo's users and governed content, built through the real services.
 
-Idempotent: running it again resets the demo passwords and adds nothing twice.
+Three use cases from the simulator (collections, onboarding, cross-sell): their models,
+strategies and constraint sets approved and active, and an active deployment for each,
+plus one strategy version submitted by ``maker`` that awaits review. Idempotent: running
+it again resets the demo passwords and adds nothing twice.
 """
 
 from __future__ import annotations
@@ -8,18 +11,16 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from decisions.demo_portfolio import (
-    cross_sell_constraints,
-    cross_sell_strategy,
-    take_up_model,
-    write_skops,
-)
+from decisions.demo_portfolio import write_skops
+from decisions.simulator.use_cases import USE_CASES, use_case
 from governance import services
-from governance.models import Item
+from governance.models import Item, Version
 from governance.roles import Role
 
 DEMO_PASSWORD = "arbiter-demo-2026"  # noqa: S105 - printed to the person running the demo
@@ -28,8 +29,9 @@ DEMO_USERS = {
     "checker": [Role.CHECKER],
     "auditor": [Role.AUDITOR],
     "admin": [Role.ADMIN],
+    "lending-app": [Role.API_CLIENT],
 }
-MODEL, STRATEGY, LIMITS = "take-up", "cross-sell", "cross-sell-limits"
+CANDIDATE = "cross-sell"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class DemoReport:
     users: dict[str, list[str]]
     password: str
     created_content: bool
+    deployments: list[str]
 
 
 def demo_load() -> DemoReport:
@@ -54,54 +57,95 @@ def demo_load() -> DemoReport:
             user.save(update_fields=["password"])
         people[username] = user
 
-    if Item.objects.filter(kind="model", name=MODEL).exists():
-        return DemoReport(users=DEMO_USERS, password=DEMO_PASSWORD, created_content=False)
+    if Item.objects.filter(kind="deployment").exists():
+        return DemoReport(DEMO_USERS, DEMO_PASSWORD, False, list(USE_CASES))
 
     maker, checker = people["maker"], people["checker"]
-    estimator, model_content = take_up_model()
-    with tempfile.TemporaryDirectory() as scratch, transaction.atomic():
-        path = write_skops(estimator, Path(scratch) / "take-up.skops")
-        with open(path, "rb") as artifact:
-            model = services.version_create(
-                actor=maker,
-                kind="model",
-                name=MODEL,
-                content=model_content,
-                artifact=artifact,
-                change_note="Logistic take-up model trained on 2025 cross-sell history.",
-            )
-        _approve_and_activate(model, maker=maker, checker=checker)
+    with transaction.atomic():
+        for name in USE_CASES:
+            _load_use_case(name, maker=maker, checker=checker)
+    return DemoReport(DEMO_USERS, DEMO_PASSWORD, True, list(USE_CASES))
 
-        strategy = services.version_create(
+
+def _load_use_case(name: str, *, maker: AbstractBaseUser, checker: AbstractBaseUser) -> None:
+    case = use_case(name)
+    versions: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for model_name, (estimator, content) in case.models.items():
+            path = write_skops(estimator, Path(scratch) / f"{model_name}.skops")
+            with open(path, "rb") as artifact:
+                model = services.version_create(
+                    actor=maker,
+                    kind="model",
+                    name=model_name,
+                    content=content,
+                    artifact=artifact,
+                    change_note=f"Trained on simulated {name} history.",
+                )
+            versions[model_name] = _go_live(model, maker=maker, checker=checker).number
+
+    strategy_content = case.strategy(versions)
+    strategy = _go_live(
+        services.version_create(
             actor=maker,
             kind="strategy",
-            name=STRATEGY,
-            content=cross_sell_strategy(model_name=MODEL, model_version=model.number),
-            change_note="Card or loan by expected margin, within affordability.",
-        )
-        _approve_and_activate(strategy, maker=maker, checker=checker)
-
-        limits = services.version_create(
+            name=name,
+            content=strategy_content,
+            change_note=case.description,
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    limits = _go_live(
+        services.version_create(
             actor=maker,
             kind="constraint_set",
-            name=LIMITS,
-            content=cross_sell_constraints(strategy_name=STRATEGY),
-            change_note="Quarterly marketing budget and exposure cap.",
-        )
-        _approve_and_activate(limits, maker=maker, checker=checker)
-
+            name=f"{name}-limits",
+            content=case.constraints(name),
+            change_note="Portfolio limits for 5,000 customers a cycle.",
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    _go_live(
+        services.version_create(
+            actor=maker,
+            kind="deployment",
+            name=name,
+            content={
+                "description": f"The {name} channel.",
+                "strategy": {"name": name, "version": strategy.number},
+                "constraint_set": {"name": limits.item.name, "version": limits.number},
+                "prices": {},
+                "price_source": "none: zero until an optimisation run publishes prices",
+                "salt": f"{name}-2026",
+            },
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    if name == CANDIDATE:
         candidate = services.version_create(
             actor=maker,
             kind="strategy",
-            name=STRATEGY,
-            content=cross_sell_strategy(model_name=MODEL, model_version=model.number, revision=2),
-            change_note="Adds a premium card for high-income customers.",
+            name=name,
+            content=_candidate(strategy_content),
+            change_note="Raise the ability-to-pay bar and stop offering overdrafts.",
         )
         services.version_submit(actor=maker, version=candidate)
-    return DemoReport(users=DEMO_USERS, password=DEMO_PASSWORD, created_content=True)
 
 
-def _approve_and_activate(version, *, maker, checker) -> None:
+def _candidate(content: dict[str, Any]) -> dict[str, Any]:
+    """The change awaiting review: a stricter affordability rule, one product fewer."""
+    changed = {**content, "actions": [a for a in content["actions"] if a["id"] != "overdraft"]}
+    changed["eligibility"] = [
+        {**rule, "rule": rule["rule"].replace("0.3 * income", "0.25 * income")}
+        for rule in content["eligibility"]
+    ]
+    return changed
+
+
+def _go_live(version: Version, *, maker: AbstractBaseUser, checker: AbstractBaseUser) -> Version:
     version = services.version_submit(actor=maker, version=version)
     version = services.version_approve(actor=checker, version=version, comment="Demo approval.")
-    services.version_activate(actor=checker, version=version)
+    return services.version_activate(actor=checker, version=version)

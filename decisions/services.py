@@ -104,9 +104,15 @@ def _reference_action(function: DecisionFunction, result: Evaluation, chosen: in
 
 
 def _is_adverse(function: DecisionFunction, chosen: int) -> bool:
-    """Declined, or offered a lower limit or a higher APR than the best in the grid."""
+    """For a credit decision: declined, or a lower limit or higher APR than the grid's best.
+
+    Only strategies that decide credit applications (``credit_decision``) have adverse
+    actions in Regulation B's sense; not offering a cross-sell product is not one.
+    """
+    if not function.extra.get("credit_decision"):
+        return False
     if function.fallback_index is not None and chosen == function.fallback_index:
-        return any(p.risk for p in function.predictions)
+        return True
     offers = [i for i in range(function.k) if i != function.fallback_index]
     limits = function.numeric_attributes.get("limit")
     aprs = function.numeric_attributes.get("apr")

@@ -5,6 +5,9 @@ Content::
     {
       "use_case": "cross-sell",
       "description": "...",
+      "credit_decision": false,             # true: decides credit applications, so
+                                            # declines and worse-than-best terms are
+                                            # adverse actions (Regulation B reasons)
       "actions": [{"id": "card", "label": "Credit card", "attributes": {"apr": 0.24, ...}}],
       "fallback_action": "none",            # always available; null when every customer
                                             # must get one of the other actions
@@ -143,6 +146,7 @@ def strategy_content_validate(
         required=("use_case", "actions", "value"),
         optional=(
             "description",
+            "credit_decision",
             "fallback_action",
             "predictions",
             "extra_features",
@@ -151,6 +155,8 @@ def strategy_content_validate(
     )
     if not isinstance(content.get("use_case"), str) or not content.get("use_case"):
         errors.add("use_case", "must be a non-empty string")
+    if not isinstance(content.get("credit_decision", False), bool):
+        errors.add("credit_decision", "must be true or false")
 
     attributes = _actions_validate(content.get("actions"), errors)
     fallback = content.get("fallback_action")
@@ -213,6 +219,7 @@ def strategy_content_validate(
     return {
         "use_case": content["use_case"],
         "description": str(content.get("description", "")),
+        "credit_decision": content.get("credit_decision", False),
         "actions": content["actions"],
         "fallback_action": fallback,
         "predictions": predictions,

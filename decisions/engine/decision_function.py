@@ -330,4 +330,5 @@ def compile_decision_function(
         limits=limits,
         rules=rules,
         features=features,
+        extra={"credit_decision": bool(strategy.get("credit_decision", False))},
     )

@@ -26,11 +26,12 @@ def test_demo_loads_once_and_can_be_run_again():
         (v.item.kind, v.item.name): v.status
         for v in Version.objects.select_related("item").filter(status=VersionStatus.ACTIVE)
     }
-    assert active == {
-        ("model", "take-up"): "active",
-        ("strategy", "cross-sell"): "active",
-        ("constraint_set", "cross-sell-limits"): "active",
-    }
+    for name in ("collections", "onboarding", "cross-sell"):
+        assert active[("deployment", name)] == "active"
+        assert active[("strategy", name)] == "active"
+        assert active[("constraint_set", f"{name}-limits")] == "active"
+    models = [key for key in active if key[0] == "model"]
+    assert len(models) == 6
     waiting = Version.objects.get(status=VersionStatus.SUBMITTED)
     assert (waiting.item.name, waiting.number, waiting.submitted_by.username) == (
         "cross-sell",
@@ -40,8 +41,13 @@ def test_demo_loads_once_and_can_be_run_again():
     assert roles_of(waiting.submitted_by) == {"maker"}
     assert audit_chain_verify().ok
 
+    assert (
+        waiting.content
+        != Version.objects.get(item__kind="strategy", item__name="cross-sell", number=1).content
+    )
+    count = Version.objects.count()
     call_command("demo", "--no-serve", stdout=io.StringIO())
-    assert Version.objects.count() == 4
+    assert Version.objects.count() == count
 
 
 def test_demo_refuses_without_debug():

@@ -31,6 +31,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Users (password for all: {report.password}):")
         for username, roles in report.users.items():
             self.stdout.write(f"  {username:<8} {', '.join(roles)}")
+        self.stdout.write(f"Active deployments: {', '.join(report.deployments)}.")
         self.stdout.write(
             "A strategy version (cross-sell v2) submitted by maker awaits review by checker."
         )
