@@ -21,6 +21,7 @@ _lock = threading.Lock()
 _models: dict[str, ModelRuntime] = {}
 _functions: dict[tuple[str, str], DecisionFunction] = {}
 _explainers: dict[str, Any] = {}
+_versions: dict[tuple[str, str, int], Version] = {}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class ArmRuntime:
 
 
 def _version(kind: str, ref: dict[str, Any]) -> Version:
+    """A referenced version. Cached: deployments name only approved versions, whose content
+    can never change again (the services and, on PostgreSQL, triggers refuse it)."""
+    key = (kind, ref["name"], int(ref["version"]))
+    cached = _versions.get(key)
+    if cached is not None:
+        return cached
     version = (
         Version.objects.select_related("item")
         .filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
@@ -40,6 +47,9 @@ def _version(kind: str, ref: dict[str, Any]) -> Version:
     )
     if version is None:
         raise NotFound(f"{kind} {ref['name']} v{ref['version']} does not exist.")
+    if version.is_locked:
+        with _lock:
+            _versions.setdefault(key, version)
     return version
 
 
@@ -96,18 +106,28 @@ def arm_runtime(arm: str, content: dict[str, Any]) -> ArmRuntime:
 
 
 def active_deployment(name: str) -> Version:
-    version = (
-        Version.objects.select_related("item")
-        .filter(item__kind="deployment", item__name=name, status=VersionStatus.ACTIVE)
+    """The deployment's active version. One indexed query for its id on every call (so an
+    activation takes effect at once); the version itself, immutable, comes from the cache."""
+    row = (
+        Version.objects.filter(
+            item__kind="deployment", item__name=name, status=VersionStatus.ACTIVE
+        )
+        .values_list("pk", "number")
         .first()
     )
-    if version is None:
+    if row is None:
         exists = Version.objects.filter(item__kind="deployment", item__name=name).exists()
         raise NotFound(
             f"The deployment {name!r} "
             + ("has no active version." if exists else "does not exist."),
             code="deployment_not_found",
         )
+    pk, number = row
+    version = _version("deployment", {"name": name, "version": number})
+    if version.pk != pk:  # a registry rebuilt under the same names (tests, restores)
+        with _lock:
+            _versions.pop(("deployment", name, number), None)
+        version = _version("deployment", {"name": name, "version": number})
     return version
 
 
@@ -117,3 +137,4 @@ def clear_caches() -> None:
         _models.clear()
         _functions.clear()
         _explainers.clear()
+        _versions.clear()

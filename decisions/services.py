@@ -137,8 +137,7 @@ def _explain_models(
         attributes = function.action_attributes(at)
         for name in prediction.action_inputs:
             inputs[name] = [attributes[name]]
-        frame = prediction.runtime.frame(inputs)
-        explanation = runtime.explainer(prediction.runtime).explain(frame)
+        explanation = runtime.explainer(prediction.runtime).explain_columns(inputs)
         contributions.append(
             {
                 "model": prediction.runtime.key,
@@ -154,11 +153,10 @@ def _explain_models(
         )
         wants_risk = adverse and prediction.risk and not risk_done
         if wants_risk or (not adverse and index == 0) or (adverse and not reasons and index == 0):
-            values = {c: frame[c].iloc[0] for c in frame.columns}
             reasons = principal_reasons(
                 explanation=explanation,
                 row=0,
-                values={k: (v.item() if hasattr(v, "item") else v) for k, v in values.items()},
+                values={k: v[0] for k, v in inputs.items()},
                 catalog=prediction.runtime.reason_codes,
                 exclude=prediction.action_inputs,
                 direction="raise" if wants_risk else "magnitude",

@@ -94,3 +94,13 @@ def admin_user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
 @pytest.fixture
 def api_client_user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
     return make_user("svc-lending", Role.API_CLIENT)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime_caches():
+    """Each test builds its own registry, where names and numbers repeat across tests."""
+    from decisions import runtime
+
+    runtime.clear_caches()
+    yield
+    runtime.clear_caches()

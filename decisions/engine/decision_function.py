@@ -198,8 +198,7 @@ class DecisionFunction:
         k = self.k
         runtime = prediction.runtime
         if not prediction.action_inputs:
-            frame = runtime.frame({c: columns[c] for c in prediction.customer_inputs})
-            out = runtime.predict(frame)
+            out = runtime.predict_columns({c: columns[c] for c in prediction.customer_inputs})
             return np.repeat(out.reshape(n, 1), k, axis=1)
         inputs: dict[str, Any] = {c: np.repeat(columns[c], k) for c in prediction.customer_inputs}
         for name in prediction.action_inputs:
@@ -207,7 +206,7 @@ class DecisionFunction:
             if values is None:
                 values = self.text_attributes[name]
             inputs[name] = np.tile(values, n)
-        return runtime.predict(runtime.frame(inputs)).reshape(n, k)
+        return runtime.predict_columns(inputs).reshape(n, k)
 
 
 def _batch_size(columns: Mapping[str, np.ndarray]) -> int:

@@ -189,7 +189,17 @@ class FeatureExplainer:
         """
         if list(frame.columns) != self.features:
             frame = frame.loc[:, self.features]
-        transformed = _apply(self._preprocess, frame)
+        return self._explain_transformed(_apply(self._preprocess, frame))
+
+    def explain_columns(self, columns: Mapping[str, Any]) -> Explanation:
+        """``explain`` from column arrays: the NumPy replay of the preprocessing when the
+        model has one (microseconds, not the milliseconds of a pandas frame)."""
+        matrix = self.runtime.transformed(columns)
+        if matrix is None:
+            return self.explain(self.runtime.frame(columns))
+        return self._explain_transformed(matrix)
+
+    def _explain_transformed(self, transformed: Any) -> Explanation:
         output = self._margin(transformed)
         base, phi = self._attribution(_dense(transformed), output)
         contributions = phi @ self._fold

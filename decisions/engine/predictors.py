@@ -9,11 +9,13 @@ fitted on from plain column arrays. No Django here: the registry loads the estim
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from decisions.engine.fast_transform import FastTransform, compile_fast_transform
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +32,8 @@ class ModelRuntime:
     reference: pd.DataFrame = field(repr=False)
     positive_index: int | None = None
     content_hash: str = ""
+    fast: FastTransform | None = field(default=None, repr=False)
+    """A NumPy replay of the preprocessing, when one reproduces scikit-learn exactly."""
 
     @classmethod
     def from_content(
@@ -52,7 +56,7 @@ class ModelRuntime:
                 for i, c in enumerate(sample["columns"])
             },
         )
-        return cls(
+        runtime = cls(
             key=key,
             estimator=estimator,
             schema=schema,
@@ -63,6 +67,19 @@ class ModelRuntime:
             positive_index=positive_index,
             content_hash=content_hash,
         )
+        fast = compile_fast_transform(estimator, columns, reference)
+        if fast is None:
+            return runtime
+        with_fast = replace(runtime, fast=fast)
+        columns_of_reference = {c: reference[c].to_numpy() for c in columns}
+        if not np.allclose(
+            with_fast.predict_columns(columns_of_reference),
+            runtime.predict(reference),
+            rtol=1e-12,
+            atol=1e-12,
+        ):
+            return runtime
+        return with_fast
 
     @property
     def feature_types(self) -> dict[str, str]:
@@ -71,6 +88,22 @@ class ModelRuntime:
     def frame(self, columns: Mapping[str, Any]) -> pd.DataFrame:
         """The estimator's input frame from arrays (or scalars) keyed by feature name."""
         return frame_from_columns(self.schema, self.input_columns, columns)
+
+    def transformed(self, columns: Mapping[str, Any]) -> np.ndarray | None:
+        """The final estimator's input matrix by the NumPy replay, or None without one."""
+        if self.fast is None:
+            return None
+        return self.fast.transform(columns, _length(columns))
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """``predict`` from column arrays, skipping pandas when the replay allows it."""
+        matrix = self.transformed(columns)
+        if matrix is None:
+            return self.predict(self.frame(columns))
+        final = self.fast.final
+        if self.output_type == "probability":
+            return np.asarray(final.predict_proba(matrix), dtype=np.float64)[:, self.positive_index]
+        return np.asarray(final.predict(matrix), dtype=np.float64)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's output per row: P(positive class) or the regression value (float64)."""
@@ -92,6 +125,11 @@ class ModelRuntime:
             return raw if self.positive_index == 1 else -raw
         p = np.clip(self.predict(frame), 1e-15, 1 - 1e-15)
         return np.log(p / (1 - p))
+
+
+def _length(columns: Mapping[str, Any]) -> int:
+    lengths = {np.size(v) for v in columns.values() if np.ndim(v) > 0}
+    return lengths.pop() if lengths else 1
 
 
 def frame_from_columns(

@@ -179,3 +179,19 @@ def test_sealed_log_verifies(cross_sell_deployment, client):
     assert [b.row_count for b in blocks] == [2, 2, 1]
     report = decision_log_verify()
     assert report.ok and report.rows == 5 and report.blocks == 3
+
+
+def test_when_the_log_cannot_be_written_the_client_gets_503_and_no_decision(
+    cross_sell_deployment, client, monkeypatch
+):
+    from django.db import DatabaseError
+
+    def broken_save(self, *args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(Decision, "save", broken_save)
+    response = decide(client, customer(0))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "decision_log_unavailable"
+    monkeypatch.undo()
+    assert not Decision.objects.exists()

@@ -1,0 +1,270 @@
+"""Real-time decision latency: the demo onboarding deployment on PostgreSQL behind gunicorn.
+
+    .venv/bin/python benchmarks/decision_latency.py [--requests 5000] [--rate 100]
+
+Creates a fresh PostgreSQL database, loads the demo, starts gunicorn (2 workers) with the
+production settings, and from a separate process sends requests open-loop at a fixed
+rate (each request is timed from its scheduled start, so a slow server cannot hide
+behind a slow client). Prints p50/p95/p99 and the ratio of p99 to the bare in-process
+time of the same work (predict + SHAP for one customer, no HTTP, no database), measured
+in the same run. Targets (issue 3): p99 <= 15 ms, ratio <= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def fresh_database(base_url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"{base_url}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{base_url}/{name}"
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{base_url}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def customers(n: int) -> list[dict]:
+    from decisions.simulator.use_cases import population
+
+    frame = population("onboarding", n, seed=2026)
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def client_process(
+    port: int, key: str, bodies: list[bytes], rate: float, threads: int, out: multiprocessing.Queue
+) -> None:
+    """Open-loop load: request i is due at start + i / rate; latency from that moment."""
+    start = time.perf_counter() + 0.5
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    cursor = iter(range(len(bodies)))
+
+    def work() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                i = next(cursor, None)
+            if i is None:
+                break
+            due = start + i / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            try:
+                connection.request(
+                    "POST",
+                    "/api/v1/decisions/",
+                    body=bodies[i],
+                    headers={
+                        "Content-Type": "application/json",
+                        "Authorization": f"Api-Key {key}",
+                    },
+                )
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = repr(exc)
+            elapsed = time.perf_counter() - due
+            with lock:
+                if status == 201:
+                    latencies.append(elapsed * 1000)
+                else:
+                    failures.append(str(status))
+        connection.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    out.put((latencies, failures, time.perf_counter() - start))
+
+
+def bare_in_process(env: dict[str, str], people: list[dict], repeats: int) -> float:
+    """Median ms of the engine's work for one customer: predict every model + SHAP."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from decisions import runtime
+    from decisions.services import _evaluate
+
+    arm = runtime.arm_runtime("champion", runtime.active_deployment("onboarding").content)
+    wanted = list(arm.function.features)
+    samples = []
+    for i in range(repeats + 50):
+        features = {k: people[i % len(people)][k] for k in wanted}
+        started = time.perf_counter()
+        _evaluate(arm=arm, features=features)
+        if i >= 50:  # warm caches first
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--threads", type=int, default=8, help="client connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+
+    name = f"arbiter_bench_{os.getpid()}"
+    database_url = fresh_database(args.postgres, name)
+    artifacts = tempfile.mkdtemp(prefix="arbiter-bench-")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    env = {
+        **base,
+        "DATABASE_URL": database_url,
+        "ARTIFACT_ROOT": artifacts,
+        "STATIC_ROOT": os.path.join(artifacts, "static"),
+        "OMP_NUM_THREADS": "1",
+    }
+    demo_env = {**env, "DJANGO_SETTINGS_MODULE": "arbiter.settings.local", "DEBUG": "true"}
+    prod_env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "arbiter.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = None
+    try:
+        print("loading the demo into", name, flush=True)
+        manage(demo_env, "demo", "--no-serve")
+        key = manage(prod_env, "create_api_key", "--user", "lending-app").strip()
+        server = subprocess.Popen(
+            [
+                PYTHON, "-m", "gunicorn", "arbiter.wsgi:application",
+                "-c", "platform/gunicorn.conf.py",
+                "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
+                "--worker-class", args.worker_class,
+                "--log-level", "warning", "--access-logfile", "/dev/null",
+            ],
+            cwd=ROOT, env=prod_env,
+        )  # fmt: skip
+        for _ in range(150):
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+                probe.request(
+                    "GET",
+                    "/api/v1/deployments/onboarding/",
+                    headers={"Authorization": f"Api-Key {key}"},
+                )
+                schema = json.loads(probe.getresponse().read())
+                break
+            except (OSError, http.client.HTTPException, ValueError):
+                time.sleep(0.2)
+        else:
+            raise SystemExit("gunicorn did not answer")
+        wanted = [f["name"] for f in schema["features"]]
+        os.environ.update({"DJANGO_SETTINGS_MODULE": "arbiter.settings.test"})
+        sys.path.insert(0, str(ROOT))
+        people = [{k: p[k] for k in wanted} for p in customers(2000)]
+
+        def body(prefix: str, i: int) -> bytes:
+            return json.dumps(
+                {
+                    "deployment": "onboarding",
+                    "customer_id": f"{prefix}-{i}",
+                    "features": people[i % len(people)],
+                }
+            ).encode()
+
+        bodies = [body("b", i) for i in range(args.requests)]
+        warm = [body("w", i) for i in range(100)]
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        # Warm-up: every worker loads the models and builds its explainers.
+        warmup = multiprocessing.Process(
+            target=client_process, args=(args.port, key, warm, 50.0, 4, queue)
+        )
+        warmup.start()
+        _, warm_failures, _ = queue.get()
+        warmup.join()
+        if warm_failures:
+            raise SystemExit(f"warm-up requests failed: {warm_failures[:5]}")
+        print(f"sending {args.requests} requests at {args.rate:g}/s", flush=True)
+        load = multiprocessing.Process(
+            target=client_process,
+            args=(args.port, key, bodies, args.rate, args.threads, queue),
+        )
+        load.start()
+        latencies, failures, seconds = queue.get()
+        load.join()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+    bare = bare_in_process(prod_env, people, repeats=500)
+    from decisions.models import Decision
+
+    logged = list(
+        Decision.objects.filter(customer_id__startswith="b-").values_list("latency_ms", flat=True)
+    )
+    drop_database(args.postgres, name)
+
+    p50, p95, p99 = (percentile(latencies, q) for q in (50, 95, 99))
+    print(f"requests: {len(latencies)} ok, {len(failures)} failed, {seconds:.1f} s")
+    print(f"end-to-end latency ms: p50 {p50:.2f}  p95 {p95:.2f}  p99 {p99:.2f}")
+    print(
+        f"server-side deciding ms (from the log): p50 {percentile(logged, 50):.2f}  "
+        f"p99 {percentile(logged, 99):.2f}"
+    )
+    print(f"bare in-process predict + SHAP, one customer: median {bare:.2f} ms")
+    print(f"ratio p99 / bare: {p99 / bare:.2f}")
+    print(f"targets: p99 <= 15 ms {'MET' if p99 <= 15 else 'MISSED'}; "
+          f"ratio <= 3 {'MET' if p99 / bare <= 3 else 'MISSED'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
