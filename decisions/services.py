@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
@@ -340,6 +341,9 @@ def decision_make(
     try:
         with transaction.atomic():
             decision.save(force_insert=True)
+            if decision.seq % settings.DECISION_BLOCK_ROWS == 0:
+                # A block's worth has accumulated: seal now rather than wait for beat.
+                transaction.on_commit(_seal_soon)
     except IntegrityError:
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:
@@ -354,6 +358,12 @@ def decision_make(
             "The decision could not be logged; no decision was made."
         ) from None
     return DecisionOutcome(decision, True)
+
+
+def _seal_soon() -> None:
+    from decisions.tasks import decision_blocks_seal_task
+
+    decision_blocks_seal_task.delay()
 
 
 def _same_request(existing: Decision, deployment: str, customer_id: str, features: Any) -> Decision:

@@ -167,3 +167,21 @@ def test_replay_matches_for_a_thousand_random_decisions(
     for decision in Decision.objects.all():
         replay = decision_replay(actor=auditor, decision=decision)
         assert replay.matches, (decision.decision_id, replay.differences)
+
+
+def test_a_full_block_is_sealed_without_waiting_for_beat(
+    cross_sell_deployment, api_client_user, settings, django_capture_on_commit_callbacks
+):
+    settings.DECISION_BLOCK_ROWS = 3
+    settings.DECISION_SEAL_GRACE_SECONDS = 0
+    for i in range(7):
+        with django_capture_on_commit_callbacks(execute=True):
+            decision_make(
+                actor=api_client_user,
+                deployment="cross-sell",
+                customer_id=f"s-{i}",
+                features=features(i),
+            )
+    report = decision_log_verify()
+    assert report.ok
+    assert report.blocks >= 1 and report.rows >= 3 and report.unsealed <= 3
