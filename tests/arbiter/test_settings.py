@@ -107,7 +107,7 @@ def test_without_a_broker_tasks_run_in_process():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True ''"
+    assert result.stdout.strip() == "True 'memory://localhost/'"
 
 
 def test_test_settings_run_tasks_in_process_whatever_the_broker():

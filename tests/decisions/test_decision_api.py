@@ -195,3 +195,45 @@ def test_when_the_log_cannot_be_written_the_client_gets_503_and_no_decision(
     assert response.json()["error"]["code"] == "decision_log_unavailable"
     monkeypatch.undo()
     assert not Decision.objects.exists()
+
+
+def test_a_retired_deployment_answers_404(cross_sell_deployment, client, checker):
+    from governance import services
+
+    services.version_retire(actor=checker, version=cross_sell_deployment)
+    response = decide(client, customer(0))
+    assert response.status_code == 404
+    assert "no active version" in response.json()["error"]["message"]
+    assert not Decision.objects.exists()
+
+
+def test_challenger_arms_are_assigned_by_customer_hash_and_recorded(
+    cross_sell_deployment, client, maker, checker
+):
+    from governance import services
+    from tests.decisions.conftest import go_live
+
+    content = dict(cross_sell_deployment.content)
+    content["challengers"] = [
+        {
+            "arm": "no-prices",
+            "share": 0.5,
+            "strategy": content["strategy"],
+            "constraint_set": content["constraint_set"],
+            "prices": {},
+        }
+    ]
+    second = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell", content=content
+    )
+    go_live(second, maker=maker, checker=checker)
+    arms = {}
+    for i in range(40):
+        body = decide(client, customer(i % 50), customer_id=f"arm-{i}").json()
+        arms[f"arm-{i}"] = body["arm"]
+        assert body["versions"]["deployment"]["version"] == 2
+    assert set(arms.values()) == {"champion", "no-prices"}
+    again = decide(client, customer(3), customer_id="arm-3").json()
+    assert again["arm"] == arms["arm-3"]  # the same customer always meets the same arm
+    logged = Decision.objects.filter(arm="no-prices").first()
+    assert logged.prices == {"marketing_budget": 0.0, "new_exposure": 0.0}
