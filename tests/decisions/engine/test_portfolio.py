@@ -1,0 +1,157 @@
+"""The portfolio solver: exact on tiny instances, a bound that really bounds, infeasibility."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from scipy.sparse import lil_matrix
+
+from decisions.engine.portfolio import solve_portfolio
+
+
+def brute_force(value, usage, limit, allowed):
+    n, k = value.shape
+    best = -np.inf
+    rows = np.arange(n)
+    for combo in itertools.product(range(k), repeat=n):
+        choice = np.array(combo)
+        if not allowed[rows, choice].all():
+            continue
+        if np.all(usage[:, rows, choice].sum(axis=1) <= limit + 1e-9):
+            best = max(best, float(value[rows, choice].sum()))
+    return best
+
+
+def random_instance(rng, n, k, m):
+    value = rng.normal(1, 1, size=(n, k))
+    value[:, 0] = 0.0  # action 0 is "nothing": no value, no use
+    usage = rng.uniform(0, 1, size=(m, n, k))
+    usage[:, :, 0] = 0.0
+    limit = rng.uniform(0.1, 0.4, size=m) * n
+    return value, usage, limit
+
+
+def lp_relaxation(value, usage, limit):
+    n, k = value.shape
+    a_eq = lil_matrix((n, n * k))
+    for i in range(n):
+        a_eq[i, i * k : (i + 1) * k] = 1
+    result = linprog(
+        -value.reshape(-1),
+        A_ub=usage.reshape(len(limit), -1),
+        b_ub=limit,
+        A_eq=a_eq.tocsr(),
+        b_eq=np.ones(n),
+        bounds=(0, 1),
+        method="highs",
+    )
+    return -result.fun
+
+
+def test_tiny_instances_match_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        n, k, m = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        value = rng.normal(size=(n, k))
+        usage = rng.uniform(0, 1, size=(m, n, k))
+        limit = rng.uniform(0, n * 0.6, size=m)
+        allowed = rng.random((n, k)) > 0.2
+        allowed[np.arange(n), rng.integers(0, k, n)] = True
+        best = brute_force(value, usage, limit, allowed)
+        solution = solve_portfolio(value, usage, limit, allowed=allowed)
+        if best == -np.inf:
+            assert solution.status == "infeasible"
+            continue
+        assert solution.status == "optimal"
+        assert solution.objective == pytest.approx(best, abs=1e-9)
+        assert solution.bound >= best - 1e-9
+        assert allowed[np.arange(n), solution.choice].all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bound_bounds_and_the_dual_is_the_lp_relaxation(seed):
+    rng = np.random.default_rng(100 + seed)
+    value, usage, limit = random_instance(rng, 300, 5, 3)
+    exact = solve_portfolio(value, usage, limit)  # small: SCIP proves the optimum
+    assert exact.status == "optimal"
+    heuristic = solve_portfolio(value, usage, limit, exact_size=0, residual_seconds=0)
+    assert heuristic.bound >= exact.objective - 1e-6
+    assert heuristic.objective <= exact.objective + 1e-6
+    relaxation = lp_relaxation(value, usage, limit)
+    assert heuristic.bound >= relaxation - 1e-9  # no bound can beat the LP relaxation
+    assert heuristic.bound == pytest.approx(relaxation, rel=1e-5)  # and the dual reaches it
+    assert heuristic.gap == pytest.approx(
+        (heuristic.bound - heuristic.objective) / abs(heuristic.bound)
+    )
+    assert heuristic.gap < 0.01
+    assert np.all(heuristic.usage <= limit + 1e-6)
+    assert np.all(heuristic.prices >= 0)
+
+
+def test_a_limit_nothing_can_meet_is_named():
+    value = np.ones((4, 2))
+    usage = np.ones((2, 4, 2))  # every action uses 1 of each limit
+    solution = solve_portfolio(value, usage, np.array([10.0, 3.0]))
+    assert solution.status == "infeasible"
+    assert solution.infeasible_limits == [1]
+    assert "on its own" in solution.message
+
+
+def test_contradicting_limits_are_named_without_an_exception():
+    rng = np.random.default_rng(3)
+    n = 50_000  # too big for the exact solver: the Farkas certificate must find it
+    value = rng.normal(size=(n, 2))
+    offer = np.zeros((n, 2))
+    offer[:, 1] = 1.0
+    # at most 100 offers, and at least 200 offers (a >= limit passed negated)
+    usage = np.stack([offer, -offer, np.zeros((n, 2))])
+    solution = solve_portfolio(value, usage, np.array([100.0, -200.0, 5.0]))
+    assert solution.status == "infeasible"
+    assert solution.infeasible_limits == [0, 1]
+    assert "contradict" in solution.message
+
+
+def test_masks_and_unused_limits():
+    rng = np.random.default_rng(4)
+    value, usage, limit = random_instance(rng, 2000, 4, 2)
+    usage = np.concatenate([usage, np.zeros((1, 2000, 4))])  # a limit nothing uses
+    limit = np.append(limit, 0.0)
+    allowed = rng.random((2000, 4)) > 0.3
+    allowed[:, 0] = True
+    solution = solve_portfolio(value, usage, limit, allowed=allowed, exact_size=0)
+    assert solution.status in {"optimal", "feasible"}
+    assert allowed[np.arange(2000), solution.choice].all()
+    assert solution.usage[2] == 0
+    no_mask = solve_portfolio(value, usage, limit, exact_size=0)
+    assert no_mask.bound >= solution.bound - 1e-9  # masking can only lower the optimum
+
+
+def test_a_customer_without_allowed_actions_is_reported():
+    allowed = np.array([[True, False], [False, False]])
+    solution = solve_portfolio(np.ones((2, 2)), np.zeros((1, 2, 2)), [1.0], allowed=allowed)
+    assert solution.status == "infeasible"
+    assert "customer 1" in solution.message
+
+
+def test_no_limits_gives_everyone_their_best_action():
+    value = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, -1.0]])
+    solution = solve_portfolio(value, np.zeros((0, 2, 3)), np.zeros(0))
+    assert list(solution.choice) == [1, 0]
+    assert solution.status == "optimal" and solution.objective == 5.0
+
+
+def test_float32_inputs_at_scale():
+    rng = np.random.default_rng(5)
+    n = 60_000
+    value = rng.normal(1, 1, size=(n, 8)).astype(np.float32)
+    value[:, 0] = 0
+    usage = rng.uniform(0, 1, size=(5, n, 8)).astype(np.float32)
+    usage[:, :, 0] = 0
+    limit = rng.uniform(0.1, 0.3, size=5) * n
+    solution = solve_portfolio(value, usage, limit, residual_seconds=1.0)
+    assert solution.status in {"optimal", "feasible"}
+    assert solution.gap < 1e-3
+    assert np.all(solution.usage <= limit * (1 + 1e-6))
