@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from decisions import ui_urls as decisions_ui_urls
+from governance import ui_urls as governance_ui_urls
+
+# The reviewer pages of both apps share one namespace, ``ui``, mounted at the site root.
+ui_patterns = (governance_ui_urls.urlpatterns + decisions_ui_urls.urlpatterns, "ui")
+
 urlpatterns = [
-    path("", login_required(TemplateView.as_view(template_name="home.html")), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -14,4 +17,5 @@ urlpatterns = [
     path("api/v1/", include("decisions.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include(ui_patterns)),
 ]

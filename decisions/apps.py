@@ -7,6 +7,7 @@ class DecisionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from decisions import registry
+        from decisions import registry, ui_extensions
 
         registry.register_kinds()
+        ui_extensions.register_ui_extensions()

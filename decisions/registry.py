@@ -6,7 +6,14 @@ from governance.kinds import Kind, register_kind
 
 
 def register_kinds() -> None:
-    from decisions import constraint_sets, deployments, model_versions, strategies
+    from decisions import (
+        constraint_sets,
+        content_diff,
+        content_presenters,
+        deployments,
+        model_versions,
+        strategies,
+    )
 
     register_kind(
         Kind(
@@ -16,6 +23,8 @@ def register_kinds() -> None:
             validate=model_versions.model_content_validate,
             has_artifact=True,
             artifact_suffix=".skops",
+            present=content_presenters.model_present,
+            diff=content_diff.model_changes,
         )
     )
     register_kind(
@@ -26,6 +35,8 @@ def register_kinds() -> None:
             validate=strategies.strategy_content_validate,
             before_approve=strategies.strategy_check_models_approved,
             before_activate=strategies.strategy_check_models_approved,
+            present=content_presenters.strategy_present,
+            diff=content_diff.strategy_changes,
         )
     )
     register_kind(
@@ -34,6 +45,8 @@ def register_kinds() -> None:
             slug="constraint-sets",
             label="constraint set",
             validate=constraint_sets.constraint_set_content_validate,
+            present=content_presenters.constraint_set_present,
+            diff=content_diff.constraint_set_changes,
         )
     )
     register_kind(
@@ -44,5 +57,7 @@ def register_kinds() -> None:
             validate=deployments.deployment_content_validate,
             before_approve=deployments.deployment_check_versions_approved,
             before_activate=deployments.deployment_check_versions_approved,
+            present=content_presenters.deployment_present,
+            diff=content_diff.deployment_changes,
         )
     )

@@ -11,7 +11,9 @@ from django.db.models import QuerySet
 from decisions.models import Decision
 from decisions.services import READER_ROLES, check_visible, require_reader
 from governance.exceptions import NotFound
+from governance.models import Version
 from governance.roles import Role, roles_of
+from governance.selectors import version_active_list
 
 
 def decision_get(*, actor: AbstractBaseUser, decision_id: str) -> Decision:
@@ -48,3 +50,19 @@ def decision_list(
     if until:
         decisions = decisions.filter(created_at__lt=until)
     return decisions
+
+
+def decision_search(*, actor: AbstractBaseUser, query: str) -> QuerySet[Decision]:
+    """Decisions matching a decision id (a UUID) or else a customer id, newest first."""
+    require_reader(actor)
+    query = query.strip()
+    try:
+        key = uuid.UUID(query)
+    except ValueError:
+        return decision_list(actor=actor, customer_id=query).order_by("-seq")
+    return decision_list(actor=actor).filter(decision_id=key).order_by("-seq")
+
+
+def deployment_active_list() -> QuerySet[Version]:
+    """The active version of every deployment (channel), by name."""
+    return version_active_list(kind="deployment")

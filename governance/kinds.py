@@ -3,7 +3,8 @@
 Governance knows nothing of what a kind holds: a kind brings its own content validator
 and, optionally, checks that must pass before a version may be approved or activated
 (``decisions`` uses them so that a strategy cannot be approved while a model version it
-uses is not).
+uses is not), and how the reviewer pages show its content and what changed between two
+versions. A kind without them is shown as pretty JSON and compared path by path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from governance.exceptions import NotFound
 
 if TYPE_CHECKING:
+    from governance.content_diff import Change
     from governance.models import Version
+    from governance.presentation import Section
 
 ContentValidator = Callable[..., dict[str, Any]]
 """``validate(content, *, artifact: Path | None) -> normalised content``; raises
@@ -23,6 +26,12 @@ ContentValidator = Callable[..., dict[str, Any]]
 
 VersionCheck = Callable[["Version"], None]
 """Raises a ``DomainError`` when the version may not make the move yet."""
+
+ContentPresenter = Callable[[dict[str, Any]], list["Section"]]
+"""``present(content) -> sections`` for people: tables and formulas instead of JSON. Pure."""
+
+ContentDiffer = Callable[[dict[str, Any], dict[str, Any]], list["Change"]]
+"""``diff(old, new) -> changes`` in plain language, field by field. Pure."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,15 @@ class Kind:
     artifact_suffix: str = ""
     before_approve: VersionCheck | None = None
     before_activate: VersionCheck | None = None
+    present: ContentPresenter | None = None
+    """How the reviewer pages show a version's content; None: pretty JSON."""
+    diff: ContentDiffer | None = None
+    """What changed between two versions' content; None: a generic path-by-path diff."""
+
+    @property
+    def plural(self) -> str:
+        """The kind's plural in words, from its URL slug: ``constraint sets``."""
+        return self.slug.replace("-", " ")
 
 
 _KINDS: dict[str, Kind] = {}
@@ -69,4 +87,7 @@ def kind_get_by_slug(slug: str) -> Kind:
 
 
 def kinds_all() -> list[Kind]:
-    return sorted(_KINDS.values(), key=lambda k: k.key)
+    """Every kind, in the order the apps registered them (``decisions``: models first, then
+    the strategies, constraint sets and deployments built on them), which is the order the
+    reviewer pages list them in."""
+    return list(_KINDS.values())

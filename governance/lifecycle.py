@@ -80,6 +80,17 @@ TRANSITIONS: dict[str, Transition] = {
     )
 }
 
+
+def moves_open_to(roles: frozenset[str] | set[str], status: str) -> list[Move]:
+    """The moves the lifecycle table offers someone with ``roles`` from ``status``, in table
+    order. Four eyes are checked separately: they depend on who wrote the version."""
+    return [
+        move
+        for move, transition in TRANSITIONS.items()
+        if status in transition.sources and roles & transition.roles
+    ]
+
+
 # Who may write drafts (create a version, edit a draft).
 AUTHOR_ROLES = frozenset({Role.MAKER})
 # Who may read the registry and the audit trail.

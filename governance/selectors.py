@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch, Q, QuerySet
 
 from governance.exceptions import NotFound
 from governance.kinds import Kind
@@ -58,6 +59,71 @@ def version_active(*, kind: str, name: str) -> Version | None:
     )
 
 
+def version_active_list(*, kind: str) -> QuerySet[Version]:
+    """The active version of every item of ``kind``, by item name."""
+    return (
+        Version.objects.filter(item__kind=kind, status=VersionStatus.ACTIVE)
+        .select_related("item", *_VERSION_PEOPLE)
+        .order_by("item__name")
+    )
+
+
+def version_latest(*, item: Item) -> Version | None:
+    return item.versions.order_by("-number").first()
+
+
+# Versions that passed a review: the baseline a new version is compared with.
+_EVER_APPROVED = (VersionStatus.APPROVED, VersionStatus.ACTIVE, VersionStatus.RETIRED)
+
+
+def version_diff_base(*, version: Version) -> Version | None:
+    """What a reviewer compares ``version`` with: the item's active version, or, when none
+    is active (or it is the active one), the latest earlier version that was approved."""
+    active = (
+        Version.objects.filter(item_id=version.item_id, status=VersionStatus.ACTIVE)
+        .exclude(pk=version.pk)
+        .first()
+    )
+    if active is not None:
+        return active
+    return (
+        Version.objects.filter(
+            item_id=version.item_id, number__lt=version.number, status__in=_EVER_APPROVED
+        )
+        .order_by("-number")
+        .first()
+    )
+
+
+def four_eyes_conflict(
+    *, user: AbstractBaseUser | AnonymousUser | None, version: Version
+) -> str | None:
+    """Why four eyes keep ``user`` from reviewing ``version``: ``"wrote"`` (author or
+    contributor), ``"submitted"``, or None when they may review it.
+
+    The services refuse on this same answer; the pages use it to hide the buttons.
+    """
+    if user is None or not user.is_authenticated:
+        return None
+    wrote = version.author_id == user.pk or version.contributors.filter(pk=user.pk).exists()
+    if wrote:
+        return "wrote"
+    if version.submitted_by_id == user.pk:
+        return "submitted"
+    return None
+
+
+def version_drafts_of(*, user: AbstractBaseUser) -> QuerySet[Version]:
+    """Drafts ``user`` wrote or edited, most recently changed first."""
+    return (
+        Version.objects.filter(status=VersionStatus.DRAFT)
+        .filter(Q(author=user) | Q(contributors=user))
+        .distinct()
+        .select_related("item", *_VERSION_PEOPLE)
+        .order_by("-updated_at", "-pk")
+    )
+
+
 def version_review_queue() -> QuerySet[Version]:
     """Every submitted version of every kind, oldest first."""
     return (
@@ -65,6 +131,13 @@ def version_review_queue() -> QuerySet[Version]:
         .select_related("item", *_VERSION_PEOPLE)
         .order_by("submitted_at", "pk")
     )
+
+
+def version_audit_trail(*, version: Version) -> QuerySet[AuditEvent]:
+    """Every governance event of one version, oldest first: its approval trail."""
+    return AuditEvent.objects.filter(
+        kind=version.item.kind, item_name=version.item.name, version_number=version.number
+    ).order_by("seq")
 
 
 def audit_event_list(

@@ -51,6 +51,7 @@ from governance.models import (
     VersionStatus,
 )
 from governance.roles import Role, forget_roles, require_role
+from governance.selectors import four_eyes_conflict
 
 User = get_user_model()
 
@@ -291,9 +292,8 @@ def _check_no_open_review(version: Version) -> None:
 
 
 def _check_four_eyes(actor: AbstractBaseUser, version: Version, move: Move) -> None:
-    wrote = version.contributors.filter(pk=actor.pk).exists() or version.author_id == actor.pk
-    if wrote or version.submitted_by_id == actor.pk:
-        role = "wrote" if wrote else "submitted"
+    role = four_eyes_conflict(user=actor, version=version)
+    if role is not None:
         raise FourEyesViolation(
             f"Four eyes: {actor.username} {role} version {version.number} of "
             f"{version.item.name} and so cannot {move.value} it; another checker must.",

@@ -1,0 +1,51 @@
+"""What the decisions app adds to governance's reviewer pages: the decision lookup link and
+the dashboard's panel of active deployments (see ``governance.ui_extensions``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from decisions.selectors import deployment_active_list
+from decisions.views import DECISION_PAGE_ROLES
+from governance.presentation import VersionRef
+from governance.ui_access import UI_ROLES
+from governance.ui_extensions import (
+    DashboardPanel,
+    NavLink,
+    register_dashboard_panel,
+    register_nav_link,
+)
+
+
+def active_deployments_context(request: HttpRequest) -> dict[str, Any]:
+    rows = []
+    for version in deployment_active_list():
+        content = version.content
+        rows.append(
+            {
+                "version": version,
+                "ref": VersionRef("deployment", version.item.name, version.number),
+                "strategy": VersionRef.parse("strategy", content.get("strategy")),
+                "constraint_set": VersionRef.parse("constraint_set", content.get("constraint_set")),
+                "challengers": len(content.get("challengers", [])),
+            }
+        )
+    return {"deployments": rows}
+
+
+def register_ui_extensions() -> None:
+    register_nav_link(
+        NavLink("Decisions", "ui:decision-search", roles=DECISION_PAGE_ROLES, order=90)
+    )
+    register_dashboard_panel(
+        DashboardPanel(
+            key="active-deployments",
+            title="Active deployments",
+            template="decisions/dashboard_deployments.html",
+            context=active_deployments_context,
+            roles=UI_ROLES,
+            order=50,
+        )
+    )

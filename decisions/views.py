@@ -1,0 +1,139 @@
+"""The decision lookup pages: find a logged decision, read why it was made, replay it.
+
+For auditors, checkers and admins (the roles that may replay). Reads go through
+``decisions.selectors`` and replays through ``decisions.services.decision_replay``, the
+same calls the REST API makes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from decisions import selectors, services
+from decisions.models import Decision
+from governance.exceptions import DomainError
+from governance.presentation import VersionRef, display
+from governance.ui_access import ui_page
+
+# The decision log is evidence: people who review or audit read it, makers do not.
+DECISION_PAGE_ROLES = frozenset(services.REPLAY_ROLES)
+SEARCH_LIMIT = 50
+RECENT = 20
+
+
+@require_GET
+@ui_page(roles=DECISION_PAGE_ROLES, action="look up decisions")
+def decision_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    if query:
+        decisions = list(selectors.decision_search(actor=request.user, query=query)[:SEARCH_LIMIT])
+    else:
+        decisions = list(selectors.decision_list(actor=request.user).order_by("-seq")[:RECENT])
+    return render(
+        request,
+        "decisions/decision_search.html",
+        {"query": query, "decisions": decisions, "limit": SEARCH_LIMIT},
+    )
+
+
+def _version_links(decision: Decision) -> list[dict[str, Any]]:
+    """Every version the decision used, linked to its page; models by the strategy's refs."""
+    versions = decision.versions
+    links = []
+    for kind, role in (
+        ("deployment", "Deployment"),
+        ("strategy", "Strategy"),
+        ("constraint_set", "Constraint set"),
+    ):
+        raw = versions.get(kind) or {}
+        links.append(
+            {
+                "role": role,
+                "ref": VersionRef.parse(kind, raw),
+                "content_hash": raw.get("content_hash", ""),
+            }
+        )
+    models_by_quantity = {
+        p["quantity"]: p["model"] for p in decision.strategy_version.content.get("predictions", [])
+    }
+    for model in versions.get("models", []):
+        links.append(
+            {
+                "role": f"Model for {model.get('quantity')}",
+                "ref": VersionRef.parse("model", models_by_quantity.get(model.get("quantity"))),
+                "text": model.get("key", ""),
+                "content_hash": model.get("content_hash", ""),
+            }
+        )
+    return links
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return display(value)
+
+
+def _decision_page(
+    request: HttpRequest,
+    decision: Decision,
+    *,
+    replay: Any = None,
+    status: int = 200,
+    error: str = "",
+) -> HttpResponse:
+    explanation = decision.explanation or {}
+    differences = [
+        {
+            "field": d.get("field"),
+            "logged": _pretty(d.get("logged")),
+            "replayed": _pretty(d.get("replayed")),
+        }
+        for d in (replay.differences if replay is not None else [])
+    ]
+    return render(
+        request,
+        "decisions/decision_detail.html",
+        {
+            "decision": decision,
+            "attributes": [(k, display(v)) for k, v in (decision.action or {}).items()],
+            "reasons": [{**r, "value": display(r.get("value"))} for r in decision.reasons or []],
+            "explanation": explanation,
+            "runner_up": explanation.get("runner_up"),
+            "price_effects": explanation.get("price_effects", []),
+            "ineligible": explanation.get("ineligible", []),
+            "actions": decision.actions or [],
+            "prices": [(k, display(v)) for k, v in (decision.prices or {}).items()],
+            "features": [(k, display(v)) for k, v in (decision.features or {}).items()],
+            "versions": _version_links(decision),
+            "replay": replay,
+            "differences": differences,
+            "replay_error": error,
+        },
+        status=status,
+    )
+
+
+@require_GET
+@ui_page(roles=DECISION_PAGE_ROLES, action="look up decisions")
+def decision_detail(request: HttpRequest, decision_id: Any) -> HttpResponse:
+    decision = selectors.decision_get(actor=request.user, decision_id=str(decision_id))
+    return _decision_page(request, decision)
+
+
+@require_POST
+@ui_page(roles=DECISION_PAGE_ROLES, action="replay decisions")
+def decision_replay(request: HttpRequest, decision_id: Any) -> HttpResponse:
+    """Recompute the decision and show the result on its page. Nothing is written, so the
+    answer is rendered directly rather than redirected."""
+    decision = selectors.decision_get(actor=request.user, decision_id=str(decision_id))
+    try:
+        replay = services.decision_replay(actor=request.user, decision=decision)
+    except DomainError as exc:
+        return _decision_page(request, decision, status=exc.status, error=exc.message)
+    return _decision_page(request, decision, replay=replay)

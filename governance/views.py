@@ -1,0 +1,428 @@
+"""The reviewer pages: dashboard, review queue, registry, version page, drafts, audit trail.
+
+Thin like the REST views: read with selectors, write with the services (so four eyes, the
+lifecycle table and the audit chain hold exactly as over the API), and turn a service's
+``DomainError`` into a message on the page. Forms post and redirect (post/redirect/get),
+except a draft the service refused, which is shown again with its errors and the text as
+typed. No page needs JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from governance import selectors, services
+from governance.audit import audit_chain_verify
+from governance.content_diff import content_changes
+from governance.exceptions import DomainError, NotFound, ValidationFailed
+from governance.forms import AuditFilterForm, DraftForm, MoveForm, pretty_json
+from governance.kinds import Kind, kind_get, kind_get_by_slug, kinds_all
+from governance.lifecycle import AUDIT_READER_ROLES, AUTHOR_ROLES, TRANSITIONS, Move, moves_open_to
+from governance.models import AuditAction, Version, VersionStatus
+from governance.presentation import content_sections
+from governance.roles import Role, has_role, roles_of
+from governance.ui_access import UI_ROLES, ui_page
+from governance.ui_extensions import dashboard_panels_for
+
+DASHBOARD_OLDEST = 5
+AUDIT_PAGE_SIZE = 100
+
+
+def version_url(version: Version) -> str:
+    return reverse(
+        "ui:version-detail",
+        kwargs={
+            "slug": kind_get(version.item.kind).slug,
+            "name": version.item.name,
+            "number": version.number,
+        },
+    )
+
+
+def _age(when: Any) -> str:
+    return timesince(when, timezone.now(), depth=1) if when else ""
+
+
+def _queue_rows(versions: list[Version], user: Any) -> list[dict[str, Any]]:
+    rows = []
+    for version in versions:
+        rows.append(
+            {
+                "version": version,
+                "kind": kind_get(version.item.kind),
+                "url": version_url(version),
+                "age": _age(version.submitted_at),
+                "yours": version.author_id == user.pk
+                or version.submitted_by_id == user.pk
+                or any(c.pk == user.pk for c in version.contributors.all()),
+            }
+        )
+    return rows
+
+
+@require_GET
+@ui_page(roles=UI_ROLES, action="use the reviewer pages")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    queue = selectors.version_review_queue().prefetch_related("contributors")
+    drafts = []
+    if has_role(request.user, Role.MAKER):
+        drafts = [
+            {"version": v, "kind": kind_get(v.item.kind), "url": version_url(v)}
+            for v in selectors.version_drafts_of(user=request.user)
+        ]
+    return render(
+        request,
+        "governance/dashboard.html",
+        {
+            "pending_count": queue.count(),
+            "oldest": _queue_rows(list(queue[:DASHBOARD_OLDEST]), request.user),
+            "drafts": drafts,
+            "panels": dashboard_panels_for(request),
+            "can_review": has_role(request.user, *TRANSITIONS[Move.APPROVE].roles),
+            "can_draft": has_role(request.user, *AUTHOR_ROLES),
+            "can_audit": has_role(request.user, *AUDIT_READER_ROLES),
+            "kinds": kinds_all(),
+        },
+    )
+
+
+@require_GET
+@ui_page(roles=UI_ROLES, action="see the review queue")
+def review_queue(request: HttpRequest) -> HttpResponse:
+    queue = selectors.version_review_queue().prefetch_related("contributors")
+    return render(
+        request,
+        "governance/review_queue.html",
+        {
+            "rows": _queue_rows(list(queue), request.user),
+            "can_review": has_role(request.user, *TRANSITIONS[Move.APPROVE].roles),
+        },
+    )
+
+
+@require_GET
+@ui_page(roles=UI_ROLES, action="browse the registry")
+def registry_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "governance/registry_index.html", {"kinds": kinds_all()})
+
+
+def _can_draft(user: Any, kind: Kind) -> bool:
+    # Files (model artifacts) are uploaded through the API or the CLI, not typed here.
+    return has_role(user, *AUTHOR_ROLES) and not kind.has_artifact
+
+
+@require_GET
+@ui_page(roles=UI_ROLES, action="browse the registry")
+def registry_browse(request: HttpRequest, slug: str) -> HttpResponse:
+    kind = kind_get_by_slug(slug)
+    items = []
+    for item in selectors.item_list(kind=kind):
+        versions = list(item.versions.all())
+        items.append(
+            {
+                "item": item,
+                "versions": [{"version": v, "url": version_url(v)} for v in versions],
+                "latest": versions[-1] if versions else None,
+            }
+        )
+    return render(
+        request,
+        "governance/registry_browse.html",
+        {"kind": kind, "items": items, "can_draft": _can_draft(request.user, kind)},
+    )
+
+
+def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
+    """What the version page offers this user: review (approve/reject), other moves, and
+    the four-eyes note when the user holds the role but wrote or submitted the version."""
+    moves = moves_open_to(roles_of(user), version.status)
+    review = [m for m in moves if TRANSITIONS[m].four_eyes]
+    conflict = selectors.four_eyes_conflict(user=user, version=version) if review else None
+    return {
+        "review_moves": [] if conflict else review,
+        "four_eyes": conflict,
+        "other_moves": [m for m in moves if not TRANSITIONS[m].four_eyes],
+    }
+
+
+@require_GET
+@ui_page(roles=UI_ROLES, action="read the registry")
+def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    kind = kind_get_by_slug(slug)
+    version = selectors.version_get(kind=kind, name=name, number=number)
+    base = selectors.version_diff_base(version=version)
+    changes = content_changes(kind, base.content, version.content) if base is not None else None
+    siblings = [
+        {"version": v, "url": version_url(v)} for v in selectors.version_list(item=version.item)
+    ]
+    return render(
+        request,
+        "governance/version_detail.html",
+        {
+            "kind": kind,
+            "version": version,
+            "contributors": list(version.contributors.all()),
+            "sections": content_sections(kind, version.content),
+            "base": base,
+            "base_url": version_url(base) if base is not None else "",
+            "changes": changes,
+            "trail": list(selectors.version_audit_trail(version=version)),
+            "siblings": siblings,
+            "raw_json": pretty_json(version.content),
+            "can_edit": version.status == VersionStatus.DRAFT and _can_draft(request.user, kind),
+            "can_copy": _can_draft(request.user, kind),
+            **_move_buttons(request.user, version),
+        },
+    )
+
+
+@require_POST
+@ui_page(roles=UI_ROLES, action="move versions through their lifecycle")
+def version_move(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    kind = kind_get_by_slug(slug)
+    version = selectors.version_get(kind=kind, name=name, number=number)
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the buttons to move this version.")
+        return redirect(version_url(version))
+    move = Move(form.cleaned_data["move"])
+    try:
+        moved = services.version_move(
+            actor=request.user, version=version, move=move, comment=form.cleaned_data["comment"]
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"{move.label}: {kind.label} {name} v{number} is now "
+            f"{VersionStatus(moved.status).label.lower()}.",
+        )
+    return redirect(version_url(version))
+
+
+def _field_errors(details: Any) -> list[tuple[str, str]]:
+    """A ValidationFailed's details as (field path, message) pairs, in the service's order."""
+    if isinstance(details, dict):
+        pairs = []
+        for path, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                pairs.append((str(path), str(problem)))
+        return pairs
+    if isinstance(details, list):
+        return [("content", str(problem)) for problem in details]
+    return []
+
+
+def _draft_page(
+    request: HttpRequest,
+    *,
+    kind: Kind,
+    name: str,
+    form: DraftForm,
+    heading: str,
+    action_url: str,
+    cancel_url: str,
+    source: Version | None = None,
+    error: DomainError | None = None,
+) -> HttpResponse:
+    field_errors = _field_errors(error.details) if isinstance(error, ValidationFailed) else []
+    field_errors += [("content", str(e)) for e in form.errors.get("content", [])]
+    failed = bool(error) or bool(form.errors)
+    return render(
+        request,
+        "governance/draft_form.html",
+        {
+            "kind": kind,
+            "name": name,
+            "form": form,
+            "heading": heading,
+            "action_url": action_url,
+            "cancel_url": cancel_url,
+            "source": source,
+            "error": error,
+            "field_errors": field_errors,
+        },
+        status=(error.status if error is not None else 400) if failed else 200,
+    )
+
+
+def _draft_kind(slug: str) -> Kind:
+    kind = kind_get_by_slug(slug)
+    if kind.has_artifact:
+        raise NotFound(
+            f"{kind.label.capitalize()} versions carry a file and are registered through the "
+            "API or the command line, not typed here."
+        )
+    return kind
+
+
+@require_http_methods(["GET", "POST"])
+@ui_page(roles=AUTHOR_ROLES, action="write drafts")
+def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """A new draft of an existing item, starting from its latest version (or ``?from=N``)."""
+    kind = _draft_kind(slug)
+    item = selectors.item_get(kind=kind, name=name)
+    source_number = request.GET.get("from", "")
+    if source_number.isdigit():
+        source = selectors.version_get(kind=kind, name=name, number=int(source_number))
+    else:
+        source = selectors.version_latest(item=item)
+    action_url = request.get_full_path()
+    cancel_url = version_url(source) if source else reverse("ui:registry", args=[slug])
+    heading = f"New draft of {kind.label} {name}"
+    if request.method == "GET":
+        form = DraftForm(initial={"content": pretty_json(source.content) if source else "{}"})
+        return _draft_page(
+            request,
+            kind=kind,
+            name=name,
+            form=form,
+            heading=heading,
+            action_url=action_url,
+            cancel_url=cancel_url,
+            source=source,
+        )
+    form = DraftForm(request.POST)
+    if form.is_valid():
+        try:
+            version = services.version_create(
+                actor=request.user,
+                kind=kind.key,
+                name=name,
+                content=form.cleaned_data["content"],
+                change_note=form.cleaned_data["change_note"],
+            )
+        except DomainError as exc:
+            return _draft_page(
+                request,
+                kind=kind,
+                name=name,
+                form=form,
+                heading=heading,
+                action_url=action_url,
+                cancel_url=cancel_url,
+                source=source,
+                error=exc,
+            )
+        messages.success(
+            request, f"Draft v{version.number} created. Submit it for review when it is ready."
+        )
+        return redirect(version_url(version))
+    return _draft_page(
+        request,
+        kind=kind,
+        name=name,
+        form=form,
+        heading=heading,
+        action_url=action_url,
+        cancel_url=cancel_url,
+        source=source,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@ui_page(roles=AUTHOR_ROLES, action="write drafts")
+def draft_edit(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    kind = _draft_kind(slug)
+    version = selectors.version_get(kind=kind, name=name, number=number)
+    if version.is_locked:
+        messages.error(
+            request,
+            f"Version {number} of {name} is {version.status}: its content can no longer "
+            "change. Create a new version instead.",
+        )
+        return redirect(version_url(version))
+    page = {
+        "kind": kind,
+        "name": name,
+        "heading": f"Edit draft v{number} of {kind.label} {name}",
+        "action_url": request.get_full_path(),
+        "cancel_url": version_url(version),
+    }
+    if request.method == "GET":
+        form = DraftForm(
+            initial={"content": pretty_json(version.content), "change_note": version.change_note}
+        )
+        return _draft_page(request, form=form, **page)
+    form = DraftForm(request.POST)
+    if not form.is_valid():
+        return _draft_page(request, form=form, **page)
+    try:
+        services.version_update(
+            actor=request.user,
+            version=version,
+            content=form.cleaned_data["content"],
+            change_note=form.cleaned_data["change_note"],
+        )
+    except DomainError as exc:
+        return _draft_page(request, form=form, error=exc, **page)
+    messages.success(request, f"Draft v{number} saved.")
+    return redirect(version_url(version))
+
+
+def _event_rows(events: Any) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        url = ""
+        if event.kind and event.item_name and event.version_number:
+            try:
+                slug = kind_get(event.kind).slug
+            except NotFound:
+                slug = ""
+            if slug:
+                url = reverse(
+                    "ui:version-detail",
+                    kwargs={"slug": slug, "name": event.item_name, "number": event.version_number},
+                )
+        rows.append(
+            {
+                "event": event,
+                "url": url,
+                "action": AuditAction(event.action).label
+                if event.action in AuditAction.values
+                else event.action,
+            }
+        )
+    return rows
+
+
+@require_GET
+@ui_page(roles=AUDIT_READER_ROLES, action="read the audit trail")
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_bound and form.is_valid():
+        since, until = form.time_range()
+        filters = {
+            "kind": form.cleaned_data["kind"] or None,
+            "item_name": form.cleaned_data["item"] or None,
+            "actor": form.cleaned_data["actor"] or None,
+            "since": since,
+            "until": until,
+        }
+    page = Paginator(selectors.audit_event_list(**filters), AUDIT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "governance/audit_trail.html",
+        {
+            "form": form,
+            "page": page,
+            "rows": _event_rows(page.object_list),
+            "query": query.urlencode(),
+            "report": audit_chain_verify(),
+        },
+    )

@@ -1,0 +1,74 @@
+"""A small governed world for the reviewer pages: an active cross-sell deployment, a
+strategy version waiting for review, and one logged decision, all built by the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+
+from decisions.demo_portfolio import (
+    cross_sell_constraints,
+    cross_sell_strategy,
+    synthetic_customers,
+)
+from decisions.models import Decision
+from decisions.services import decision_make
+from governance import services
+from governance.models import Version
+from governance.roles import Role
+from tests.decisions import conftest as decisions_fixtures
+
+# The registry fixtures of the decisions tests, shared rather than copied.
+trained_model = decisions_fixtures.trained_model
+register_model = decisions_fixtures.register_model
+approved_model = decisions_fixtures.approved_model
+cross_sell_deployment = decisions_fixtures.cross_sell_deployment
+
+
+def customer(i: int = 0) -> dict:
+    row = synthetic_customers(20, seed=5).iloc[i]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+@dataclass
+class World:
+    deployment: Version
+    strategy_v1: Version
+    strategy_v2: Version
+    """Submitted by ``maker``: waits for a checker."""
+    limits_draft: Version
+    """A draft (v2) of the constraint set, written by ``maker``."""
+    decision: Decision
+
+
+@pytest.fixture
+def maker_checker(make_user) -> AbstractBaseUser:
+    """A senior analyst holding both roles: only four eyes keep them from approving."""
+    return make_user("sam-senior", Role.MAKER, Role.CHECKER)
+
+
+@pytest.fixture
+def world(cross_sell_deployment, maker, checker, api_client_user) -> World:
+    strategy_v1 = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=1)
+    content = cross_sell_strategy(model_name="take-up", model_version=1, revision=2)
+    strategy_v2 = services.version_create(
+        actor=maker,
+        kind="strategy",
+        name="cross-sell",
+        content=content,
+        change_note="Add a premium card.",
+    )
+    strategy_v2 = services.version_submit(actor=maker, version=strategy_v2)
+    limits_draft = services.version_create(
+        actor=maker,
+        kind="constraint_set",
+        name="cross-sell-limits",
+        content=cross_sell_constraints(strategy_name="cross-sell"),
+        change_note="Same limits, to be tuned.",
+    )
+    decision = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="C-1042", features=customer(0)
+    ).decision
+    return World(cross_sell_deployment, strategy_v1, strategy_v2, limits_draft, decision)

@@ -1,0 +1,173 @@
+"""Every reviewer page x every role: who gets the page, who gets 403, who goes to log in.
+
+The pages check roles with the same helpers the services use; writes are then checked
+again by the services (the move rows below assert what actually changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import get_resolver
+
+from governance.models import Version, VersionStatus
+from governance.roles import Role
+from tests.ui.conftest import World
+
+pytestmark = pytest.mark.django_db
+
+MAKER, CHECKER, AUDITOR, API, ADMIN = (
+    Role.MAKER,
+    Role.CHECKER,
+    Role.AUDITOR,
+    Role.API_CLIENT,
+    Role.ADMIN,
+)
+ANONYMOUS = "anonymous"
+ROLES = [MAKER, CHECKER, AUDITOR, API, ADMIN, ANONYMOUS]
+PEOPLE = {MAKER, CHECKER, AUDITOR, ADMIN}
+READERS_OF_TRAIL = {CHECKER, AUDITOR, ADMIN}
+
+
+@dataclass(frozen=True)
+class Page:
+    url_name: str
+    method: str
+    url: Callable[[World], str]
+    allowed: frozenset[str]
+    data: Callable[[World], dict] | None = None
+    ok_status: int = 200
+
+
+def _version(v: Version) -> str:
+    slug = {"strategy": "strategies", "constraint_set": "constraint-sets"}[v.item.kind]
+    return f"/registry/{slug}/{v.item.name}/v{v.number}/"
+
+
+PAGES = [
+    Page("dashboard", "GET", lambda w: "/", frozenset(PEOPLE)),
+    Page("review-queue", "GET", lambda w: "/reviews/", frozenset(PEOPLE)),
+    Page("registry-index", "GET", lambda w: "/registry/", frozenset(PEOPLE)),
+    Page("registry", "GET", lambda w: "/registry/strategies/", frozenset(PEOPLE)),
+    Page("version-detail", "GET", lambda w: _version(w.strategy_v2), frozenset(PEOPLE)),
+    Page(
+        "version-move",
+        "POST",
+        lambda w: _version(w.strategy_v2) + "move/",
+        frozenset(PEOPLE),
+        data=lambda w: {"move": "approve", "comment": "looks right"},
+        ok_status=302,
+    ),
+    Page(
+        "draft-create",
+        "GET",
+        lambda w: "/registry/strategies/cross-sell/new/",
+        frozenset({MAKER}),
+    ),
+    Page(
+        "draft-create",
+        "POST",
+        lambda w: "/registry/constraint-sets/cross-sell-limits/new/",
+        frozenset({MAKER}),
+        data=lambda w: {"content": _limits_json(w), "change_note": "copy"},
+        ok_status=302,
+    ),
+    Page("draft-edit", "GET", lambda w: _version(w.limits_draft) + "edit/", frozenset({MAKER})),
+    Page(
+        "draft-edit",
+        "POST",
+        lambda w: _version(w.limits_draft) + "edit/",
+        frozenset({MAKER}),
+        data=lambda w: {"content": _limits_json(w), "change_note": "edited"},
+        ok_status=302,
+    ),
+    Page("audit-trail", "GET", lambda w: "/audit/", frozenset(READERS_OF_TRAIL)),
+    Page("decision-search", "GET", lambda w: "/decisions/?q=C-1042", frozenset(READERS_OF_TRAIL)),
+    Page(
+        "decision-detail",
+        "GET",
+        lambda w: f"/decisions/{w.decision.decision_id}/",
+        frozenset(READERS_OF_TRAIL),
+    ),
+    Page(
+        "decision-replay",
+        "POST",
+        lambda w: f"/decisions/{w.decision.decision_id}/replay/",
+        frozenset(READERS_OF_TRAIL),
+    ),
+]
+
+
+def _limits_json(world: World) -> str:
+    import json
+
+    content = dict(world.limits_draft.content)
+    content["description"] = "Tuned by the access matrix."
+    return json.dumps(content)
+
+
+def test_the_matrix_covers_every_page_of_the_ui_namespace():
+    resolver = get_resolver()
+    names = {
+        name for name in resolver.namespace_dict["ui"][1].reverse_dict if isinstance(name, str)
+    }
+    assert {page.url_name for page in PAGES} == names
+
+
+@pytest.fixture
+def actor(request, make_user):
+    role = request.param
+    if role == ANONYMOUS:
+        return None
+    return make_user(f"actor-{role.replace('_', '-')}", role)
+
+
+@pytest.mark.parametrize("actor", ROLES, indirect=True)
+@pytest.mark.parametrize("page", PAGES, ids=[f"{p.method}-{p.url_name}" for p in PAGES])
+def test_page_access(page: Page, actor, world: World):
+    client = Client()
+    if actor is not None:
+        client.force_login(actor)
+    url = page.url(world)
+    if page.method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, page.data(world) if page.data else {})
+
+    if actor is None:
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/?next=")
+        return
+    role = actor.groups.get().name
+    if role in page.allowed:
+        assert response.status_code == page.ok_status, response.content[:500]
+    else:
+        assert response.status_code == 403
+        assert b"may not" in response.content and b"needs the role" in response.content
+
+
+@pytest.mark.parametrize("actor", ROLES, indirect=True)
+def test_posting_a_move_changes_the_version_only_for_the_role_the_lifecycle_names(
+    actor, world: World
+):
+    client = Client()
+    if actor is not None:
+        client.force_login(actor)
+    client.post(_version(world.strategy_v2) + "move/", {"move": "approve", "comment": "ok"})
+    world.strategy_v2.refresh_from_db()
+    approved = world.strategy_v2.status == VersionStatus.APPROVED
+    assert approved is (actor is not None and actor.groups.get().name == CHECKER)
+
+
+def test_a_user_without_any_role_is_refused_everywhere(world: World):
+    nobody = get_user_model().objects.create_user("nobody", password="x-unused-password-1")
+    client = Client()
+    client.force_login(nobody)
+    for page in PAGES:
+        url = page.url(world)
+        response = client.get(url) if page.method == "GET" else client.post(url, {})
+        assert response.status_code == 403, url

@@ -1,0 +1,209 @@
+"""The review flow in a real browser (Debian's Chromium driven by Playwright).
+
+A maker drafts a new strategy version by editing its JSON and submits it; a checker finds
+it in the queue, reads the structured diff and rejects it with a reason; the maker drafts
+again and submits; the maker, who also holds the checker role, gets no approve button on
+their own version and a hand-made POST is refused by four eyes; the checker approves.
+Each step leaves a screenshot in test-output/screenshots/.
+
+Without Chromium this test fails rather than skips: CI installs it (.ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from governance.models import Version, VersionStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "browser-test-passphrase-42"
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM = os.environ.get("ARBITER_CHROMIUM", "/usr/bin/chromium")
+# Chromium's own calls home are refused on a closed network; keep it quiet and local.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver "
+            "(.ci/run does this). The browser tests never skip."
+        )
+    # Sync Playwright runs an event loop in this thread, so Django's ORM, called from the
+    # test body alongside it, would refuse to run ("SynchronousOnlyOperation"). Nothing
+    # here is async: the live server answers in its own thread.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, base: str, username: str) -> None:
+    page.goto(f"{base}/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def draft_with_apr(page: Page, *, from_version: int, apr: float, note: str) -> None:
+    """From the Strategies page: a new draft of cross-sell with the card's APR changed."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Strategies").click()
+    page.get_by_role("link", name=f"New draft from v{from_version} of cross-sell").click()
+    editor = page.get_by_label("Content (JSON)")
+    content = json.loads(editor.input_value())
+    card = next(a for a in content["actions"] if a["id"] == "card")
+    card["attributes"]["apr"] = apr
+    editor.fill(json.dumps(content, indent=2))
+    page.get_by_label("Change note").fill(note)
+
+
+def messages(page: Page):
+    return page.get_by_role("list", name="Messages")
+
+
+def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
+    page: Page, live_server, cross_sell_deployment, maker_checker, checker
+):
+    base = live_server.url
+    maker = maker_checker.username
+    for person in (maker_checker, checker):
+        person.set_password(PASSWORD)
+        person.save(update_fields=["password"])
+
+    # 1. The maker drafts v2 from the active v1, lowering the card's APR, and submits it.
+    log_in(page, base, maker)
+    shot(page, "01-maker-dashboard")
+    draft_with_apr(page, from_version=1, apr=0.19, note="Card APR down to 19% to win back share.")
+    shot(page, "02-maker-editing-json")
+    page.get_by_role("button", name="Save draft").click()
+    expect(messages(page)).to_contain_text("Draft v2 created.")
+    expect(page.get_by_text("action card: apr changed from 0.24 to 0.19")).to_be_visible()
+    page.get_by_role("button", name="Submit for review").click()
+    expect(messages(page)).to_contain_text("strategy cross-sell v2 is now submitted for review")
+    shot(page, "03-maker-submitted")
+    log_out(page)
+
+    # 2. The checker finds it in the queue, reads the diff, and rejects it with a reason.
+    log_in(page, base, checker.username)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reviews").click()
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    shot(page, "04-checker-queue")
+    page.get_by_role("link", name="cross-sell v2").click()
+    change = page.get_by_text("action card: apr changed from 0.24 to 0.19")
+    expect(change).to_be_visible()
+    shot(page, "05-checker-diff")
+    page.get_by_role("button", name="Reject").click()  # no reason yet: refused
+    expect(messages(page)).to_contain_text("A comment is required to reject.")
+    page.get_by_label("Comment (required to reject)").fill(
+        "19% is below the APR floor agreed with risk."
+    )
+    page.get_by_role("button", name="Reject").click()
+    expect(messages(page)).to_contain_text("strategy cross-sell v2 is now rejected")
+    expect(
+        page.get_by_role("cell", name="19% is below the APR floor agreed with risk.")
+    ).to_be_visible()
+    shot(page, "06-checker-rejected")
+    log_out(page)
+
+    # 3. The maker drafts v3 and submits it; as its author they cannot approve it.
+    log_in(page, base, maker)
+    draft_with_apr(page, from_version=2, apr=0.21, note="21%: at the agreed floor.")
+    page.get_by_role("button", name="Save draft").click()
+    expect(messages(page)).to_contain_text("Draft v3 created.")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(messages(page)).to_contain_text("now submitted for review")
+    expect(
+        page.get_by_text("You wrote this version: another checker must review it (four eyes).")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    shot(page, "07-maker-no-approve-button")
+
+    # A hand-made POST (valid session and CSRF token) is refused by the server all the same.
+    page.evaluate(
+        """() => {
+            const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;
+            const form = document.createElement('form');
+            form.method = 'post';
+            form.action = location.pathname + 'move/';
+            for (const [name, value] of [['csrfmiddlewaretoken', token], ['move', 'approve']]) {
+                const input = document.createElement('input');
+                input.type = 'hidden'; input.name = name; input.value = value;
+                form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();
+        }"""
+    )
+    expect(messages(page)).to_contain_text(
+        f"Four eyes: {maker} wrote version 3 of cross-sell and so cannot approve it; "
+        "another checker must."
+    )
+    shot(page, "08-maker-crafted-approve-refused")
+    v3 = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=3)
+    assert v3.status == VersionStatus.SUBMITTED
+    log_out(page)
+
+    # 4. The checker approves v3.
+    log_in(page, base, checker.username)
+    page.get_by_role("link", name="cross-sell v3").first.click()
+    expect(page.get_by_text("action card: apr changed from 0.24 to 0.21")).to_be_visible()
+    page.get_by_label("Comment (required to reject)").fill("21% is at the floor. Approved.")
+    page.get_by_role("button", name="Approve").click()
+    expect(messages(page)).to_contain_text("strategy cross-sell v3 is now approved")
+    expect(page.locator("h1")).to_contain_text(re.compile(r"v3\s+Approved"))
+    shot(page, "09-checker-approved")
+
+    v3.refresh_from_db()
+    assert (v3.status, v3.reviewed_by_id, v3.review_comment) == (
+        VersionStatus.APPROVED,
+        checker.pk,
+        "21% is at the floor. Approved.",
+    )
+    assert v3.content["actions"][1]["attributes"]["apr"] == 0.21
+    rejected = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
+    assert rejected.status == VersionStatus.REJECTED

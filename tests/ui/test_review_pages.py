@@ -1,0 +1,451 @@
+"""The reviewer pages as a person uses them (Django's test client): four eyes, the diff,
+drafts with the service's field errors, escaping, CSRF, the audit trail, accessibility."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from decisions.demo_portfolio import cross_sell_strategy
+from governance import services
+from governance.models import AuditEvent, ChainHead, Version, VersionStatus
+from tests.governance.factories import note_version
+from tests.ui.conftest import World
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGY = "/registry/strategies/cross-sell"
+XSS = "<script>alert(1)</script>"
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def text(response) -> str:
+    """The page's visible text, tags removed and entities decoded, spaces collapsed."""
+    body = re.sub(r"<[^>]+>", " ", response.content.decode())
+    return re.sub(r"\s+", " ", html.unescape(body))
+
+
+def submitted_by(user, *, revision: int = 2, apr: float | None = None) -> Version:
+    content = cross_sell_strategy(model_name="take-up", model_version=1, revision=revision)
+    if apr is not None:
+        content["actions"][1]["attributes"]["apr"] = apr
+    version = services.version_create(
+        actor=user, kind="strategy", name="cross-sell", content=content
+    )
+    return services.version_submit(actor=user, version=version)
+
+
+# --- four eyes ----------------------------------------------------------------------
+
+
+def test_the_author_who_is_also_a_checker_gets_a_note_and_no_review_buttons(
+    cross_sell_deployment, maker_checker
+):
+    version = submitted_by(maker_checker)
+    page = logged_in(maker_checker).get(f"{STRATEGY}/v{version.number}/")
+    assert page.status_code == 200
+    assert "You wrote this version: another checker must review it (four eyes)." in text(page)
+    assert b'value="approve"' not in page.content
+    assert b'value="reject"' not in page.content
+
+
+def test_a_crafted_approve_by_the_author_is_refused_with_the_four_eyes_message(
+    cross_sell_deployment, maker_checker
+):
+    version = submitted_by(maker_checker)
+    response = logged_in(maker_checker).post(
+        f"{STRATEGY}/v{version.number}/move/",
+        {"move": "approve", "comment": "my own work is fine"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    (message,) = messages_of(response)
+    assert message.startswith("Four eyes: sam-senior wrote version 2 of cross-sell")
+    version.refresh_from_db()
+    assert version.status == VersionStatus.SUBMITTED
+    assert not AuditEvent.objects.filter(action="approve", version_number=version.number).exists()
+
+
+def test_a_checker_who_only_submitted_is_kept_out_too(cross_sell_deployment, maker, maker_checker):
+    content = cross_sell_strategy(model_name="take-up", model_version=1, revision=2)
+    draft = services.version_create(
+        actor=maker, kind="strategy", name="cross-sell", content=content
+    )
+    services.version_submit(actor=maker_checker, version=draft)
+    page = logged_in(maker_checker).get(f"{STRATEGY}/v2/")
+    assert "You submitted this version: another checker must review it" in text(page)
+    assert b'value="approve"' not in page.content
+
+
+def test_another_checker_sees_the_diff_and_approves(world: World, checker):
+    client = logged_in(checker)
+    page = client.get(f"{STRATEGY}/v2/")
+    assert b'value="approve"' in page.content and b'value="reject"' in page.content
+    assert "Compared with v1 , the active version." in text(page)
+    assert "action premium-card added" in text(page)
+    response = client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": ""}, follow=True)
+    assert messages_of(response) == ["Approve: strategy cross-sell v2 is now approved."]
+    trail = text(response)
+    assert "chen-checker Approved submitted → approved" in trail
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.APPROVED
+    assert world.strategy_v2.reviewed_by == checker
+
+
+def test_a_maker_reads_the_queue_and_the_version_but_has_no_review_buttons(world: World, maker2):
+    client = logged_in(maker2)
+    queue = client.get("/reviews/")
+    assert "You can read the queue; approving and rejecting need the checker role." in text(queue)
+    page = client.get(f"{STRATEGY}/v2/")
+    assert b'value="approve"' not in page.content
+    assert "four eyes" not in text(page)
+
+
+def test_reject_needs_a_reason_then_records_it(world: World, checker):
+    client = logged_in(checker)
+    refused = client.post(f"{STRATEGY}/v2/move/", {"move": "reject", "comment": "  "}, follow=True)
+    assert messages_of(refused) == ["A comment is required to reject."]
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.SUBMITTED
+    done = client.post(
+        f"{STRATEGY}/v2/move/", {"move": "reject", "comment": "Premium APR too low"}, follow=True
+    )
+    assert "Reject: strategy cross-sell v2 is now rejected." in messages_of(done)
+    assert "Premium APR too low" in text(done)
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.REJECTED
+
+
+def test_submit_activate_and_a_refused_move_through_the_pages(world: World, maker, checker):
+    checker_client = logged_in(checker)
+    checker_client.post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    page = checker_client.get(f"{STRATEGY}/v2/")
+    assert b'value="activate"' in page.content and b'value="retire"' in page.content
+    done = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
+    assert messages_of(done) == ["Activate: strategy cross-sell v2 is now active."]
+    world.strategy_v1.refresh_from_db()
+    assert world.strategy_v1.status == VersionStatus.RETIRED
+    again = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
+    assert messages_of(again)[0].startswith("Cannot activate version 2 of cross-sell: it is active")
+
+    limits = "/registry/constraint-sets/cross-sell-limits/v2/"
+    maker_page = logged_in(maker).get(limits)
+    assert b'value="submit"' in maker_page.content
+    submitted = logged_in(maker).post(
+        limits + "move/", {"move": "submit", "comment": "Ready"}, follow=True
+    )
+    assert messages_of(submitted) == [
+        "Submit for review: constraint set cross-sell-limits v2 is now submitted for review."
+    ]
+    world.limits_draft.refresh_from_db()
+    assert world.limits_draft.status == VersionStatus.SUBMITTED
+
+
+def test_admins_activate_and_retire_but_never_review(world: World, admin_user, checker):
+    client = logged_in(admin_user)
+    submitted = client.get(f"{STRATEGY}/v2/")
+    assert b'value="approve"' not in submitted.content and "four eyes" not in text(submitted)
+    logged_in(checker).post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    approved = client.get(f"{STRATEGY}/v2/")
+    assert b'value="activate"' in approved.content and b'value="retire"' in approved.content
+    active = client.get(f"{STRATEGY}/v1/")
+    assert b'value="retire"' in active.content and b'value="activate"' not in active.content
+
+
+def test_navigation_shows_each_role_only_the_pages_it_may_open(world: World, maker, auditor):
+    def links(user):
+        return {link["label"] for link in logged_in(user).get("/").context["nav_links"]}
+
+    assert {"Dashboard", "Reviews", "Strategies", "Models"} <= links(maker)
+    assert not {"Audit trail", "Decisions"} & links(maker)
+    assert {"Audit trail", "Decisions"} <= links(auditor)
+
+
+def test_an_unknown_move_or_version_is_a_message_or_a_404_never_a_500(world: World, checker):
+    client = logged_in(checker)
+    response = client.post(f"{STRATEGY}/v2/move/", {"move": "explode"}, follow=True)
+    assert messages_of(response) == ["Choose one of the buttons to move this version."]
+    missing = client.get(f"{STRATEGY}/v99/")
+    assert missing.status_code == 404
+    assert "There is no version 99 of the strategy 'cross-sell'." in text(missing)
+    assert client.get("/registry/widgets/").status_code == 404
+
+
+# --- the queue and the dashboard ----------------------------------------------------
+
+
+def test_queue_lists_every_kind_oldest_first_with_its_age(world: World, maker, checker):
+    note = note_version(maker=maker, checker=checker, status=VersionStatus.SUBMITTED)
+    Version.objects.filter(pk=world.strategy_v2.pk).update(
+        submitted_at=timezone.now() - dt.timedelta(days=3, hours=2)
+    )
+    page = logged_in(checker).get("/reviews/")
+    rows = [r for r in text(page).split("Waiting")[1].split(" v") if r]
+    body = text(page)
+    assert body.index("cross-sell v2") < body.index("house-rules v1"), rows
+    assert "3 days" in body
+    assert f"{note.item.name} v1" in body
+    assert "mia-maker" in body  # author and submitter
+
+
+def test_dashboard_counts_reviews_and_shows_active_deployments(world: World, checker):
+    page = logged_in(checker).get("/")
+    body = text(page)
+    assert "Pending reviews 1 version is waiting for a checker." in body
+    assert "cross-sell v2" in body
+    assert "Active deployments" in body
+    assert "cross-sell v1 cross-sell v1 cross-sell-limits v1" in body
+    assert b'href="/registry/strategies/cross-sell/v1/"' in page.content
+    assert b'href="/registry/constraint-sets/cross-sell-limits/v1/"' in page.content
+
+
+def test_dashboard_lists_a_makers_drafts(world: World, maker):
+    body = text(logged_in(maker).get("/"))
+    assert "Your drafts constraint set cross-sell-limits v2" in body
+
+
+# --- drafts -------------------------------------------------------------------------
+
+
+def test_new_draft_starts_from_the_latest_version_pretty_printed(world: World, maker):
+    page = logged_in(maker).get(f"{STRATEGY}/new/")
+    assert page.status_code == 200
+    assert "Starting from the content of v2" in text(page)
+    textarea = page.content.decode().split("</textarea>")[0]
+    assert html.escape(json.dumps(world.strategy_v2.content, indent=2), quote=True) in textarea
+
+
+def test_field_errors_from_the_service_are_shown_and_the_text_is_kept(world: World, maker):
+    content = dict(world.strategy_v2.content)
+    content["value"] = "p_acept * apr * limit - cost"
+    content["actions"] = [*content["actions"], {"id": "card", "attributes": {}}]
+    typed = json.dumps(content, indent=2)
+    before = Version.objects.count()
+    page = logged_in(maker).post(f"{STRATEGY}/new/", {"content": typed, "change_note": "typo"})
+    assert page.status_code == 400
+    body = text(page)
+    assert "The strategy is not valid" in body
+    assert "value : unknown name 'p_acept' at position 0; did you mean 'p_accept'?" in body
+    assert "actions[4].id : duplicate action 'card'" in body
+    assert html.escape(typed, quote=True) in page.content.decode()  # nothing lost
+    assert b">typo</textarea>" in page.content
+    assert b'aria-invalid="true"' in page.content
+    assert Version.objects.count() == before
+
+
+def test_text_that_is_not_json_is_refused_before_the_service(world: World, maker):
+    page = logged_in(maker).post(
+        f"{STRATEGY}/new/", {"content": '{"use_case": ', "change_note": ""}
+    )
+    assert page.status_code == 400
+    assert "This is not valid JSON: Expecting value (line 1, column 14)." in text(page)
+    assert b"{&quot;use_case&quot;: </textarea>" in page.content
+
+
+def test_a_valid_draft_is_created_then_edited(world: World, maker, maker2):
+    content = dict(world.limits_draft.content)
+    content["portfolio"] = [dict(content["portfolio"][0], bound=30000), content["portfolio"][1]]
+    created = logged_in(maker2).post(
+        "/registry/constraint-sets/cross-sell-limits/new/",
+        {"content": json.dumps(content), "change_note": "More budget"},
+        follow=True,
+    )
+    assert messages_of(created) == ["Draft v3 created. Submit it for review when it is ready."]
+    assert "limit marketing_budget: bound changed from 25000 to 30000" in text(created)
+    content["portfolio"][0]["bound"] = 27500
+    edited = logged_in(maker).post(
+        "/registry/constraint-sets/cross-sell-limits/v3/edit/",
+        {"content": json.dumps(content), "change_note": "A bit less"},
+        follow=True,
+    )
+    assert messages_of(edited) == ["Draft v3 saved."]
+    v3 = Version.objects.get(item__name="cross-sell-limits", number=3)
+    assert v3.content["portfolio"][0]["bound"] == 27500
+    assert set(v3.contributors.values_list("username", flat=True)) == {"max-maker", "mia-maker"}
+
+
+def test_a_submitted_version_cannot_be_edited(world: World, maker):
+    response = logged_in(maker).get(f"{STRATEGY}/v2/edit/", follow=True)
+    assert messages_of(response) == [
+        "Version 2 of cross-sell is submitted: its content can no longer change. "
+        "Create a new version instead."
+    ]
+
+
+def test_models_have_no_editor(world: World, maker):
+    page = logged_in(maker).get("/registry/models/take-up/new/")
+    assert page.status_code == 404
+    assert "registered through the API or the command line" in text(page)
+
+
+# --- escaping -----------------------------------------------------------------------
+
+
+def test_user_text_is_escaped_everywhere_it_is_shown(world: World, maker, checker):
+    content = dict(world.limits_draft.content)
+    content["description"] = XSS
+    logged_in(maker).post(
+        "/registry/constraint-sets/cross-sell-limits/v2/edit/",
+        {"content": json.dumps(content), "change_note": XSS},
+    )
+    logged_in(maker).post(
+        "/registry/constraint-sets/cross-sell-limits/v2/move/", {"move": "submit"}
+    )
+    client = logged_in(checker)
+    for url in [
+        "/registry/constraint-sets/cross-sell-limits/v2/",
+        "/registry/constraint-sets/",
+        "/reviews/",
+        "/audit/",
+        "/registry/constraint-sets/cross-sell-limits/v2/edit/",
+    ]:
+        page = client.get(url)
+        assert XSS.encode() not in page.content, url
+    version_page = client.get("/registry/constraint-sets/cross-sell-limits/v2/")
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in version_page.content
+    assert f'description changed from "Quarterly cross-sell limits." to "{XSS}"' in text(
+        version_page
+    )
+
+
+def test_no_template_or_view_turns_escaping_off():
+    for path in (ROOT / "templates").rglob("*.html"):
+        source = path.read_text(encoding="utf-8")
+        assert "|safe" not in source and "autoescape off" not in source, path
+    for app in ("governance", "decisions", "arbiter"):
+        for path in (ROOT / app).rglob("*.py"):
+            assert "mark_safe" not in path.read_text(encoding="utf-8"), path
+
+
+# --- CSRF ---------------------------------------------------------------------------
+
+
+def test_posts_without_the_csrf_token_are_refused(world: World, checker):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(checker)
+    refused = client.post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    assert refused.status_code == 403
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.SUBMITTED
+
+    page = client.get(f"{STRATEGY}/v2/")
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content).group(1)
+    client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "csrfmiddlewaretoken": token.decode()})
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.APPROVED
+
+
+# --- audit trail --------------------------------------------------------------------
+
+
+def test_audit_trail_filters_and_verifies(world: World, auditor):
+    client = logged_in(auditor)
+    page = client.get("/audit/")
+    assert "The audit chain verifies." in text(page)
+    only = client.get("/audit/", {"item": "cross-sell-limits", "actor": "mia-maker"})
+    rows = [e for e in only.context["rows"]]
+    assert rows and all(r["event"].item_name == "cross-sell-limits" for r in rows)
+    assert {r["event"].actor_username for r in rows} == {"mia-maker"}
+    kinds = client.get("/audit/", {"kind": "deployment"})
+    assert {r["event"].kind for r in kinds.context["rows"]} == {"deployment"}
+    today = timezone.now().date()
+    in_range = client.get("/audit/", {"since": today.isoformat(), "until": today.isoformat()})
+    assert len(in_range.context["rows"]) == AuditEvent.objects.count()
+    before = client.get("/audit/", {"until": (today - dt.timedelta(days=1)).isoformat()})
+    assert before.context["rows"] == [] and "No events match." in text(before)
+    backwards = client.get(
+        "/audit/", {"since": today.isoformat(), "until": (today - dt.timedelta(days=1)).isoformat()}
+    )
+    assert "The end date is before the start date." in text(backwards)
+    linked = client.get("/audit/", {"item": "cross-sell", "kind": "strategy"})
+    assert b'href="/registry/strategies/cross-sell/v2/"' in linked.content
+
+
+def test_audit_trail_says_when_the_chain_is_broken(world: World, auditor):
+    head = ChainHead.objects.get()
+    AuditEvent.objects.create(  # an event forged outside the services: appended, not chained
+        seq=head.seq + 1,
+        created_at=timezone.now(),
+        actor_username="mallory",
+        action="approve",
+        prev_hash="0" * 64,
+        hash="f" * 64,
+    )
+    page = logged_in(auditor).get("/audit/")
+    body = text(page)
+    assert "The audit chain does not verify." in body
+    assert f"event #{head.seq + 1} does not chain to #{head.seq}" in body
+
+
+# --- accessibility ------------------------------------------------------------------
+
+
+class _Controls(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: set[str] = set()
+        self.controls: list[tuple[str, dict]] = []
+        self.landmarks: list[str] = []
+        self.lang = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "html":
+            self.lang = attrs.get("lang", "")
+        if tag == "label" and attrs.get("for"):
+            self.labels.add(attrs["for"])
+        if tag in ("main", "nav", "header"):
+            self.landmarks.append(tag)
+        if tag in ("input", "select", "textarea") and attrs.get("type") not in (
+            "hidden",
+            "submit",
+            "button",
+        ):
+            self.controls.append((tag, attrs))
+
+
+def test_every_form_control_has_a_label_and_pages_have_landmarks(world: World, maker, checker):
+    pages = {
+        maker: ["/", f"{STRATEGY}/new/", "/registry/constraint-sets/cross-sell-limits/v2/"],
+        checker: [
+            "/",
+            "/reviews/",
+            f"{STRATEGY}/v2/",
+            "/registry/models/take-up/v1/",
+            "/registry/deployments/cross-sell/v1/",
+            "/audit/",
+            "/decisions/",
+            f"/decisions/{world.decision.decision_id}/",
+        ],
+    }
+    for user, urls in pages.items():
+        client = logged_in(user)
+        for url in urls:
+            parser = _Controls()
+            parser.feed(client.get(url).content.decode())
+            assert parser.lang == "en", url
+            assert parser.landmarks.count("main") == 1 and "nav" in parser.landmarks, url
+            for tag, attrs in parser.controls:
+                assert attrs.get("id") in parser.labels or attrs.get("aria-label"), (
+                    url,
+                    tag,
+                    attrs,
+                )
