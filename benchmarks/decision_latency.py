@@ -30,6 +30,39 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(c) for c in text]
+    return found
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -233,6 +266,8 @@ def main() -> None:
         if warm_failures:
             raise SystemExit(f"warm-up requests failed: {warm_failures[:5]}")
         print(f"sending {args.requests} requests at {args.rate:g}/s", flush=True)
+        workers = children(server.pid)
+        cpu_before = (cpu_seconds(workers), cpu_seconds(postgres_pids()))
         load = multiprocessing.Process(
             target=client_process,
             args=(args.port, key, bodies, args.rate, args.threads, queue),
@@ -240,6 +275,8 @@ def main() -> None:
         load.start()
         latencies, failures, seconds = queue.get()
         load.join()
+        cpu_web = cpu_seconds(workers) - cpu_before[0]
+        cpu_db = cpu_seconds(postgres_pids()) - cpu_before[1]
     finally:
         if server is not None:
             server.terminate()
@@ -259,6 +296,11 @@ def main() -> None:
     print(
         f"server-side deciding ms (from the log): p50 {percentile(logged, 50):.2f}  "
         f"p99 {percentile(logged, 99):.2f}"
+    )
+    done = max(1, len(latencies))
+    print(
+        f"CPU per request: gunicorn workers {cpu_web / done * 1000:.2f} ms, "
+        f"PostgreSQL {cpu_db / done * 1000:.2f} ms"
     )
     print(f"bare in-process predict + SHAP, one customer: median {bare:.2f} ms")
     print(f"ratio p99 / bare: {p99 / bare:.2f}")

@@ -131,6 +131,23 @@ def active_deployment(name: str) -> Version:
     return version
 
 
+def warm_up() -> list[str]:
+    """Load, compile and explain-ready every arm of every active deployment; returns names."""
+    warmed = []
+    active = Version.objects.select_related("item").filter(
+        item__kind="deployment", status=VersionStatus.ACTIVE
+    )
+    for version in active:
+        arms = [("champion", version.content)]
+        arms += [(a["arm"], a) for a in version.content.get("challengers", [])]
+        for name, content in arms:
+            arm = arm_runtime(name, content)
+            for prediction in arm.function.predictions:
+                explainer(prediction.runtime)
+        warmed.append(version.item.name)
+    return warmed
+
+
 def clear_caches() -> None:
     """Forget everything loaded (tests; a process that must reload tampered artifacts)."""
     with _lock:

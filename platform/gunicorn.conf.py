@@ -6,6 +6,7 @@ Every public name here must be a gunicorn setting: gunicorn silently ignores unk
 so tests/arbiter/test_deployment_files.py checks them.
 """
 
+import gc
 import os
 
 MAX_AUTO_WORKERS = 8
@@ -41,10 +42,10 @@ threads = 4
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then so slow leaks (model caches, fragmentation) cannot build up;
-# the jitter keeps them from all restarting at once.
-max_requests = 1000
-max_requests_jitter = 100
+# Recycle workers now and then so slow leaks (fragmentation) cannot build up; the jitter keeps
+# them from all restarting at once. Not too often: a new worker loads every model again.
+max_requests = 20000
+max_requests_jitter = 2000
 # Heartbeat files on tmpfs: on the container's overlay filesystem a slow disk write can make
 # the arbiter think a healthy worker hung.
 worker_tmp_dir = "/dev/shm"  # noqa: S108
@@ -56,3 +57,20 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 # No gunicornc control socket: compose restarts the container to change anything, and the
 # default path under $HOME is not worth a warning on every start.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Load and compile every active deployment before the worker takes requests.
+
+    Otherwise the first decisions after a (re)start pay for loading models and building
+    SHAP explainers: hundreds of milliseconds instead of a few.
+    """
+    try:
+        from decisions.runtime import warm_up
+
+        warm_up()
+    except Exception:  # a cold worker still serves; it just warms on first use
+        worker.log.exception("warming the decision runtime failed")
+    # Everything loaded so far lives as long as the worker: keep the cyclic garbage
+    # collector from walking it again and again (full collections were p99 spikes).
+    gc.freeze()

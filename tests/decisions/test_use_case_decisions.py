@@ -69,3 +69,11 @@ def test_onboarding_declines_name_what_raised_the_risk(demo):
             (v, k) for k, v in risk["contributions"].items() if k not in pd_inputs and v > 0
         )[::-1]
         assert [r["feature"] for r in decision.reasons] == [k for _, k in ranked[:4]]
+
+
+def test_warm_up_prepares_every_active_deployment(demo):
+    from decisions import runtime
+
+    runtime.clear_caches()
+    assert sorted(runtime.warm_up()) == ["collections", "cross-sell", "onboarding"]
+    assert len(runtime._explainers) == 6  # every model of every deployment is explain-ready
