@@ -6,7 +6,6 @@ Every public name here must be a gunicorn setting: gunicorn silently ignores unk
 so tests/arbiter/test_deployment_files.py checks them.
 """
 
-import gc
 import os
 
 MAX_AUTO_WORKERS = 8
@@ -71,6 +70,3 @@ def post_worker_init(worker):
         warm_up()
     except Exception:  # a cold worker still serves; it just warms on first use
         worker.log.exception("warming the decision runtime failed")
-    # Everything loaded so far lives as long as the worker: keep the cyclic garbage
-    # collector from walking it again and again (full collections were p99 spikes).
-    gc.freeze()
