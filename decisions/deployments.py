@@ -25,14 +25,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from decisions.strategies import expression_check, strategy_vocabulary
+from decisions.strategies import expression_check, strategy_vocabulary, unapproved_references
 from governance.exceptions import PreconditionFailed
 from governance.models import Version, VersionStatus
 from governance.validation import FieldErrors, is_number
 
 CHAMPION = "champion"
 ARM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-USABLE = (VersionStatus.APPROVED, VersionStatus.ACTIVE)
 
 
 def _reference(raw: Any, path: str, kind: str, errors: FieldErrors) -> Version | None:
@@ -147,20 +146,10 @@ def deployment_content_validate(
 
 def deployment_check_versions_approved(version: Version) -> None:
     """A deployment may be approved or activated only with approved versions in every arm."""
-    pending = []
     arms = [version.content, *version.content.get("challengers", [])]
-    for arm in arms:
-        for kind in ("strategy", "constraint_set"):
-            ref = arm[kind]
-            status = (
-                Version.objects.filter(
-                    item__kind=kind, item__name=ref["name"], number=ref["version"]
-                )
-                .values_list("status", flat=True)
-                .first()
-            )
-            if status not in USABLE:
-                pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+    pending = unapproved_references(
+        [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
+    )
     if pending:
         raise PreconditionFailed(
             "The deployment uses versions that are not approved: " + ", ".join(pending),

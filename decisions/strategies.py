@@ -40,6 +40,7 @@ from governance.validation import FieldErrors, is_number
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 USABLE_MODEL_STATUSES = (VersionStatus.APPROVED, VersionStatus.ACTIVE)
+"""Statuses a referenced version must have before what references it may be approved."""
 
 
 def expression_check(
@@ -277,21 +278,25 @@ def _actions_validate(raw: Any, errors: FieldErrors) -> dict[str, str]:
 
 def strategy_check_models_approved(version: Version) -> None:
     """A strategy may be approved or activated only once every model it uses is approved."""
-    pending = []
-    for prediction in version.content.get("predictions", []):
-        model = prediction["model"]
-        status = (
-            Version.objects.filter(
-                item__kind="model", item__name=model["name"], number=model["version"]
-            )
-            .values_list("status", flat=True)
-            .first()
-        )
-        if status not in USABLE_MODEL_STATUSES:
-            pending.append(f"{model['name']} v{model['version']} ({status or 'missing'})")
+    refs = [("model", p["model"]) for p in version.content.get("predictions", [])]
+    pending = [label.removeprefix("model ") for label in unapproved_references(refs)]
     if pending:
         raise PreconditionFailed(
             "The strategy uses model versions that are not approved: " + ", ".join(pending),
             code="dependency_not_approved",
             details={"models": pending},
         )
+
+
+def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """``kind name vN (status)`` for each referenced version not approved or active."""
+    pending = []
+    for kind, ref in refs:
+        status = (
+            Version.objects.filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status not in USABLE_MODEL_STATUSES:
+            pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+    return pending
