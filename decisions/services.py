@@ -138,7 +138,9 @@ def _explain_models(
         attributes = function.action_attributes(at)
         for name in prediction.action_inputs:
             inputs[name] = [attributes[name]]
-        explanation = runtime.explainer(prediction.runtime).explain_columns(inputs)
+        explanation = runtime.explainer(prediction.runtime).explain_columns(
+            inputs, predicted=result.quantities[prediction.quantity][0, at : at + 1]
+        )
         contributions.append(
             {
                 "model": prediction.runtime.key,
@@ -339,11 +341,8 @@ def decision_make(
     decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     decision.content_hash = decision_hash(decision)
     try:
-        with transaction.atomic():
-            decision.save(force_insert=True)
-            if decision.seq % settings.DECISION_BLOCK_ROWS == 0:
-                # A block's worth has accumulated: seal now rather than wait for beat.
-                transaction.on_commit(_seal_soon)
+        # One INSERT, committed by itself (autocommit): no BEGIN/COMMIT round trips.
+        decision.save(force_insert=True)
     except IntegrityError:
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:
@@ -357,6 +356,9 @@ def decision_make(
         raise ServiceUnavailable(
             "The decision could not be logged; no decision was made."
         ) from None
+    if decision.seq % settings.DECISION_BLOCK_ROWS == 0:
+        # A block's worth has accumulated: seal now rather than wait for beat.
+        transaction.on_commit(_seal_soon)
     return DecisionOutcome(decision, True)
 
 

@@ -92,6 +92,11 @@ _CLIP = 1e-15
 """The same probability clip as ``ModelRuntime.margin``, so the log-odds agree at 0 and 1."""
 
 
+# Between 1e-6 and 1 - 1e-6 the logit of a float64 probability is accurate to ~1e-10, far
+# inside the additivity tolerance; nearer 0 or 1 the model is asked for its raw margin.
+_ACCURATE_LOGIT = 1e-6
+
+
 class UnsupportedModel(ValueError):
     """The model version cannot be explained per original feature; the message says which part.
 
@@ -191,16 +196,37 @@ class FeatureExplainer:
             frame = frame.loc[:, self.features]
         return self._explain_transformed(_apply(self._preprocess, frame))
 
-    def explain_columns(self, columns: Mapping[str, Any]) -> Explanation:
+    def explain_columns(
+        self, columns: Mapping[str, Any], *, predicted: np.ndarray | None = None
+    ) -> Explanation:
         """``explain`` from column arrays: the NumPy replay of the preprocessing when the
-        model has one (microseconds, not the milliseconds of a pandas frame)."""
+        model has one (microseconds, not the milliseconds of a pandas frame).
+
+        ``predicted`` is the model's own output for these rows when the caller already has
+        it (the decision function just computed it): the margin is then its logit, and the
+        model is not run a second time. Probabilities too close to 0 or 1 for an accurate
+        logit are recomputed.
+        """
         matrix = self.runtime.transformed(columns)
         if matrix is None:
             return self.explain(self.runtime.frame(columns))
-        return self._explain_transformed(matrix)
+        return self._explain_transformed(matrix, output=self._margin_from(predicted))
 
-    def _explain_transformed(self, transformed: Any) -> Explanation:
-        output = self._margin(transformed)
+    def _margin_from(self, predicted: np.ndarray | None) -> np.ndarray | None:
+        if predicted is None:
+            return None
+        predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+        if self.runtime.output_type != "probability":
+            return predicted
+        if np.any((predicted < _ACCURATE_LOGIT) | (predicted > 1 - _ACCURATE_LOGIT)):
+            return None
+        return np.log(predicted / (1 - predicted))
+
+    def _explain_transformed(
+        self, transformed: Any, output: np.ndarray | None = None
+    ) -> Explanation:
+        if output is None:
+            output = self._margin(transformed)
         base, phi = self._attribution(_dense(transformed), output)
         contributions = phi @ self._fold
         gap = np.abs(base + contributions.sum(axis=1) - output)
