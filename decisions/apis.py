@@ -48,9 +48,12 @@ class DeploymentDetailApi(APIView):
         version = runtime.active_deployment(name)
         champion = runtime.arm_runtime(CHAMPION, version.content)
         function = champion.function
+        challengers = version.content.get("challengers", [])
         arms = [{"arm": CHAMPION, "share": None}] + [
-            {"arm": a["arm"], "share": a["share"]} for a in version.content.get("challengers", [])
+            {"arm": a["arm"], "share": a["share"]} for a in challengers
         ]
+        # A client cannot know its customer's arm in advance: it sends what any arm needs.
+        features = runtime.deployment_features(version)
         data = {
             "name": name,
             "version": version.number,
@@ -58,7 +61,7 @@ class DeploymentDetailApi(APIView):
             "strategy": version.content["strategy"],
             "constraint_set": version.content["constraint_set"],
             "arms": arms,
-            "features": list(function.features.values()),
+            "features": list(features.values()),
             "actions": [
                 {"key": key, "label": label, "attributes": function.action_attributes(i)}
                 for i, (key, label) in enumerate(

@@ -131,6 +131,16 @@ def active_deployment(name: str) -> Version:
     return version
 
 
+def deployment_features(version: Version) -> dict[str, dict[str, Any]]:
+    """Every customer input any arm of the deployment needs (clients send all of them)."""
+    content = version.content
+    features = dict(arm_runtime("champion", content).function.features)
+    for arm in content.get("challengers", []):
+        for name, spec in arm_runtime(arm["arm"], arm).function.features.items():
+            features.setdefault(name, spec)
+    return features
+
+
 def warm_up() -> list[str]:
     """Load, compile and explain-ready every arm of every active deployment; returns names."""
     warmed = []

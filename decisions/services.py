@@ -61,24 +61,32 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def features_check(*, function: DecisionFunction, features: Any) -> dict[str, Any]:
-    """Field-level validation of a request's features against the deployment's schema."""
+def features_check(
+    *, function: DecisionFunction, features: Any, known: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Field-level validation of a request's features against the deployment's schema.
+
+    ``known`` holds what other arms of the deployment need: accepted (a client cannot know
+    its customer's arm) but not passed on to this arm's models.
+    """
     if not isinstance(features, Mapping):
         raise ValidationFailed(
             "features must be an object.", details={"features": ["must be an object"]}
         )
     problems: dict[str, list[str]] = {}
-    for name in sorted(set(features) - set(function.features)):
+    schema = {**(known or {}), **function.features}
+    for name in sorted(set(features) - set(schema)):
         problems[f"features.{name}"] = ["unknown feature"]
     clean: dict[str, Any] = {}
-    for name, spec in function.features.items():
+    for name, spec in schema.items():
         if name not in features or features[name] is None:
-            problems[f"features.{name}"] = ["this field is required"]
+            if name in function.features:
+                problems[f"features.{name}"] = ["this field is required"]
             continue
         problem = value_problem(spec, features[name])
         if problem:
             problems[f"features.{name}"] = [problem]
-        else:
+        elif name in function.features:
             clean[name] = features[name]
     if problems:
         first = next(iter(problems))
@@ -317,7 +325,9 @@ def decision_make(
     version = runtime.active_deployment(deployment)
     arm_name, arm_content = arm_for(content=version.content, customer_id=customer_id)
     arm = runtime.arm_runtime(arm_name, arm_content)
-    clean = features_check(function=arm.function, features=features)
+    clean = features_check(
+        function=arm.function, features=features, known=runtime.deployment_features(version)
+    )
     _, _, record = _evaluate(arm=arm, features=clean)
 
     decision = Decision(
@@ -369,8 +379,10 @@ def _seal_soon() -> None:
 
 
 def _same_request(existing: Decision, deployment: str, customer_id: str, features: Any) -> Decision:
+    # The log keeps only what the arm used; extra features meant for other arms may differ.
+    used = {k: features.get(k) for k in existing.features} if isinstance(features, Mapping) else {}
     if (existing.deployment_name, existing.customer_id) != (deployment, customer_id) or (
-        isinstance(features, Mapping) and dict(features) != existing.features
+        isinstance(features, Mapping) and used != existing.features
     ):
         raise Conflict(
             "This Idempotency-Key was already used for a different request.",

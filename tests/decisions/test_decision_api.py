@@ -237,3 +237,51 @@ def test_challenger_arms_are_assigned_by_customer_hash_and_recorded(
     assert again["arm"] == arms["arm-3"]  # the same customer always meets the same arm
     logged = Decision.objects.filter(arm="no-prices").first()
     assert logged.prices == {"marketing_budget": 0.0, "new_exposure": 0.0}
+
+
+def test_every_arm_s_features_are_accepted_and_each_arm_logs_what_it_used(
+    cross_sell_deployment, client, maker, checker
+):
+    from decisions.demo_portfolio import cross_sell_strategy
+    from governance import services
+    from tests.decisions.conftest import go_live
+
+    strategy = cross_sell_strategy(model_name="take-up", model_version=1)
+    strategy["extra_features"] = [{"name": "tenure_years", "type": "numeric", "min": 0}]
+    strategy["eligibility"].append({"name": "settled", "rule": "tenure_years >= 1 or limit == 0"})
+    challenger = services.version_create(
+        actor=maker, kind="strategy", name="cross-sell", content=strategy
+    )
+    # Approved, not activated: activating would retire the champion's strategy version.
+    services.version_submit(actor=maker, version=challenger)
+    services.version_approve(actor=checker, version=challenger)
+    content = dict(cross_sell_deployment.content)
+    content["challengers"] = [
+        {
+            "arm": "tenure",
+            "share": 0.5,
+            "strategy": {"name": "cross-sell", "version": challenger.number},
+            "constraint_set": content["constraint_set"],
+        }
+    ]
+    deployment = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell", content=content
+    )
+    go_live(deployment, maker=maker, checker=checker)
+
+    schema = client.get("/api/v1/deployments/cross-sell/").json()
+    assert "tenure_years" in [f["name"] for f in schema["features"]]
+    arms = set()
+    for i in range(30):
+        features = {**customer(i), "tenure_years": 3}
+        body = decide(client, features, customer_id=f"t-{i}", HTTP_IDEMPOTENCY_KEY=f"k-{i}")
+        assert body.status_code == 201, body.content
+        logged = Decision.objects.get(decision_id=body.json()["id"])
+        arms.add(logged.arm)
+        assert ("tenure_years" in logged.features) == (logged.arm == "tenure")
+        again = decide(client, features, customer_id=f"t-{i}", HTTP_IDEMPOTENCY_KEY=f"k-{i}")
+        assert again.status_code == 200
+    assert arms == {"champion", "tenure"}
+    bad = decide(client, {**customer(0), "tenure_years": -4}, customer_id="t-bad")
+    assert bad.status_code == 400
+    assert "features.tenure_years" in bad.json()["error"]["details"]
