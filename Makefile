@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test lint lock clean browser
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ demo: $(STAMP)
 	$(BIN)/python manage.py demo
 
 ## test: every test (SQLite by default; PostgreSQL when DATABASE_URL points at it)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## browser: Debian's chromium for the browser tests (Playwright cannot download its own)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	    else \
+	        echo "The browser tests need /usr/bin/chromium: sudo apt-get install chromium chromium-driver" >&2; \
+	        exit 1; \
+	    fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
