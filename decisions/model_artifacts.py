@@ -16,8 +16,8 @@ from typing import Any
 
 import skops.io as sio
 
+from decisions.exceptions import UntrustedArtifact
 from governance.artifacts import artifact_open_verified
-from governance.exceptions import ValidationFailed
 from governance.models import Version
 
 ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
@@ -40,10 +40,6 @@ DENIED_PREFIXES = (
     "sklearn.datasets",
     "sklearn.utils._testing",
 )
-
-
-class UntrustedArtifact(ValidationFailed):
-    code = "untrusted_artifact"
 
 
 def untrusted_types(path: Path) -> list[str]:

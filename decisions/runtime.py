@@ -22,6 +22,7 @@ _models: dict[str, ModelRuntime] = {}
 _functions: dict[tuple[str, str], DecisionFunction] = {}
 _explainers: dict[str, Any] = {}
 _versions: dict[tuple[str, str, int], Version] = {}
+_features: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,20 @@ def active_deployment(name: str) -> Version:
 
 
 def deployment_features(version: Version) -> dict[str, dict[str, Any]]:
-    """Every customer input any arm of the deployment needs (clients send all of them)."""
+    """Every customer input any arm of the deployment needs (clients send all of them).
+
+    Asked on every decision, so kept per deployment content hash like everything else here.
+    """
+    cached = _features.get(version.content_hash)
+    if cached is not None:
+        return cached
     content = version.content
     features = dict(arm_runtime("champion", content).function.features)
     for arm in content.get("challengers", []):
         for name, spec in arm_runtime(arm["arm"], arm).function.features.items():
             features.setdefault(name, spec)
-    return features
+    with _lock:
+        return _features.setdefault(version.content_hash, features)
 
 
 def warm_up() -> list[str]:
@@ -165,3 +173,4 @@ def clear_caches() -> None:
         _functions.clear()
         _explainers.clear()
         _versions.clear()
+        _features.clear()

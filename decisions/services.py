@@ -27,6 +27,7 @@ from decisions import runtime
 from decisions.decision_log import decision_hash
 from decisions.deployments import arm_for
 from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
+from decisions.exceptions import NoEligibleAction, ServiceUnavailable
 from decisions.feature_schema import value_problem
 from decisions.models import Decision
 from governance.exceptions import Conflict, DomainError, PermissionDenied, ValidationFailed
@@ -37,16 +38,6 @@ DECIDER_ROLES = {Role.API_CLIENT, Role.ADMIN}
 READER_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN, Role.API_CLIENT}
 REPLAY_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN}
 MAX_REASONS = 4
-
-
-class ServiceUnavailable(DomainError):
-    code = "decision_log_unavailable"
-    status = 503
-
-
-class NoEligibleAction(DomainError):
-    code = "no_eligible_action"
-    status = 422
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,6 @@ def version_get(*, kind: Kind, name: str, number: int) -> Version:
     return version
 
 
-def version_active(*, kind: str, name: str) -> Version | None:
-    return (
-        Version.objects.select_related("item")
-        .filter(item__kind=kind, item__name=name, status=VersionStatus.ACTIVE)
-        .first()
-    )
-
-
 def version_active_list(*, kind: str) -> QuerySet[Version]:
     """The active version of every item of ``kind``, by item name."""
     return (

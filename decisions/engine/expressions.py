@@ -118,7 +118,8 @@ class Node:
         return ()
 
     def _label(self) -> object:
-        raise NotImplementedError
+        """What ``repr`` shows besides the position; every node class says its own."""
+        return ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._label()!r}, position={self.position})"
