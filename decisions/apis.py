@@ -21,6 +21,7 @@ from decisions.serializers import (
     DecisionSerializer,
     DeploymentSerializer,
     ReplaySerializer,
+    represent,
 )
 from governance.exceptions import ValidationFailed
 from governance.lifecycle import READER_ROLES
@@ -118,7 +119,7 @@ class DecisionListApi(APIView):
             request_id=(request.headers.get("X-Request-ID") or "")[:100] or None,
         )
         return Response(
-            DecisionSerializer(outcome.decision).data, status=201 if outcome.created else 200
+            represent(DecisionSerializer, outcome.decision), status=201 if outcome.created else 200
         )
 
     @extend_schema(
@@ -155,7 +156,7 @@ class DecisionDetailApi(APIView):
     )
     def get(self, request: Request, decision_id: str) -> Response:
         decision = selectors.decision_get(actor=request.user, decision_id=decision_id)
-        return Response(DecisionDetailSerializer(decision).data)
+        return Response(represent(DecisionDetailSerializer, decision))
 
 
 @extend_schema(tags=["decisions"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rest_framework import serializers
@@ -111,3 +112,27 @@ class DeploymentSerializer(serializers.Serializer):
     arms = serializers.ListField(child=serializers.JSONField())
     features = FeatureSpecSerializer(many=True)
     actions = serializers.ListField(child=serializers.JSONField())
+
+
+_built: dict[type[serializers.Serializer], serializers.Serializer] = {}
+_built_lock = threading.Lock()
+
+
+def represent(serializer_class: type[serializers.Serializer], instance: Any) -> dict[str, Any]:
+    """``serializer_class(instance).data``, from fields built once per process.
+
+    A ``ModelSerializer`` builds its fields anew for every instance (deep copies and model
+    introspection): about 0.4 ms per decision answered, several times the cost of the
+    representation itself. ``to_representation`` only reads the fields, so one bound
+    instance serves every request and thread. Not for serializers whose fields read the
+    request or other context.
+    """
+    shared = _built.get(serializer_class)
+    if shared is None:
+        with _built_lock:
+            shared = _built.get(serializer_class)
+            if shared is None:
+                shared = serializer_class()
+                shared.fields  # noqa: B018 (bind them now, not on first concurrent use)
+                _built[serializer_class] = shared
+    return shared.to_representation(instance)

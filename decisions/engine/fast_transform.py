@@ -7,18 +7,24 @@ fitted attributes of the per-column transformers the registry accepts and builds
 same matrix from column arrays. It is an optimisation only: it is used when it reproduces
 scikit-learn's own output on the model version's reference sample (to 1e-12), and
 otherwise ``None`` sends callers back to scikit-learn.
+
+The same goes for a final HistGradientBoosting model (``TreeReplay``): scikit-learn walks
+its trees one Python call at a time (about 1 ms for 150 trees, whatever the number of
+rows); walking all of them at once, level by level, in NumPy gives the same sums, added
+in the same order, in under half of that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
@@ -39,6 +45,119 @@ class _Unsupported(Exception):
     """This preprocessing has no NumPy replay here; use scikit-learn's."""
 
 
+@dataclass(frozen=True, eq=False)
+class TreeReplay:
+    """A fitted single-output HistGradientBoosting model's trees as flat arrays.
+
+    All trees' nodes are numbered together, the split nodes first (``feature``,
+    ``threshold`` and ``missing_left`` cover only those); a leaf points to itself on both
+    sides, so walking ``depth`` levels from the roots leaves every (row, tree) on its leaf.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    depth: int
+    baseline: float
+    final: Any
+
+    max_rows = 64
+    """Above this many rows scikit-learn's own loop is faster: the walk compares every row
+    with every split up front, which pays only while the per-tree call overhead dominates."""
+
+    def raw(self, matrix: np.ndarray) -> np.ndarray:
+        """(n,) the raw score: baseline plus every tree's leaf value, added in tree order."""
+        n, splits = len(matrix), len(self.feature)
+        values = matrix[:, self.feature]
+        # Left when the value is <= the threshold, or when it is missing and the split sends
+        # missing values left (scikit-learn's _predict_one_from_raw_data). The leaves'
+        # columns stay unset: a leaf goes to itself either way.
+        goes_left = np.empty((n, len(self.value)), dtype=bool)
+        np.less_equal(values, self.threshold, out=goes_left[:, :splits])
+        if np.isnan(values).any():
+            goes_left[:, :splits] = np.where(
+                np.isnan(values), self.missing_left, goes_left[:, :splits]
+            )
+        flat = goes_left.ravel()
+        node = np.tile(self.roots, (n, 1))
+        row_start = (np.arange(n) * len(self.value))[:, None]
+        for _ in range(self.depth):
+            node = np.where(flat[row_start + node], self.left[node], self.right[node])
+        terms = np.empty((len(self.roots) + 1, n), dtype=np.float64)
+        terms[0] = self.baseline
+        terms[1:] = self.value[node].T
+        # cumsum adds strictly in order, as scikit-learn's += per tree does: the same bits.
+        return np.cumsum(terms, axis=0)[-1]
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.final._loss.predict_proba(self.raw(matrix)), dtype=np.float64)
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.final._loss.link.inverse(self.raw(matrix)), dtype=np.float64)
+
+
+def compile_tree_replay(final: Any, reference: np.ndarray) -> TreeReplay | None:
+    """The NumPy walk of a HistGradientBoosting model, or None when it does not apply here
+    (categorical splits, several trees per iteration) or does not reproduce scikit-learn's
+    output on ``reference`` (the transformed reference sample) bit for bit."""
+    if type(final) not in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        return None
+    if not len(reference):
+        return None
+    try:
+        if final.n_trees_per_iteration_ != 1 or (
+            final.is_categorical_ is not None and np.any(final.is_categorical_)
+        ):
+            return None
+        trees = [iteration[0].nodes for iteration in final._predictors]
+        baseline = float(np.asarray(final._baseline_prediction).reshape(-1)[0])
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if not trees:
+        return None
+    sizes = np.array([len(t) for t in trees])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    nodes = np.concatenate(trees)
+    leaf = nodes["is_leaf"].astype(bool)
+    # Renumber: split nodes first, leaves after, each group in its original order.
+    order = np.argsort(leaf, kind="stable")
+    number = np.empty(len(nodes), dtype=np.intp)
+    number[order] = np.arange(len(nodes), dtype=np.intp)
+    shift = np.repeat(starts, sizes)
+    left = np.where(leaf, np.arange(len(nodes)), nodes["left"].astype(np.intp) + shift)
+    right = np.where(leaf, np.arange(len(nodes)), nodes["right"].astype(np.intp) + shift)
+    splits = order[: int((~leaf).sum())]
+    replay = TreeReplay(
+        feature=nodes["feature_idx"][splits].astype(np.intp),
+        threshold=nodes["num_threshold"][splits].astype(np.float64),
+        missing_left=nodes["missing_go_to_left"][splits].astype(bool),
+        left=number[left][order],
+        right=number[right][order],
+        value=nodes["value"][order].astype(np.float64),
+        roots=number[starts],
+        depth=int(max(int(t["depth"].max()) for t in trees)),
+        baseline=baseline,
+        final=final,
+    )
+    classifier = type(final) is HistGradientBoostingClassifier
+    try:
+        for start in range(0, len(reference), TreeReplay.max_rows):
+            rows = reference[start : start + TreeReplay.max_rows]
+            if classifier:
+                same = np.array_equal(replay.predict_proba(rows), final.predict_proba(rows))
+            else:
+                same = np.array_equal(replay.predict(rows), final.predict(rows))
+            if not same:
+                return None
+    except (AttributeError, ValueError, TypeError):  # private scikit-learn names moved
+        return None
+    return replay
+
+
 @dataclass(frozen=True)
 class FastTransform:
     """Column arrays -> the matrix the final estimator was fitted on."""
@@ -46,6 +165,8 @@ class FastTransform:
     blocks: tuple[tuple[tuple[str, ...], _Block, slice], ...]
     width: int
     final: Any
+    trees: TreeReplay | None = None
+    """The final model's NumPy walk, when it is a HistGradientBoosting model it applies to."""
 
     def transform(self, columns: Mapping[str, Any], n: int) -> np.ndarray:
         out = np.empty((n, self.width), dtype=np.float64)
@@ -186,7 +307,8 @@ def compile_fast_transform(
         expected, replayed, rtol=1e-12, atol=1e-12, equal_nan=True
     ):
         return None
-    return fast
+    trees = compile_tree_replay(fast.final, replayed)
+    return fast if trees is None else replace(fast, trees=trees)
 
 
 def _compile(estimator: Any, input_columns: list[str]) -> FastTransform | None:

@@ -285,3 +285,110 @@ def test_every_arm_s_features_are_accepted_and_each_arm_logs_what_it_used(
     bad = decide(client, {**customer(0), "tenure_years": -4}, customer_id="t-bad")
     assert bad.status_code == 400
     assert "features.tenure_years" in bad.json()["error"]["details"]
+
+
+# --- the cost of answering: same answers, less work ---------------------------------------
+
+
+def test_an_api_key_decision_costs_three_queries(cross_sell_deployment, api_client_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.services import api_key_create
+
+    _, key = api_key_create(actor=None, user=api_client_user)
+    keyed = APIClient()
+    keyed.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert decide(keyed, customer(0), customer_id="warm").status_code == 201  # stamps last use
+    with CaptureQueriesContext(connection) as queries:
+        response = decide(keyed, customer(1), customer_id="counted")
+    assert response.status_code == 201, response.content
+    # The key with its user and roles, the deployment's active version, the log row.
+    assert len(queries.captured_queries) == 3, [q["sql"][:80] for q in queries]
+
+
+def test_the_answer_is_what_the_serializers_make(cross_sell_deployment, client, auditor):
+    from rest_framework.renderers import JSONRenderer
+
+    from decisions.serializers import DecisionDetailSerializer, DecisionSerializer
+
+    def rendered(serializer):  # as JSON: PostgreSQL hands JSON objects back with keys reordered
+        return json.loads(JSONRenderer().render(serializer.data))
+
+    response = decide(client, customer(4), HTTP_IDEMPOTENCY_KEY="same")
+    logged = Decision.objects.get()
+    assert response.json() == rendered(DecisionSerializer(logged))
+    again = decide(client, customer(4), HTTP_IDEMPOTENCY_KEY="same")
+    assert again.status_code == 200 and again.json() == response.json()
+    reader = APIClient()
+    reader.force_authenticate(auditor)
+    detail = reader.get(f"{URL}{logged.decision_id}/")
+    assert detail.json() == rendered(DecisionDetailSerializer(logged))
+
+
+def test_the_decision_endpoint_is_still_documented(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    post = schema["paths"]["/api/v1/decisions/"]["post"]
+    assert post["operationId"] == "decision_create"
+    assert {p["name"] for p in post["parameters"]} >= {"Idempotency-Key", "X-Request-ID"}
+    assert set(post["responses"]) >= {"200", "201"}
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/DecisionRequestRequest")
+    answer = schema["components"]["schemas"]["Decision"]["properties"]
+    assert {"id", "action", "reasons", "explanation", "versions", "arm"} <= set(answer)
+
+
+@pytest.mark.parametrize("rows", [1, 21, 64, 65, 300])
+def test_tree_models_score_as_scikit_learn_does(rows):
+    """The NumPy walk of HistGradientBoosting trees (real-time batches) gives scikit-learn's
+    probabilities bit for bit, missing values and values on a threshold included; larger
+    batches go to scikit-learn itself."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from decisions.engine.fast_transform import compile_fast_transform
+
+    rng = np.random.default_rng(rows)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(40_000, 12_000, n),
+            "utilisation": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
+            "region": rng.choice(["north", "south", "east"], n).astype(object),
+        }
+    )
+    target = (frame["utilisation"].fillna(0.5) + rng.normal(0, 0.3, n) > 0.6).astype(int)
+    prep = ColumnTransformer(
+        [
+            ("num", "passthrough", ["income", "utilisation"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+        ]
+    )
+    for final, outputs in (
+        (HistGradientBoostingClassifier(max_iter=60, random_state=0), "predict_proba"),
+        (HistGradientBoostingRegressor(max_iter=60, random_state=0), "predict"),
+    ):
+        model = Pipeline([("prep", prep), ("model", final)]).fit(frame, target)
+        fast = compile_fast_transform(model, list(frame.columns), frame.iloc[:200])
+        assert fast is not None and fast.trees is not None
+        sample = frame.iloc[200 : 200 + rows].reset_index(drop=True)
+        matrix = fast.transform({c: sample[c].to_numpy() for c in frame.columns}, rows)
+        # Values exactly on split thresholds go left, as in scikit-learn.
+        thresholds = fast.trees.threshold[fast.trees.feature == 0]
+        matrix[: min(rows, len(thresholds)), 0] = thresholds[: min(rows, len(thresholds))]
+        expected = getattr(model[-1], outputs)(matrix)
+        assert np.array_equal(getattr(fast.trees, outputs)(matrix), expected)
+
+    scaled = Pipeline(
+        [
+            ("prep", ColumnTransformer([("num", StandardScaler(), ["income"])])),
+            ("model", HistGradientBoostingClassifier(max_iter=5, categorical_features=[0])),
+        ]
+    )
+    scaled.fit(frame.assign(income=(frame["income"] // 10_000).clip(0, 8)), target)
+    categorical = compile_fast_transform(scaled, ["income"], frame.iloc[:50])
+    assert categorical is None or categorical.trees is None
