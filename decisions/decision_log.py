@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from decisions.models import Decision, DecisionBlock
@@ -50,6 +51,24 @@ HASHED_FIELDS = (
 )
 
 
+# PostgreSQL's jsonb keeps numbers as decimals: -0.0 comes back as 0.0, and 1e+16 as the
+# integer 10000000000000000. The hash is taken over numbers in a form both sides agree
+# on, so a row read back verifies.
+
+
+def _jsonb_stable(value: Any) -> Any:
+    if isinstance(value, float):
+        if value == 0.0:
+            return 0.0
+        text = repr(value)
+        return int(Decimal(text)) if "e+" in text else value
+    if isinstance(value, dict):
+        return {k: _jsonb_stable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonb_stable(v) for v in value]
+    return value
+
+
 def decision_hash(decision: Decision) -> str:
     payload: dict[str, Any] = {}
     for name in HASHED_FIELDS:
@@ -59,7 +78,13 @@ def decision_hash(decision: Decision) -> str:
         elif name == "created_at":
             value = value.isoformat()
         payload[name] = value
-    return sha256_hex(canonical_json(payload))
+    run_id = getattr(decision, "run_id", None)
+    if run_id is not None:  # real-time rows hash as they always did
+        payload["run_id"] = run_id
+    data = canonical_json(payload)
+    if b"-0.0" in data or b"e+" in data:  # rare: only then walk the values
+        data = canonical_json(_jsonb_stable(payload))
+    return sha256_hex(data)
 
 
 def _block_hash(block: DecisionBlock) -> str:
@@ -85,6 +110,26 @@ def _digest(rows: list[tuple[int, str]]) -> str:
     return digest.hexdigest()
 
 
+# An optimisation run writes its decisions in one long transaction; their seqs are taken
+# when the rows are written, so a sealer must not seal past them before they commit. Runs
+# hold this advisory lock shared for the transaction, sealers take it exclusively.
+LOG_WRITERS_LOCK = 0x4172626974657231  # "Arbiter1"
+
+
+def log_writers_wait() -> None:
+    """Wait (inside the sealer's transaction) until no optimisation run is writing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOG_WRITERS_LOCK])
+
+
+def log_writer_enter() -> None:
+    """Called inside a run's logging transaction: sealing waits until it ends."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOG_WRITERS_LOCK])
+
+
 def decision_blocks_seal(
     *, max_rows: int | None = None, grace_seconds: float | None = None
 ) -> list[DecisionBlock]:
@@ -97,6 +142,7 @@ def decision_blocks_seal(
     grace = settings.DECISION_SEAL_GRACE_SECONDS if grace_seconds is None else grace_seconds
     sealed: list[DecisionBlock] = []
     with transaction.atomic():
+        log_writers_wait()
         head, _ = ChainHead.objects.select_for_update().get_or_create(
             name=CHAIN, defaults={"seq": 0, "hash": GENESIS_HASH}
         )

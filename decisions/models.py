@@ -26,8 +26,9 @@ class Decision(models.Model):
     customer_id = models.CharField(max_length=200)
     channel = models.CharField(max_length=100, blank=True, default="")
     deployment_name = models.CharField(max_length=100)
+    # NULL only for decisions of an optimisation run on versions no deployment uses yet.
     deployment_version = models.ForeignKey(
-        "governance.Version", on_delete=models.PROTECT, related_name="+"
+        "governance.Version", on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     strategy_version = models.ForeignKey(
         "governance.Version", on_delete=models.PROTECT, related_name="+"
@@ -49,6 +50,14 @@ class Decision(models.Model):
     latency_ms = models.FloatField()
     created_at = models.DateTimeField()
     content_hash = models.CharField(max_length=64)
+    run = models.ForeignKey(
+        "OptimisationRun",
+        on_delete=models.PROTECT,
+        related_name="decisions",
+        null=True,
+        blank=True,
+        help_text="the optimisation run that made this decision; empty for real time",
+    )
 
     class Meta:
         ordering = ["-seq"]
@@ -90,3 +99,86 @@ class DecisionBlock(models.Model):
 
     def __str__(self) -> str:
         return f"block {self.number} ({self.after_seq}, {self.last_seq}]"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class OptimisationRun(models.Model):
+    """One portfolio optimisation: a population scored, solved, explained and logged.
+
+    Its decisions are written in the same transaction that marks it succeeded, so a run
+    that failed or was cancelled has logged none, and a run that succeeded has logged one
+    per customer.
+    """
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    description = models.CharField(max_length=300, blank=True, default="")
+    deployment_name = models.CharField(max_length=100, blank=True, default="")
+    deployment_version = models.ForeignKey(
+        "governance.Version", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    strategy_version = models.ForeignKey(
+        "governance.Version", on_delete=models.PROTECT, related_name="+"
+    )
+    constraint_set_version = models.ForeignKey(
+        "governance.Version", on_delete=models.PROTECT, related_name="+"
+    )
+    population = models.JSONField(
+        help_text="simulated (use case, customers, seed) or a stored file (name, sha256)"
+    )
+    time_limit_seconds = models.FloatField()
+    log_decisions = models.BooleanField(default=True)
+
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    phase = models.CharField(max_length=20, blank=True, default="")
+    progress = models.FloatField(default=0.0, help_text="percent done, 0 to 100")
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    customers = models.PositiveIntegerField(null=True, blank=True)
+    solver_status = models.CharField(max_length=12, blank=True, default="")
+    objective = models.FloatField(null=True, blank=True)
+    bound = models.FloatField(null=True, blank=True)
+    gap = models.FloatField(null=True, blank=True)
+    limits = models.JSONField(default=list, help_text="each limit: bound, use, slack, price")
+    prices = models.JSONField(default=dict)
+    kpis = models.JSONField(default=dict, help_text="expected KPIs in total and per action")
+    phase_seconds = models.JSONField(default=dict)
+    decisions_logged = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    error_details = models.JSONField(default=dict, blank=True)
+    published_version = models.ForeignKey(
+        "governance.Version",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="the deployment version proposed with this run's prices",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="run_status_idx")]
+
+    def __str__(self) -> str:
+        return f"optimisation run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_RUN_STATUSES

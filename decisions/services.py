@@ -252,19 +252,46 @@ def _versions(deployment: Version, arm: runtime.ArmRuntime) -> dict[str, Any]:
     }
 
 
+def run_choice_summary(explanation: dict[str, Any]) -> dict[str, Any]:
+    """Say so when an optimisation run chose an action other than the best-scoring one.
+
+    The run's solver keeps the whole portfolio within its limits, which can give a
+    customer an action that scores a little below another at the run's prices.
+    """
+    runner, chosen = explanation.get("runner_up"), explanation["chosen"]
+    if runner and (runner["score"] or 0) > (chosen["score"] or 0):
+        explanation["summary"] = (
+            f"The optimisation run assigned {chosen['action']} to keep the portfolio within "
+            f"its limits, although {runner['action']} scores higher at the run's prices "
+            f"({runner['score']:.2f} against {chosen['score']:.2f})."
+        )
+    return explanation
+
+
 def _evaluate(
-    *, arm: runtime.ArmRuntime, features: Mapping[str, Any]
+    *, arm: runtime.ArmRuntime, features: Mapping[str, Any], chosen: str | None = None
 ) -> tuple[Evaluation, int, dict[str, Any]]:
-    """Run the decision function for one customer; the logged record of what it computed."""
+    """Run the decision function for one customer; the logged record of what it computed.
+
+    ``chosen`` is the action an optimisation run assigned (replaying its decision);
+    otherwise the best eligible action at the arm's prices is chosen.
+    """
     function = arm.function
     result = function.evaluate(_columns(function, features), prices=arm.prices)
-    chosen = int(result.choice[0])
-    if chosen == NO_ACTION:
+    index = int(result.choice[0])
+    if chosen is not None:
+        if chosen not in function.action_ids:
+            raise ValidationFailed(
+                f"The strategy has no action {chosen!r}.", details={"action": ["unknown action"]}
+            )
+        index = function.action_ids.index(chosen)
+    if index == NO_ACTION:
         raise NoEligibleAction(
             "No action is eligible for this customer under the deployment's rules.",
             details={"failed_rules": {n: bool(f[0].all()) for n, f in result.failed_rules.items()}},
         )
-    contributions, reasons = _explain_models(function, features, result, chosen)
+    contributions, reasons = _explain_models(function, features, result, index)
+    explanation = _explanation(function, result, index)
     record = {
         "actions": [
             {
@@ -275,15 +302,15 @@ def _evaluate(
             }
             for k in range(function.k)
         ],
-        "action_id": function.action_ids[chosen],
-        "action": function.action_attributes(chosen),
-        "value": float(result.value[0, chosen]),
+        "action_id": function.action_ids[index],
+        "action": function.action_attributes(index),
+        "value": float(result.value[0, index]),
         "prices": {lim.name: float(p) for lim, p in zip(function.limits, arm.prices, strict=True)},
         "reasons": reasons,
         "contributions": contributions,
-        "explanation": _explanation(function, result, chosen),
+        "explanation": run_choice_summary(explanation) if chosen is not None else explanation,
     }
-    return result, chosen, record
+    return result, index, record
 
 
 def decision_make(
@@ -438,7 +465,11 @@ def decision_replay(*, actor: AbstractBaseUser, decision: Decision) -> Replay:
                 }
             )
     try:
-        _, _, record = _evaluate(arm=arm, features=decision.features)
+        _, _, record = _evaluate(
+            arm=arm,
+            features=decision.features,
+            chosen=decision.action_id if decision.run_id is not None else None,
+        )
     except DomainError as exc:
         return Replay(
             False, [{"field": "decision", "logged": decision.action_id, "replayed": exc.message}]

@@ -11,3 +11,16 @@ from decisions.decision_log import decision_blocks_seal
 def decision_blocks_seal_task() -> int:
     """Seal what the decision log has accumulated; idempotent (sealed rows are skipped)."""
     return len(decision_blocks_seal())
+
+
+@shared_task(
+    name="decisions.tasks.optimisation_run_task",
+    acks_late=True,
+    # A worker killed mid-run (OOM, deploy) puts the message back; the run restarts.
+    reject_on_worker_lost=True,
+)
+def optimisation_run_task(run_id: int) -> str:
+    """Execute optimisation run ``run_id``; idempotent (a finished run is left as it is)."""
+    from decisions.optimisation import optimisation_run_execute
+
+    return optimisation_run_execute(run_id).status

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from decisions import apis
+from decisions import apis, optimisation_apis
 
 app_name = "decisions"
 
@@ -12,5 +12,26 @@ urlpatterns = [
         "decisions/<str:decision_id>/replay/",
         apis.DecisionReplayApi.as_view(),
         name="decision-replay",
+    ),
+    path("optimisation-runs/", optimisation_apis.RunListApi.as_view(), name="run-list"),
+    path(
+        "optimisation-runs/<int:run_id>/",
+        optimisation_apis.RunDetailApi.as_view(),
+        name="run-detail",
+    ),
+    path(
+        "optimisation-runs/<int:run_id>/cancel/",
+        optimisation_apis.RunCancelApi.as_view(),
+        name="run-cancel",
+    ),
+    path(
+        "optimisation-runs/<int:run_id>/decisions/",
+        optimisation_apis.RunDecisionsApi.as_view(),
+        name="run-decisions",
+    ),
+    path(
+        "optimisation-runs/<int:run_id>/publish-prices/",
+        optimisation_apis.RunPublishApi.as_view(),
+        name="run-publish-prices",
     ),
 ]

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "governance",
     "decisions",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,11 @@ SPECTACULAR_SETTINGS = {
             }
         }
     },
+    # Two models have a ``status`` with different choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "governance.models.VersionStatus",
+        "RunStatusEnum": "decisions.models.RunStatus",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------
@@ -195,6 +201,14 @@ DECISION_SEAL_GRACE_SECONDS = 5
 DECISION_RETENTION_MONTHS = 25
 # Largest decision request accepted (bytes); larger bodies get 400 before parsing.
 DECISION_MAX_BODY_BYTES = 64 * 1024
+# --- optimisation runs ---------------------------------------------------------------
+# The longest a run may take end to end (a run may ask for less), the largest
+# population, the largest uploaded population file, and how long a running run may go
+# without a heartbeat before another worker takes it over (its worker is presumed dead).
+OPTIMISATION_TIME_LIMIT_SECONDS = 50 * 60
+OPTIMISATION_MAX_CUSTOMERS = 2_000_000
+OPTIMISATION_POPULATION_MAX_BYTES = 1024 * 1024 * 1024
+OPTIMISATION_HEARTBEAT_STALE_SECONDS = 300
 
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-daily": {

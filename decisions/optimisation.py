@@ -1,0 +1,1023 @@
+"""Optimisation runs: a whole population decided at once within the portfolio's limits.
+
+A run scores every customer on every action with the compiled decision function, solves
+the portfolio problem (``engine.portfolio.solve_portfolio``) for one action per customer,
+and logs every customer's decision in the same decision log as real time, with reasons.
+Its dual prices can then be published to the deployment as a governed change, so real
+time makes the same choices.
+
+Life of a run: ``queued -> running -> succeeded | failed | cancelled``. The Celery task
+takes the run id and is idempotent: a finished run is not redone, a run another worker
+is running (recent heartbeat) is left alone, and a run whose worker died (stale
+heartbeat; the broker redelivers the task, which acks late) starts again from the
+beginning. Decisions are written in the same transaction that marks the run succeeded,
+so a failed or cancelled run has logged none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, connections, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from decisions import runtime
+from decisions.decision_log import decision_hash, log_writer_enter
+from decisions.deployments import CHAMPION
+from decisions.engine.decision_function import DecisionFunction, Evaluation
+from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
+from decisions.populations import (
+    Population,
+    population_check,
+    population_format,
+    population_read,
+    population_simulated,
+)
+from governance import services as governance
+from governance.artifacts import (
+    artifact_commit,
+    artifact_discard,
+    artifact_open_verified,
+    artifact_stage,
+)
+from governance.exceptions import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from governance.models import Version, VersionStatus
+from governance.roles import Role, require_role, roles_of
+
+logger = logging.getLogger(__name__)
+
+CREATOR_ROLES = frozenset({Role.MAKER, Role.ADMIN})
+READER_ROLES = frozenset(Role.values)
+PUBLISHER_ROLES = frozenset({Role.MAKER})
+CHANNEL = "optimisation-run"
+SCORE_CHUNK = 20_000
+LOG_CHUNK = 2_000
+LOGGABLE = {VersionStatus.APPROVED, VersionStatus.ACTIVE, VersionStatus.RETIRED}
+SIMULABLE = LOGGABLE | {VersionStatus.SUBMITTED}
+
+Progress = Callable[[str, float], None]
+
+
+class RunCancelled(Exception):
+    """The run's cancel flag was seen between two steps."""
+
+
+class RunFailed(DomainError):
+    """The run cannot finish: bad population, infeasible limits, no feasible choice."""
+
+    code = "run_failed"
+    status = 422
+
+
+# --- creating, cancelling, reading -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    deployment: Version | None
+    strategy: Version
+    constraint_set: Version
+
+
+def _version_ref(kind: str, ref: Any, field: str) -> Version:
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        raise ValidationFailed(
+            f"{field} needs a name and a version.", details={field: ["needs name and version"]}
+        )
+    number = ref.get("version")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise ValidationFailed(
+            f"{field}.version must be an integer.", details={f"{field}.version": ["integer"]}
+        )
+    version = (
+        Version.objects.select_related("item")
+        .filter(item__kind=kind, item__name=ref["name"], number=number)
+        .first()
+    )
+    if version is None:
+        raise ValidationFailed(
+            f"There is no {kind.replace('_', ' ')} {ref['name']!r} version {number}.",
+            details={field: ["does not exist"]},
+        )
+    return version
+
+
+def _target(
+    *, deployment: str | None, strategy: Any, constraint_set: Any, log_decisions: bool
+) -> RunTarget:
+    if deployment:
+        if strategy is not None or constraint_set is not None:
+            raise ValidationFailed(
+                "Give a deployment or a strategy and constraint set, not both.",
+                details={"deployment": ["give either a deployment or versions"]},
+            )
+        version = runtime.active_deployment(deployment)
+        content = version.content
+        return RunTarget(
+            deployment=version,
+            strategy=_version_ref("strategy", content["strategy"], "strategy"),
+            constraint_set=_version_ref(
+                "constraint_set", content["constraint_set"], "constraint_set"
+            ),
+        )
+    if strategy is None or constraint_set is None:
+        raise ValidationFailed(
+            "A run needs a deployment, or a strategy and a constraint set.",
+            details={"deployment": ["give a deployment or strategy and constraint_set"]},
+        )
+    target = RunTarget(
+        deployment=None,
+        strategy=_version_ref("strategy", strategy, "strategy"),
+        constraint_set=_version_ref("constraint_set", constraint_set, "constraint_set"),
+    )
+    allowed = LOGGABLE if log_decisions else SIMULABLE
+    for field in ("strategy", "constraint_set"):
+        version = getattr(target, field)
+        if version.status not in allowed:
+            need = "approved" if log_decisions else "submitted or approved"
+            raise ValidationFailed(
+                f"{version.item.name} v{version.number} is {version.status}; a run that "
+                f"{'logs decisions' if log_decisions else 'only simulates'} needs {need} "
+                "versions.",
+                details={field: [f"must be {need}"]},
+            )
+    if target.constraint_set.content.get("strategy") != target.strategy.item.name:
+        raise ValidationFailed(
+            f"Constraint set {target.constraint_set.item.name} is written for strategy "
+            f"{target.constraint_set.content.get('strategy')!r}, "
+            f"not {target.strategy.item.name!r}.",
+            details={"constraint_set": ["is written for another strategy"]},
+        )
+    return target
+
+
+def _simulated_spec(target: RunTarget, raw: Any) -> dict[str, Any]:
+    from decisions.simulator.population import USE_CASES
+
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "simulated must be an object.", details={"simulated": ["must be an object"]}
+        )
+    use_case = target.strategy.content.get("use_case")
+    if use_case not in USE_CASES:
+        raise ValidationFailed(
+            f"Strategy {target.strategy.item.name} is not one of the simulator's use cases; "
+            "upload a population file instead.",
+            details={"population": ["this strategy needs an uploaded population"]},
+        )
+    customers, seed = raw.get("customers", 5_000), raw.get("seed", 1)
+    problems: dict[str, list[str]] = {}
+    if not isinstance(customers, int) or isinstance(customers, bool):
+        problems["simulated.customers"] = ["must be an integer"]
+    elif not 1 <= customers <= settings.OPTIMISATION_MAX_CUSTOMERS:
+        problems["simulated.customers"] = [
+            f"must be between 1 and {settings.OPTIMISATION_MAX_CUSTOMERS}"
+        ]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        problems["simulated.seed"] = ["must be an integer from 0 to 2**32 - 1"]
+    unknown = sorted(set(raw) - {"customers", "seed"})
+    for name in unknown:
+        problems[f"simulated.{name}"] = ["unknown field"]
+    if problems:
+        first = next(iter(problems))
+        raise ValidationFailed(f"{first}: {problems[first][0]}", details=problems)
+    return {"kind": "simulated", "use_case": use_case, "customers": customers, "seed": seed}
+
+
+def _file_spec(upload: IO[bytes], filename: str) -> dict[str, Any]:
+    fmt = population_format(filename)
+    staged = artifact_stage(upload, max_bytes=settings.OPTIMISATION_POPULATION_MAX_BYTES)
+    try:
+        path = artifact_commit(staged, suffix=f".{fmt}")
+    except BaseException:
+        artifact_discard(staged)
+        raise
+    return {
+        "kind": "file",
+        "name": Path(filename).name[:200],
+        "format": fmt,
+        "path": path,
+        "sha256": staged.sha256,
+        "bytes": staged.size,
+    }
+
+
+def optimisation_run_create(
+    *,
+    actor: AbstractBaseUser,
+    deployment: str | None = None,
+    strategy: Any = None,
+    constraint_set: Any = None,
+    population_file: IO[bytes] | None = None,
+    population_filename: str = "",
+    simulated: Any = None,
+    description: str = "",
+    time_limit_seconds: float | None = None,
+    log_decisions: bool = True,
+    enqueue: bool = True,
+) -> OptimisationRun:
+    """Queue a run. Raises ``ValidationFailed`` (field details), ``NotFound`` (no active
+    deployment), ``PermissionDenied``. The task starts when the transaction commits."""
+    require_role(actor, CREATOR_ROLES, action="start optimisation runs")
+    target = _target(
+        deployment=deployment,
+        strategy=strategy,
+        constraint_set=constraint_set,
+        log_decisions=log_decisions,
+    )
+    if (population_file is None) == (simulated is None):
+        raise ValidationFailed(
+            "Give a population file or a simulated population (one of them).",
+            details={"population": ["upload a file or ask for a simulated population"]},
+        )
+    limit = settings.OPTIMISATION_TIME_LIMIT_SECONDS
+    if time_limit_seconds is not None:
+        if not 1 <= float(time_limit_seconds) <= limit:
+            raise ValidationFailed(
+                f"time_limit_seconds must be between 1 and {limit}.",
+                details={"time_limit_seconds": [f"between 1 and {limit}"]},
+            )
+        limit = float(time_limit_seconds)
+    if simulated is not None:
+        spec = _simulated_spec(target, simulated)
+    else:
+        spec = _file_spec(population_file, population_filename)
+    with transaction.atomic():
+        run = OptimisationRun.objects.create(
+            created_by=actor,
+            created_at=timezone.now(),
+            description=description[:300],
+            deployment_name=target.deployment.item.name if target.deployment else "",
+            deployment_version=target.deployment,
+            strategy_version=target.strategy,
+            constraint_set_version=target.constraint_set,
+            population=spec,
+            time_limit_seconds=limit,
+            log_decisions=log_decisions,
+        )
+        if enqueue:
+            transaction.on_commit(lambda: optimisation_run_enqueue(run.pk))
+    return run
+
+
+def optimisation_run_enqueue(run_id: int) -> None:
+    from decisions.tasks import optimisation_run_task
+
+    task_id = uuid.uuid4().hex
+    OptimisationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(task_id=task_id)
+    optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
+
+
+def optimisation_run_cancel(*, actor: AbstractBaseUser, run: OptimisationRun) -> OptimisationRun:
+    """Cancel a queued run at once, or ask a running one to stop at its next step."""
+    roles = roles_of(actor)
+    if Role.ADMIN not in roles and not (run.created_by_id == actor.pk and roles & CREATOR_ROLES):
+        raise PermissionDenied(
+            "Only the run's creator or an administrator may cancel it.",
+            details={"required_roles": sorted(CREATOR_ROLES)},
+        )
+    with transaction.atomic():
+        run = OptimisationRun.objects.select_for_update().get(pk=run.pk)
+        if run.finished:
+            raise Conflict(
+                f"Optimisation run {run.pk} already {run.status}; there is nothing to cancel.",
+                code="run_finished",
+            )
+        run.cancel_requested = True
+        fields = ["cancel_requested"]
+        if run.status == RunStatus.QUEUED:
+            run.status, run.finished_at, run.phase = RunStatus.CANCELLED, timezone.now(), ""
+            run.error = f"Cancelled by {actor.get_username()} before it started."
+            fields += ["status", "finished_at", "phase", "error"]
+        run.save(update_fields=fields)
+    if run.status == RunStatus.CANCELLED and run.task_id:
+        from arbiter.celery import app
+
+        app.control.revoke(run.task_id)
+    return run
+
+
+def optimisation_run_get(*, actor: AbstractBaseUser, run_id: Any) -> OptimisationRun:
+    require_role(actor, READER_ROLES, action="read optimisation runs")
+    try:
+        key = int(run_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"There is no optimisation run {run_id!r}.") from None
+    run = (
+        OptimisationRun.objects.select_related(
+            "created_by", "strategy_version__item", "constraint_set_version__item"
+        )
+        .filter(pk=key)
+        .first()
+    )
+    if run is None:
+        raise NotFound(f"There is no optimisation run {run_id}.")
+    return run
+
+
+def optimisation_run_list(
+    *, actor: AbstractBaseUser, status: str | None = None, deployment: str | None = None
+) -> QuerySet[OptimisationRun]:
+    require_role(actor, READER_ROLES, action="read optimisation runs")
+    runs = OptimisationRun.objects.select_related(
+        "created_by", "strategy_version__item", "constraint_set_version__item"
+    )
+    if status:
+        runs = runs.filter(status=status)
+    if deployment:
+        runs = runs.filter(deployment_name=deployment)
+    return runs
+
+
+def optimisation_run_decisions(*, actor: AbstractBaseUser, run: OptimisationRun) -> QuerySet:
+    """The run's decisions in population order; only a succeeded run has a decision set."""
+    require_role(actor, READER_ROLES, action="read optimisation runs")
+    if run.status != RunStatus.SUCCEEDED:
+        raise Conflict(
+            f"Optimisation run {run.pk} is {run.status}: it has no complete decision set.",
+            code="run_not_succeeded",
+        )
+    if not run.log_decisions:
+        raise Conflict(
+            f"Optimisation run {run.pk} was a simulation and logged no decisions.",
+            code="run_not_logged",
+        )
+    return Decision.objects.filter(run=run)
+
+
+# --- publishing prices --------------------------------------------------------------
+
+
+def optimisation_prices_publish(
+    *, actor: AbstractBaseUser, run: OptimisationRun, comment: str = ""
+) -> Version:
+    """Propose the run's prices for its deployment: a new deployment version, submitted
+    for review. A checker approves and activates it like any other change (four eyes)."""
+    require_role(actor, PUBLISHER_ROLES, action="publish optimisation prices")
+    if run.status != RunStatus.SUCCEEDED:
+        raise PreconditionFailed(
+            f"Optimisation run {run.pk} is {run.status}; only a succeeded run has prices.",
+            code="run_not_succeeded",
+        )
+    if not run.deployment_name:
+        raise PreconditionFailed(
+            f"Optimisation run {run.pk} ran on versions, not a deployment: there is no "
+            "deployment to publish its prices to.",
+            code="run_without_deployment",
+        )
+    active = runtime.active_deployment(run.deployment_name)
+    content = dict(active.content)
+    same = content["strategy"] == {
+        "name": run.strategy_version.item.name,
+        "version": run.strategy_version.number,
+    } and content["constraint_set"] == {
+        "name": run.constraint_set_version.item.name,
+        "version": run.constraint_set_version.number,
+    }
+    if not same:
+        raise PreconditionFailed(
+            f"Deployment {run.deployment_name} no longer uses the strategy and constraint "
+            f"set run {run.pk} optimised; run it again.",
+            code="run_outdated",
+        )
+    content["prices"] = dict(run.prices)
+    content["price_source"] = f"optimisation run {run.pk}"
+    with transaction.atomic():
+        version = governance.version_create(
+            actor=actor,
+            kind="deployment",
+            name=run.deployment_name,
+            content=content,
+            change_note=comment or f"Prices from optimisation run {run.pk}.",
+        )
+        version = governance.version_submit(
+            actor=actor, version=version, comment=f"Prices from optimisation run {run.pk}."
+        )
+        OptimisationRun.objects.filter(pk=run.pk).update(published_version=version)
+    run.published_version = version
+    return version
+
+
+# --- executing ------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Phase, progress and heartbeat, written where other processes can read them.
+
+    While the decisions are being written the run's own connection is inside a long
+    transaction, so on PostgreSQL updates go through a second, autocommit connection.
+    """
+
+    WRITE_EVERY_SECONDS = 1.0
+
+    def __init__(self, run: OptimisationRun, callback: Progress | None) -> None:
+        self.run = run
+        self.callback = callback
+        self.side = None
+        self.phase_started = time.perf_counter()
+        self.phase_seconds: dict[str, float] = {}
+        self._last_write = 0.0
+        self._closed = False
+        self.in_log_transaction = False
+
+    def phase(self, name: str, percent: float) -> None:
+        now = time.perf_counter()
+        if self.run.phase:
+            self.phase_seconds[self.run.phase] = round(
+                self.phase_seconds.get(self.run.phase, 0.0) + now - self.phase_started, 3
+            )
+        self.phase_started = now
+        self.run.phase = name
+        self.progress(percent, force=True)
+
+    def progress(self, percent: float, *, force: bool = False) -> None:
+        self.run.progress = round(min(100.0, max(0.0, percent)), 1)
+        now = time.perf_counter()
+        if force or now - self._last_write >= self.WRITE_EVERY_SECONDS:
+            self._last_write = now
+            values = {"phase": self.run.phase, "progress": self.run.progress}
+            if self.in_log_transaction:
+                self._side_update(values)
+            else:
+                OptimisationRun.objects.filter(pk=self.run.pk).update(
+                    heartbeat_at=timezone.now(), **values
+                )
+        if self.callback is not None:
+            self.callback(self.run.phase, self.run.progress)
+
+    def _side_update(self, values: dict[str, Any]) -> None:
+        if connection.vendor != "postgresql":
+            return  # SQLite has one writer: the run's own transaction.
+        if self.side is None:
+            self.side = connections.create_connection("default")
+        with self.side.cursor() as cursor:
+            cursor.execute(
+                "UPDATE decisions_optimisationrun SET phase = %s, progress = %s, "
+                "heartbeat_at = %s WHERE id = %s",
+                [values["phase"], values["progress"], timezone.now(), self.run.pk],
+            )
+
+    def cancel_requested(self) -> bool:
+        if self.in_log_transaction and connection.vendor == "postgresql":
+            if self.side is None:
+                self.side = connections.create_connection("default")
+            with self.side.cursor() as cursor:
+                cursor.execute(
+                    "SELECT cancel_requested FROM decisions_optimisationrun WHERE id = %s",
+                    [self.run.pk],
+                )
+                row = cursor.fetchone()
+            return bool(row and row[0])
+        return OptimisationRun.objects.filter(pk=self.run.pk, cancel_requested=True).exists()
+
+    def check(self) -> None:
+        if self.cancel_requested():
+            raise RunCancelled
+
+    def close(self) -> None:
+        """Book the current phase's time and drop the side connection (idempotent)."""
+        if self.run.phase and not self._closed:
+            now = time.perf_counter()
+            self.phase_seconds[self.run.phase] = round(
+                self.phase_seconds.get(self.run.phase, 0.0) + now - self.phase_started, 3
+            )
+        self._closed = True
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+
+
+def _claim(run_id: int) -> OptimisationRun | None:
+    """Mark the run running for this worker; None when there is nothing to do."""
+    stale = timezone.now() - timedelta(seconds=settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS)
+    with transaction.atomic():
+        run = OptimisationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in FINISHED_RUN_STATUSES:
+            return None
+        if run.cancel_requested:
+            run.status, run.finished_at = RunStatus.CANCELLED, timezone.now()
+            run.error = run.error or "Cancelled before it started."
+            run.save(update_fields=["status", "finished_at", "error"])
+            return None
+        if run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at > stale:
+            return None  # another worker is on it
+        now = timezone.now()
+        run.status, run.phase, run.progress = RunStatus.RUNNING, "loading", 0.0
+        run.attempts += 1
+        run.started_at = run.heartbeat_at = now
+        run.error, run.error_details = "", {}
+        run.save(
+            update_fields=[
+                "status",
+                "phase",
+                "progress",
+                "attempts",
+                "started_at",
+                "heartbeat_at",
+                "error",
+                "error_details",
+            ]
+        )
+        return run
+
+
+def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -> OptimisationRun:
+    """Run ``run_id`` to the end (the task's body); returns the run as it ended.
+
+    Never raises for a problem with the run itself: bad populations, infeasible limits
+    and internal errors end the run ``failed`` with a message.
+    """
+    run = _claim(run_id)
+    if run is None:
+        found = OptimisationRun.objects.filter(pk=run_id).first()
+        if found is None:
+            raise NotFound(f"There is no optimisation run {run_id}.")
+        return found
+    reporter = _Reporter(run, progress)
+    try:
+        _execute(run, reporter)
+    except RunCancelled:
+        _finish(run, reporter, RunStatus.CANCELLED, error="Cancelled while running.")
+    except DomainError as exc:
+        _finish(run, reporter, RunStatus.FAILED, error=exc.message, details=exc.details)
+    except Exception as exc:
+        if type(exc).__name__ == "SoftTimeLimitExceeded":
+            message = "The run exceeded the worker's time limit."
+        else:
+            logger.exception("optimisation run %s failed", run.pk)
+            message = f"An internal error stopped the run ({type(exc).__name__}); see the log."
+        _finish(run, reporter, RunStatus.FAILED, error=message)
+    finally:
+        reporter.close()
+    run.refresh_from_db()
+    return run
+
+
+def _finish(
+    run: OptimisationRun,
+    reporter: _Reporter,
+    status: str,
+    *,
+    error: str = "",
+    details: Any = None,
+) -> None:
+    reporter.close()
+    OptimisationRun.objects.filter(pk=run.pk).update(
+        status=status,
+        phase="",
+        finished_at=timezone.now(),
+        error=error,
+        error_details=details or {},
+        phase_seconds=reporter.phase_seconds,
+        solver_status=run.solver_status,
+        objective=run.objective,
+        bound=run.bound,
+        gap=run.gap,
+        limits=run.limits,
+        prices=run.prices,
+        customers=run.customers,
+    )
+
+
+def _population(run: OptimisationRun, function: DecisionFunction) -> Population:
+    spec = run.population
+    if spec["kind"] == "simulated":
+        frame = population_simulated(spec["use_case"], spec["customers"], seed=spec["seed"])
+    else:
+        target = Path(settings.ARTIFACT_ROOT) / "staging" / f"run-{run.pk}-{uuid.uuid4().hex}"
+        path = artifact_open_verified(spec["path"], spec["sha256"], into=target)
+        try:
+            frame = population_read(path, spec["format"])
+        finally:
+            path.unlink(missing_ok=True)
+    if len(frame) > settings.OPTIMISATION_MAX_CUSTOMERS:
+        raise ValidationFailed(
+            f"The population has {len(frame):,} customers; the limit is "
+            f"{settings.OPTIMISATION_MAX_CUSTOMERS:,}.",
+            details={"population": ["too many customers"]},
+        )
+    return population_check(frame, function.features)
+
+
+def _score(function: DecisionFunction, population: Population, reporter: _Reporter) -> Evaluation:
+    """Evaluate every customer on every action at zero prices, in chunks."""
+    n = population.size
+    parts: list[Evaluation] = []
+    for start in range(0, n, SCORE_CHUNK):
+        rows = slice(start, min(n, start + SCORE_CHUNK))
+        parts.append(
+            function.evaluate({name: col[rows] for name, col in population.columns.items()})
+        )
+        reporter.progress(10 + 30 * rows.stop / n)
+        reporter.check()
+    if len(parts) == 1:
+        return parts[0]
+    return Evaluation(
+        action_ids=parts[0].action_ids,
+        quantities={
+            q: np.concatenate([p.quantities[q] for p in parts]) for q in parts[0].quantities
+        },
+        value=np.concatenate([p.value for p in parts]),
+        usage=np.concatenate([p.usage for p in parts], axis=1),
+        eligible=np.concatenate([p.eligible for p in parts]),
+        failed_rules={
+            name: np.concatenate([p.failed_rules[name] for p in parts])
+            for name in parts[0].failed_rules
+        },
+        prices=parts[0].prices,
+        score=np.concatenate([p.score for p in parts]),
+        choice=np.concatenate([p.choice for p in parts]),
+    )
+
+
+def _at_prices(result: Evaluation, prices: np.ndarray) -> Evaluation:
+    """The same evaluation with scores and best choices at ``prices``."""
+    score = (
+        result.value - np.tensordot(prices, result.usage, axes=1)
+        if len(prices)
+        else result.value.copy()
+    )
+    score = np.where(result.eligible, score, -np.inf)
+    return Evaluation(
+        action_ids=result.action_ids,
+        quantities=result.quantities,
+        value=result.value,
+        usage=result.usage,
+        eligible=result.eligible,
+        failed_rules=result.failed_rules,
+        prices=prices,
+        score=score,
+        choice=np.argmax(score, axis=1),
+    )
+
+
+def _limits_report(
+    function: DecisionFunction, used: np.ndarray, prices: np.ndarray
+) -> list[dict[str, Any]]:
+    out = []
+    for m, limit in enumerate(function.limits):
+        use = float(limit.sign * used[m])
+        slack = limit.bound - use if limit.sense == "<=" else use - limit.bound
+        out.append(
+            {
+                "name": limit.name,
+                "description": limit.description,
+                "sense": limit.sense,
+                "bound": float(limit.bound),
+                "used": use,
+                "slack": float(slack),
+                "utilisation": use / limit.bound if limit.bound else None,
+                "price": float(prices[m]),
+                "binding": bool(prices[m] > 0 or abs(slack) <= 1e-6 * max(1.0, abs(limit.bound))),
+            }
+        )
+    return out
+
+
+def _kpis(function: DecisionFunction, result: Evaluation, choice: np.ndarray) -> dict[str, Any]:
+    """Expected KPIs of the chosen actions: in total and per action."""
+    n = len(choice)
+    rows = np.arange(n)
+    chosen_value = result.value[rows, choice]
+    quantities = {q: values[rows, choice] for q, values in result.quantities.items()}
+    per_action = []
+    for k, (key, label) in enumerate(zip(function.action_ids, function.action_labels, strict=True)):
+        mask = choice == k
+        count = int(mask.sum())
+        per_action.append(
+            {
+                "action": key,
+                "label": label,
+                "customers": count,
+                "share": count / n if n else 0.0,
+                "value": float(chosen_value[mask].sum()),
+                "mean_value": float(chosen_value[mask].mean()) if count else None,
+                "mean": {
+                    q: float(v[mask].mean()) if count else None for q, v in quantities.items()
+                },
+            }
+        )
+    fallback = function.fallback_index
+    acted = choice != fallback if fallback is not None else np.ones(n, dtype=bool)
+    return {
+        "total": {
+            "customers": n,
+            "value": float(chosen_value.sum()),
+            "mean_value": float(chosen_value.mean()) if n else None,
+            "actioned": int(acted.sum()),
+            "actioned_share": float(acted.mean()) if n else 0.0,
+            "mean": {
+                q: float(v[acted].mean()) if acted.any() else None for q, v in quantities.items()
+            },
+        },
+        "per_action": per_action,
+    }
+
+
+def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
+    from decisions.engine.portfolio import INFEASIBLE, TIME_LIMIT, solve_portfolio
+
+    started = time.monotonic()
+    reporter.progress(0, force=True)
+    function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
+    population = _population(run, function)
+    run.customers = population.size
+    OptimisationRun.objects.filter(pk=run.pk).update(customers=run.customers)
+    reporter.check()
+
+    reporter.phase("scoring", 10)
+    result = _score(function, population, reporter)
+
+    reporter.phase("solving", 40)
+    remaining = run.time_limit_seconds - (time.monotonic() - started)
+    solution = solve_portfolio(
+        result.value,
+        result.usage,
+        function.limit_bounds(),
+        allowed=result.eligible,
+        time_limit=max(1.0, remaining),
+    )
+    run.solver_status = solution.status
+    if solution.status == INFEASIBLE:
+        names = [function.limits[i].name for i in solution.infeasible_limits]
+        raise RunFailed(
+            f"The limits cannot all be met for this population: {solution.message}"
+            + (f" ({', '.join(names)})." if names else "."),
+            code="infeasible",
+            details={"limits": names, "solver_status": INFEASIBLE},
+        )
+    if solution.status == TIME_LIMIT:
+        raise RunFailed(
+            "The solver found no choice within the limits before the time limit.",
+            code="time_limit",
+            details={"solver_status": TIME_LIMIT},
+        )
+    prices = np.asarray(solution.prices, dtype=np.float64)
+    run.objective, run.bound, run.gap = (
+        float(solution.objective),
+        float(solution.bound),
+        float(solution.gap),
+    )
+    used = solution.usage if solution.usage is not None else np.zeros(function.m)
+    run.limits = _limits_report(function, used, prices)
+    run.prices = {lim.name: float(p) for lim, p in zip(function.limits, prices, strict=True)}
+    run.kpis = _kpis(function, result, solution.choice)
+    reporter.check()
+
+    priced = _at_prices(result, prices)
+    agreement = float(np.mean(priced.choice == solution.choice))
+    run.kpis["price_agreement"] = agreement
+    if not run.log_decisions:
+        reporter.phase("finishing", 99)
+        _succeed(run, reporter, logged=0)
+        return
+    reporter.phase("logging", 60)
+    with transaction.atomic():
+        reporter.in_log_transaction = True
+        try:
+            log_writer_enter()
+            logged = _log(run, function, population, priced, solution.choice, reporter)
+            reporter.phase("finishing", 99)
+            _succeed(run, reporter, logged=logged)
+        finally:
+            reporter.in_log_transaction = False
+
+
+def _succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
+    reporter.close()
+    if reporter.callback is not None:
+        reporter.callback("done", 100.0)
+    run.status, run.phase, run.progress = RunStatus.SUCCEEDED, "", 100.0
+    run.finished_at = timezone.now()
+    run.decisions_logged = logged
+    run.phase_seconds = reporter.phase_seconds
+    run.save(
+        update_fields=[
+            "status",
+            "phase",
+            "progress",
+            "finished_at",
+            "decisions_logged",
+            "phase_seconds",
+            "customers",
+            "solver_status",
+            "objective",
+            "bound",
+            "gap",
+            "limits",
+            "prices",
+            "kpis",
+        ]
+    )
+
+
+# --- writing the decisions ------------------------------------------------------------------
+
+COLUMNS = (
+    "decision_id",
+    "request_id",
+    "idempotency_key",
+    "client_id",
+    "customer_id",
+    "channel",
+    "deployment_name",
+    "deployment_version_id",
+    "strategy_version_id",
+    "constraint_set_version_id",
+    "versions",
+    "arm",
+    "features",
+    "actions",
+    "action_id",
+    "action",
+    "value",
+    "prices",
+    "reasons",
+    "contributions",
+    "explanation",
+    "latency_ms",
+    "created_at",
+    "content_hash",
+    "run_id",
+)
+JSON_COLUMNS = frozenset(
+    {
+        "versions",
+        "features",
+        "actions",
+        "action",
+        "prices",
+        "reasons",
+        "contributions",
+        "explanation",
+    }
+)
+
+
+def _versions(run: OptimisationRun, function: DecisionFunction) -> dict[str, Any]:
+    def ref(version: Version) -> dict[str, Any]:
+        return {
+            "id": version.pk,
+            "name": version.item.name,
+            "version": version.number,
+            "content_hash": version.content_hash,
+        }
+
+    return {
+        "deployment": ref(run.deployment_version) if run.deployment_version else None,
+        "strategy": ref(run.strategy_version),
+        "constraint_set": ref(run.constraint_set_version),
+        "models": [
+            {"key": p.runtime.key, "quantity": p.quantity, "content_hash": p.runtime.content_hash}
+            for p in function.predictions
+        ],
+        "optimisation_run": run.pk,
+    }
+
+
+def _log(
+    run: OptimisationRun,
+    function: DecisionFunction,
+    population: Population,
+    priced: Evaluation,
+    choice: np.ndarray,
+    reporter: _Reporter,
+) -> int:
+    """Write one decision per customer (COPY on PostgreSQL); returns how many."""
+    from decisions.batch_records import batch_records
+
+    n = population.size
+    versions = _versions(run, function)
+    arm = CHAMPION if run.deployment_version_id else "run"
+    common = {
+        "request_id": f"optimisation-run-{run.pk}",
+        "idempotency_key": None,
+        "client_id": run.created_by_id,
+        "channel": CHANNEL,
+        "deployment_name": run.deployment_name,
+        "deployment_version_id": run.deployment_version_id,
+        "strategy_version_id": run.strategy_version_id,
+        "constraint_set_version_id": run.constraint_set_version_id,
+        "versions": versions,
+        "arm": arm,
+        "latency_ms": 0.0,
+        "run_id": run.pk,
+    }
+    names = list(function.features)
+    columns = {name: population.columns[name].tolist() for name in names}
+    writer = _copy_writer() if connection.vendor == "postgresql" else _bulk_writer()
+    written = 0
+    with writer as write:
+        for start in range(0, n, LOG_CHUNK):
+            rows = slice(start, min(n, start + LOG_CHUNK))
+            chunk = _slice(priced, rows)
+            customer = {name: columns[name][rows] for name in names}
+            records = batch_records(function, customer, chunk, choice[rows])
+            now = timezone.now()
+            batch = []
+            for i, record in enumerate(records):
+                row = dict(common)
+                row.update(record)
+                row["decision_id"] = uuid.uuid4()
+                row["customer_id"] = population.customer_ids[start + i]
+                row["features"] = {name: customer[name][i] for name in names}
+                row["created_at"] = now
+                row["content_hash"] = decision_hash(SimpleNamespace(**row))
+                batch.append(row)
+            write(batch)
+            written += len(batch)
+            reporter.progress(60 + 39 * rows.stop / n)
+            reporter.check()
+    return written
+
+
+def _slice(result: Evaluation, rows: slice) -> Evaluation:
+    return Evaluation(
+        action_ids=result.action_ids,
+        quantities={q: v[rows] for q, v in result.quantities.items()},
+        value=result.value[rows],
+        usage=result.usage[:, rows],
+        eligible=result.eligible[rows],
+        failed_rules={name: mask[rows] for name, mask in result.failed_rules.items()},
+        prices=result.prices,
+        score=result.score[rows],
+        choice=result.choice[rows],
+    )
+
+
+class _copy_writer:
+    """PostgreSQL: COPY each chunk into the log (JSON columns as text).
+
+    One COPY per chunk, not one for the whole run: between chunks the connection is free
+    for other statements of the same transaction.
+    """
+
+    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
+        self.cursor = connection.cursor()
+        raw = self.cursor.cursor
+        sql = f"COPY decisions_decision ({', '.join(COLUMNS)}) FROM STDIN"
+
+        def write(batch: list[dict[str, Any]]) -> None:
+            with raw.copy(sql) as copy:
+                for row in batch:
+                    copy.write_row(
+                        [
+                            json.dumps(row[c], separators=(",", ":"), allow_nan=False)
+                            if c in JSON_COLUMNS
+                            else row[c]
+                            for c in COLUMNS
+                        ]
+                    )
+
+        return write
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cursor.close()
+
+
+class _bulk_writer:
+    """Other databases: bulk INSERT."""
+
+    def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
+        def write(batch: list[dict[str, Any]]) -> None:
+            Decision.objects.bulk_create([Decision(**row) for row in batch], batch_size=500)
+
+        return write
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+__all__ = [
+    "CREATOR_ROLES",
+    "READER_ROLES",
+    "RunCancelled",
+    "RunFailed",
+    "optimisation_prices_publish",
+    "optimisation_run_cancel",
+    "optimisation_run_create",
+    "optimisation_run_decisions",
+    "optimisation_run_execute",
+    "optimisation_run_get",
+    "optimisation_run_list",
+]

@@ -1,0 +1,396 @@
+"""REST endpoints of optimisation runs: start, follow, cancel, read decisions, publish prices."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, renderers, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from decisions import optimisation
+from decisions.models import OptimisationRun, RunStatus
+from decisions.serializers import DecisionSerializer
+from governance.serializers import StrictSerializer
+
+
+class VersionRefSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    version = serializers.IntegerField(min_value=1)
+
+
+class SimulatedSerializer(StrictSerializer):
+    customers = serializers.IntegerField(min_value=1, default=5_000)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=1)
+
+
+class RunCreateSerializer(StrictSerializer):
+    deployment = serializers.CharField(max_length=100, required=False)
+    strategy = VersionRefSerializer(required=False)
+    constraint_set = VersionRefSerializer(required=False)
+    simulated = SimulatedSerializer(required=False)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    time_limit_seconds = serializers.FloatField(min_value=1, required=False)
+    log_decisions = serializers.BooleanField(default=True)
+
+
+class RunUploadSerializer(StrictSerializer):
+    """Multipart: the population file plus the same fields as form values."""
+
+    population = serializers.FileField(help_text="CSV or Parquet: customer_id + features")
+    deployment = serializers.CharField(max_length=100, required=False)
+    strategy = serializers.CharField(
+        required=False, help_text='JSON: {"name": ..., "version": ...}'
+    )
+    constraint_set = serializers.CharField(
+        required=False, help_text='JSON: {"name": ..., "version": ...}'
+    )
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    time_limit_seconds = serializers.FloatField(min_value=1, required=False)
+    log_decisions = serializers.BooleanField(default=True)
+
+    def _ref(self, value: str) -> dict[str, Any]:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise serializers.ValidationError(f"not valid JSON: {exc.msg}") from None
+        form = VersionRefSerializer(data=parsed)
+        if not form.is_valid():
+            raise serializers.ValidationError(form.errors)
+        return dict(form.validated_data)
+
+    def validate_strategy(self, value: str) -> dict[str, Any]:
+        return self._ref(value)
+
+    def validate_constraint_set(self, value: str) -> dict[str, Any]:
+        return self._ref(value)
+
+
+class LimitSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    sense = serializers.CharField()
+    bound = serializers.FloatField()
+    used = serializers.FloatField()
+    slack = serializers.FloatField()
+    utilisation = serializers.FloatField(allow_null=True)
+    price = serializers.FloatField()
+    binding = serializers.BooleanField()
+
+
+class RunSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username")
+    strategy = serializers.SerializerMethodField()
+    constraint_set = serializers.SerializerMethodField()
+    limits = LimitSerializer(many=True)
+    prices = serializers.DictField(child=serializers.FloatField())
+    published_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OptimisationRun
+        fields = (
+            "id",
+            "status",
+            "phase",
+            "progress",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "description",
+            "deployment_name",
+            "strategy",
+            "constraint_set",
+            "population",
+            "customers",
+            "time_limit_seconds",
+            "log_decisions",
+            "attempts",
+            "cancel_requested",
+            "solver_status",
+            "objective",
+            "bound",
+            "gap",
+            "limits",
+            "prices",
+            "kpis",
+            "phase_seconds",
+            "decisions_logged",
+            "error",
+            "error_details",
+            "published_version",
+        )
+
+    def _ref(self, version: Any) -> dict[str, Any]:
+        return {"name": version.item.name, "version": version.number}
+
+    def get_strategy(self, run: OptimisationRun) -> dict[str, Any]:
+        return self._ref(run.strategy_version)
+
+    def get_constraint_set(self, run: OptimisationRun) -> dict[str, Any]:
+        return self._ref(run.constraint_set_version)
+
+    def get_published_version(self, run: OptimisationRun) -> dict[str, Any] | None:
+        version = run.published_version
+        if version is None:
+            return None
+        return {"name": version.item.name, "version": version.number, "status": version.status}
+
+    def to_representation(self, run: OptimisationRun) -> dict[str, Any]:
+        data = super().to_representation(run)
+        population = dict(run.population)
+        population.pop("path", None)  # where the server keeps it is not the client's business
+        data["population"] = population
+        return data
+
+
+class RunFilterSerializer(StrictSerializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    deployment = serializers.CharField(max_length=100, required=False)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False)
+
+
+class PublishSerializer(StrictSerializer):
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class PublishedSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    content_hash = serializers.CharField()
+    prices = serializers.DictField(child=serializers.FloatField())
+
+
+class RunCursor(CursorPagination):
+    ordering = "-id"
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class RunDecisionCursor(CursorPagination):
+    ordering = "seq"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """Lets ``?format=csv`` and ``Accept: text/csv`` through content negotiation."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
+        # Only errors reach here (the export streams); show them as JSON text.
+        return json.dumps(data).encode()
+
+
+@extend_schema(tags=["optimisation"])
+class RunListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="optimisation_run_create",
+        summary="Start an optimisation run on a deployment (or versions) and a population",
+        description=(
+            "JSON with `simulated` (customers, seed) for a simulated population of the "
+            "strategy's use case, or multipart with a `population` CSV or Parquet file "
+            "(a `customer_id` column and one column per feature). 201 with the queued run; "
+            "with no broker configured the run has already finished when this returns. "
+            "A population with missing columns or bad values fails the run naming rows "
+            "and columns, and logs no decision."
+        ),
+        request={
+            "application/json": RunCreateSerializer,
+            "multipart/form-data": RunUploadSerializer,
+        },
+        responses={201: RunSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        upload = "population" in request.FILES
+        form = (RunUploadSerializer if upload else RunCreateSerializer)(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        population = data.get("population")
+        run = optimisation.optimisation_run_create(
+            actor=request.user,
+            deployment=data.get("deployment") or None,
+            strategy=data.get("strategy"),
+            constraint_set=data.get("constraint_set"),
+            population_file=population.file if population is not None else None,
+            population_filename=population.name if population is not None else "",
+            simulated=dict(data["simulated"]) if "simulated" in data else None,
+            description=data.get("description", ""),
+            time_limit_seconds=data.get("time_limit_seconds"),
+            log_decisions=data["log_decisions"],
+        )
+        # With no broker the task ran in-process when the transaction committed.
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run.pk)
+        return Response(RunSerializer(run).data, status=201)
+
+    @extend_schema(
+        operation_id="optimisation_run_list",
+        summary="Optimisation runs, newest first (cursor pagination)",
+        parameters=[RunFilterSerializer],
+        responses=RunSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters = RunFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        runs = optimisation.optimisation_run_list(
+            actor=request.user,
+            status=filters.validated_data.get("status"),
+            deployment=filters.validated_data.get("deployment"),
+        )
+        paginator = RunCursor()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["optimisation"])
+class RunDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="optimisation_run_retrieve",
+        summary="A run's status, phase, progress and, when finished, its results",
+        responses=RunSerializer,
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+        return Response(RunSerializer(run).data)
+
+
+@extend_schema(tags=["optimisation"])
+class RunCancelApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="optimisation_run_cancel",
+        summary="Cancel a queued run, or stop a running one at its next step",
+        request=None,
+        responses={200: RunSerializer},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+        optimisation.optimisation_run_cancel(actor=request.user, run=run)
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+        return Response(RunSerializer(run).data)
+
+
+@extend_schema(tags=["optimisation"])
+class RunPublishApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="optimisation_run_publish_prices",
+        summary="Propose the run's prices for its deployment (a submitted version to review)",
+        request=PublishSerializer,
+        responses={201: PublishedSerializer},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        form = PublishSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+        version = optimisation.optimisation_prices_publish(
+            actor=request.user, run=run, comment=form.validated_data.get("comment", "")
+        )
+        return Response(
+            PublishedSerializer(
+                {
+                    "name": version.item.name,
+                    "version": version.number,
+                    "status": version.status,
+                    "content_hash": version.content_hash,
+                    "prices": version.content.get("prices", {}),
+                }
+            ).data,
+            status=201,
+        )
+
+
+CSV_FIELDS = ("decision_id", "customer_id", "action_id", "value", "score", "reasons", "created_at")
+
+
+def _csv_rows(run: OptimisationRun, decisions: Any) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    attributes: list[str] | None = None
+    for decision in decisions.iterator(chunk_size=2000):
+        if attributes is None:
+            attributes = sorted(decision.action)
+            writer.writerow([*CSV_FIELDS, *attributes])
+        chosen = decision.explanation.get("chosen", {})
+        writer.writerow(
+            [
+                str(decision.decision_id),
+                decision.customer_id,
+                decision.action_id,
+                repr(decision.value),
+                "" if chosen.get("score") is None else repr(chosen["score"]),
+                ";".join(r["code"] for r in decision.reasons),
+                decision.created_at.isoformat(),
+                *[decision.action.get(name, "") for name in attributes],
+            ]
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if attributes is None:
+        writer.writerow(CSV_FIELDS)
+        yield buffer.getvalue()
+
+
+@extend_schema(tags=["optimisation"])
+class RunDecisionsApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        operation_id="optimisation_run_decisions",
+        summary="A succeeded run's decisions in population order (cursor pagination; CSV)",
+        description=(
+            "JSON pages by default; `?format=csv` (or `Accept: text/csv`) streams every "
+            "decision as CSV: id, customer, action, value, price-adjusted score, reason "
+            "codes, time and the action's attributes. 409 while the run has not succeeded."
+        ),
+        parameters=[
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("page_size", int, required=False),
+        ],
+        responses={
+            200: OpenApiResponse(
+                DecisionSerializer(many=True), description="a page, or the CSV export"
+            ),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV export"),
+        },
+    )
+    def get(self, request: Request, run_id: int) -> Any:
+        run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+        decisions = optimisation.optimisation_run_decisions(actor=request.user, run=run)
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                _csv_rows(run, decisions.order_by("seq")), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = (
+                f'attachment; filename="optimisation-run-{run.pk}-decisions.csv"'
+            )
+            return response
+        paginator = RunDecisionCursor()
+        page = paginator.paginate_queryset(decisions, request, view=self)
+        return paginator.get_paginated_response(DecisionSerializer(page, many=True).data)

@@ -1,0 +1,488 @@
+"""Optimisation runs: solved, explained and logged; idempotent, cancellable; prices published."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections
+from django.utils import timezone
+
+from decisions import optimisation, runtime
+from decisions.decision_log import decision_blocks_seal, decision_log_verify
+from decisions.demo_setup import demo_load
+from decisions.models import Decision, OptimisationRun, RunStatus
+from decisions.optimisation import optimisation_run_create, optimisation_run_execute
+from decisions.populations import population_simulated
+from decisions.services import decision_make, decision_replay
+from governance import services as governance
+from governance.exceptions import Conflict, PermissionDenied, PreconditionFailed, ValidationFailed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo():
+    demo_load()
+    users = get_user_model().objects
+    return {
+        name: users.get(username=name)
+        for name in ("maker", "checker", "auditor", "admin", "lending-app")
+    }
+
+
+def run_now(actor, **kwargs) -> OptimisationRun:
+    run = optimisation_run_create(actor=actor, enqueue=False, **kwargs)
+    return optimisation_run_execute(run.pk)
+
+
+def features_of(frame, deployment):
+    function = runtime.arm_runtime("champion", runtime.active_deployment(deployment).content)
+    names = list(function.function.features)
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k in names}
+        for row in frame.to_dict("records")
+    ]
+
+
+def csv_bytes(frame) -> io.BytesIO:
+    return io.BytesIO(frame.to_csv(index=False).encode())
+
+
+def test_a_run_logs_one_explained_decision_per_customer_within_the_limits(demo):
+    # The demo's limits are sized for 5,000 customers (a minimum of new accounts too).
+    run = run_now(demo["maker"], deployment="onboarding", simulated={"customers": 5000, "seed": 4})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.progress == 100.0
+    assert run.customers == run.decisions_logged == 5000
+    assert run.solver_status in {"optimal", "feasible"}
+    assert 0 <= run.gap <= 1e-3
+    assert run.bound >= run.objective
+    decisions = Decision.objects.filter(run=run)
+    assert decisions.count() == 5000
+    assert decisions.values("customer_id").distinct().count() == 5000
+    for limit in run.limits:
+        tolerance = 1e-6 * max(1.0, abs(limit["bound"]))
+        if limit["sense"] == "<=":
+            assert limit["used"] <= limit["bound"] + tolerance, limit
+        else:
+            assert limit["used"] >= limit["bound"] - tolerance, limit
+        assert limit["price"] >= 0
+    assert run.prices == {lim["name"]: lim["price"] for lim in run.limits}
+    # The expected KPIs add up to the objective and to the population.
+    per_action = run.kpis["per_action"]
+    assert sum(a["customers"] for a in per_action) == 5000
+    assert sum(a["value"] for a in per_action) == pytest.approx(run.objective, rel=1e-9)
+    counts = {a["action"]: a["customers"] for a in per_action}
+    for decision in decisions.order_by("seq")[:200]:
+        assert decision.channel == "optimisation-run"
+        assert decision.versions["optimisation_run"] == run.pk
+        assert decision.prices == run.prices
+        assert len(decision.reasons) <= 4
+        assert decision.explanation["summary"]
+        assert counts[decision.action_id] > 0
+    assert set(run.phase_seconds) >= {"loading", "scoring", "solving", "logging"}
+
+    # Replays match, declines (Regulation B reasons) included.
+    ids = list(decisions.values_list("pk", flat=True))
+    sample = np.random.default_rng(3).choice(ids, 40, replace=False).tolist()
+    sample += list(decisions.filter(action_id="decline").values_list("pk", flat=True)[:10])
+    for decision in Decision.objects.filter(pk__in=sample):
+        replay = decision_replay(actor=demo["auditor"], decision=decision)
+        assert replay.matches, replay.differences
+
+
+def test_run_decisions_replay_identically(demo):
+    run = run_now(demo["maker"], deployment="collections", simulated={"customers": 800, "seed": 5})
+    ids = list(Decision.objects.filter(run=run).values_list("pk", flat=True))
+    for decision in Decision.objects.filter(
+        pk__in=np.random.default_rng(3).choice(ids, 40, replace=False).tolist()
+    ):
+        replay = decision_replay(actor=demo["auditor"], decision=decision)
+        assert replay.matches, replay.differences
+    # Replay catches a changed action: recomputing with another action differs.
+    decision = Decision.objects.filter(run=run).first()
+    other = next(a["action"] for a in decision.actions if a["action"] != decision.action_id)
+    decision.action_id = other
+    assert not decision_replay(actor=demo["auditor"], decision=decision).matches
+
+
+def test_published_prices_make_real_time_agree_with_the_run(demo):
+    maker, checker, client = demo["maker"], demo["checker"], demo["lending-app"]
+    run = run_now(maker, deployment="cross-sell", simulated={"customers": 2000, "seed": 8})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert any(p > 0 for p in run.prices.values())
+    version = optimisation.optimisation_prices_publish(actor=maker, run=run)
+    assert version.status == "submitted"
+    assert version.content["prices"] == run.prices
+    assert version.content["price_source"] == f"optimisation run {run.pk}"
+    with pytest.raises(PermissionDenied):  # four eyes: the maker cannot approve it
+        governance.version_approve(actor=maker, version=version)
+    governance.version_approve(actor=checker, version=version, comment="prices reviewed")
+    governance.version_activate(actor=checker, version=version)
+    runtime.clear_caches()
+
+    chosen = dict(Decision.objects.filter(run=run).values_list("customer_id", "action_id"))
+    people = population_simulated("cross-sell", 2000, seed=8)
+    ids = people["customer_id"].tolist()
+    agree = 0
+    for customer_id, features in zip(ids, features_of(people, "cross-sell"), strict=True):
+        decision = decision_make(
+            actor=client, deployment="cross-sell", customer_id=customer_id, features=features
+        ).decision
+        assert decision.prices == run.prices
+        agree += decision.action_id == chosen[customer_id]
+    assert agree / len(ids) >= 0.99, agree / len(ids)
+
+
+def test_publishing_needs_a_succeeded_run_on_the_current_deployment(demo):
+    maker = demo["maker"]
+    run = run_now(maker, deployment="cross-sell", simulated={"customers": 300, "seed": 2})
+    with pytest.raises(PermissionDenied):
+        optimisation.optimisation_prices_publish(actor=demo["checker"], run=run)
+    failed = OptimisationRun.objects.create(
+        created_by=maker,
+        created_at=timezone.now(),
+        strategy_version=run.strategy_version,
+        constraint_set_version=run.constraint_set_version,
+        deployment_name="cross-sell",
+        population=run.population,
+        time_limit_seconds=60,
+        status=RunStatus.FAILED,
+    )
+    with pytest.raises(PreconditionFailed, match="only a succeeded run"):
+        optimisation.optimisation_prices_publish(actor=maker, run=failed)
+
+
+def test_a_population_with_missing_columns_fails_the_run_and_logs_nothing(demo):
+    people = population_simulated("onboarding", 50, seed=1).drop(columns=["income", "age"])
+    run = run_now(
+        demo["maker"],
+        deployment="onboarding",
+        population_file=csv_bytes(people),
+        population_filename="people.csv",
+    )
+    assert run.status == RunStatus.FAILED
+    assert "income" in run.error and "age" in run.error
+    assert set(run.error_details) == {"population.columns.income", "population.columns.age"}
+    assert not Decision.objects.filter(run=run).exists()
+    with pytest.raises(Conflict):
+        optimisation.optimisation_run_decisions(actor=demo["auditor"], run=run)
+
+
+def test_bad_values_are_reported_by_row_and_column(demo):
+    people = population_simulated("onboarding", 20, seed=1)
+    people["income"] = people["income"].astype(object)
+    people.loc[2, "income"] = "lots"
+    people.loc[4, "income"] = ""
+    people.loc[6, "employment_type"] = "astronaut"
+    people.loc[9, "customer_id"] = people.loc[1, "customer_id"]
+    run = run_now(
+        demo["maker"],
+        deployment="onboarding",
+        population_file=csv_bytes(people),
+        population_filename="people.csv",
+    )
+    assert run.status == RunStatus.FAILED
+    details = run.error_details
+    assert details["population.income"] == ["row 5: missing", "row 3: must be a number"]
+    assert details["population.employment_type"][0].startswith("row 7: must be one of")
+    assert details["population.customer_id"] == ["row 10: repeats an earlier customer_id"]
+    assert Decision.objects.count() == 0
+
+
+def test_parquet_populations_run(demo, tmp_path):
+    people = population_simulated("collections", 400, seed=3)
+    path = tmp_path / "people.parquet"
+    people.to_parquet(path)
+    with open(path, "rb") as handle:
+        run = run_now(
+            demo["maker"],
+            deployment="collections",
+            population_file=handle,
+            population_filename=path.name,
+        )
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.population["format"] == "parquet"
+    assert Decision.objects.filter(run=run).count() == 400
+
+
+def test_an_unreadable_file_fails_with_a_sentence(demo):
+    run = run_now(
+        demo["maker"],
+        deployment="onboarding",
+        population_file=io.BytesIO(b"PAR1 this is not parquet"),
+        population_filename="people.parquet",
+    )
+    assert run.status == RunStatus.FAILED
+    assert "could not be read as PARQUET" in run.error
+    with pytest.raises(ValidationFailed, match="neither CSV nor Parquet"):
+        optimisation_run_create(
+            actor=demo["maker"],
+            deployment="onboarding",
+            population_file=io.BytesIO(b"x"),
+            population_filename="people.xlsx",
+            enqueue=False,
+        )
+
+
+def test_contradictory_limits_end_infeasible_naming_them(demo):
+    maker, checker = demo["maker"], demo["checker"]
+    active = runtime.active_deployment("onboarding")
+    limits = runtime.arm_runtime("champion", active.content).constraint_set
+    content = dict(limits.content)
+    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
+    for lim in content["portfolio"]:
+        if lim["name"] == "min_new_accounts":
+            lim["bound"] = 10_000_000.0
+    version = governance.version_create(
+        actor=maker, kind="constraint_set", name=limits.item.name, content=content
+    )
+    governance.version_submit(actor=maker, version=version)
+    governance.version_approve(actor=checker, version=version)
+    strategy = active.content["strategy"]
+    run = run_now(
+        maker,
+        strategy=strategy,
+        constraint_set={"name": limits.item.name, "version": version.number},
+        simulated={"customers": 300, "seed": 1},
+    )
+    assert run.status == RunStatus.FAILED
+    assert run.solver_status == "infeasible"
+    assert "min_new_accounts" in run.error_details["limits"]
+    assert "min_new_accounts" in run.error
+    assert not Decision.objects.filter(run=run).exists()
+
+
+def test_cancelling_a_queued_run_means_it_never_runs(demo):
+    run = optimisation_run_create(
+        actor=demo["maker"],
+        deployment="onboarding",
+        simulated={"customers": 100},
+        enqueue=False,
+    )
+    run = optimisation.optimisation_run_cancel(actor=demo["maker"], run=run)
+    assert run.status == RunStatus.CANCELLED
+    assert optimisation_run_execute(run.pk).status == RunStatus.CANCELLED
+    assert not Decision.objects.filter(run=run).exists()
+    with pytest.raises(Conflict):
+        optimisation.optimisation_run_cancel(actor=demo["maker"], run=run)
+
+
+def test_cancelling_while_it_logs_leaves_no_decisions(demo):
+    run = optimisation_run_create(
+        actor=demo["maker"],
+        deployment="onboarding",
+        simulated={"customers": 5000, "seed": 2},
+        enqueue=False,
+    )
+    seen, asked = [], []
+
+    def progress(phase, percent):
+        seen.append(phase)
+        if phase == "logging" and percent > 70:
+            asked.append(True)  # what the cancel endpoint records from another process
+
+    monkey = optimisation._Reporter.cancel_requested
+    try:
+        # The cross-connection flag itself is tested on PostgreSQL below.
+        optimisation._Reporter.cancel_requested = lambda self: bool(asked)
+        run = optimisation_run_execute(run.pk, progress=progress)
+    finally:
+        optimisation._Reporter.cancel_requested = monkey
+    assert "logging" in seen
+    assert run.status == RunStatus.CANCELLED
+    assert run.decisions_logged == 0
+    assert not Decision.objects.filter(run=run).exists()
+
+
+def test_cancel_is_for_the_creator_or_an_admin(demo, make_user):
+    run = optimisation_run_create(
+        actor=demo["maker"], deployment="onboarding", simulated={"customers": 10}, enqueue=False
+    )
+    other = make_user("maker-two", "maker")
+    for actor in (other, demo["checker"], demo["auditor"]):
+        with pytest.raises(PermissionDenied):
+            optimisation.optimisation_run_cancel(actor=actor, run=run)
+    assert optimisation.optimisation_run_cancel(actor=demo["admin"], run=run).status == "cancelled"
+
+
+def test_only_makers_and_admins_start_runs(demo):
+    for name in ("checker", "auditor", "lending-app"):
+        with pytest.raises(PermissionDenied):
+            optimisation_run_create(
+                actor=demo[name], deployment="onboarding", simulated={"customers": 10}
+            )
+    assert OptimisationRun.objects.count() == 0
+
+
+def test_a_finished_run_is_not_redone_and_a_crashed_one_restarts(demo):
+    run = run_now(demo["maker"], deployment="collections", simulated={"customers": 300})
+    assert run.status == RunStatus.SUCCEEDED
+    again = optimisation_run_execute(run.pk)
+    assert again.status == RunStatus.SUCCEEDED and again.attempts == 1
+    assert Decision.objects.filter(run=run).count() == 300
+
+    crashed = optimisation_run_create(
+        actor=demo["maker"], deployment="collections", simulated={"customers": 200}, enqueue=False
+    )
+    # Another worker holds it (fresh heartbeat): leave it alone.
+    OptimisationRun.objects.filter(pk=crashed.pk).update(
+        status=RunStatus.RUNNING, attempts=1, heartbeat_at=timezone.now(), phase="solving"
+    )
+    assert optimisation_run_execute(crashed.pk).status == RunStatus.RUNNING
+    # Its worker died long ago (stale heartbeat): the redelivered task starts it again.
+    OptimisationRun.objects.filter(pk=crashed.pk).update(
+        heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    restarted = optimisation_run_execute(crashed.pk)
+    assert restarted.status == RunStatus.SUCCEEDED
+    assert restarted.attempts == 2
+    assert Decision.objects.filter(run=restarted).count() == 200
+
+
+def test_a_simulation_run_on_submitted_versions_logs_nothing(demo):
+    from governance.models import Version
+
+    candidate = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
+    assert candidate.status == "submitted"
+    limits = runtime.arm_runtime(
+        "champion", runtime.active_deployment("cross-sell").content
+    ).constraint_set
+    refs = {
+        "strategy": {"name": "cross-sell", "version": 2},
+        "constraint_set": {"name": limits.item.name, "version": limits.number},
+    }
+    with pytest.raises(ValidationFailed, match="needs approved versions"):
+        optimisation_run_create(
+            actor=demo["maker"], simulated={"customers": 100}, enqueue=False, **refs
+        )
+    run = run_now(demo["maker"], simulated={"customers": 500}, log_decisions=False, **refs)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.decisions_logged == 0 and not Decision.objects.exists()
+    assert run.kpis["total"]["customers"] == 500
+    with pytest.raises(Conflict, match="simulation"):
+        optimisation.optimisation_run_decisions(actor=demo["auditor"], run=run)
+
+
+def test_the_log_verifies_after_a_run_and_sealing(demo):
+    run_now(demo["maker"], deployment="cross-sell", simulated={"customers": 1200, "seed": 6})
+    decision_make(
+        actor=demo["lending-app"],
+        deployment="cross-sell",
+        customer_id="rt-1",
+        features=features_of(population_simulated("cross-sell", 1, seed=9), "cross-sell")[0],
+    )
+    decision_blocks_seal(grace_seconds=0)
+    report = decision_log_verify()
+    assert report.ok, report
+    assert report.rows == 1201 and report.unsealed == 0
+
+
+def test_optimise_command_runs_with_a_progress_bar(demo, tmp_path, capsys):
+    path = tmp_path / "people.csv"
+    population_simulated("collections", 300, seed=2).to_csv(path, index=False)
+    out = io.StringIO()
+    call_command(
+        "optimise",
+        "--deployment",
+        "collections",
+        "--population",
+        str(path),
+        "--user",
+        "maker",
+        stdout=out,
+    )
+    assert "succeeded: 300 customers" in out.getvalue()
+    assert "call_capacity" in out.getvalue()
+    assert "100%" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    population_simulated("collections", 30, seed=2).drop(columns=["balance"]).to_csv(
+        bad, index=False
+    )
+    with pytest.raises(CommandError, match="failed: The population lacks the column balance"):
+        call_command(
+            "optimise",
+            "--deployment",
+            "collections",
+            "--population",
+            str(bad),
+            "--user",
+            "maker",
+            stdout=io.StringIO(),
+        )
+    with pytest.raises(CommandError, match="may not start optimisation runs"):
+        call_command(
+            "optimise", "--deployment", "collections", "--simulated", "10", "--user", "checker"
+        )
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command(
+            "optimise",
+            "--deployment",
+            "collections",
+            "--population",
+            "/nope.csv",
+            "--user",
+            "maker",
+        )
+
+
+def test_price_agreement_is_reported(demo):
+    run = run_now(demo["maker"], deployment="collections", simulated={"customers": 1000})
+    assert run.kpis["price_agreement"] >= 0.99
+    assert np.isclose(sum(a["share"] for a in run.kpis["per_action"]), 1.0)
+
+
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); CI runs it"
+)
+
+
+@on_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_other_connections_see_progress_and_cancel_a_run_while_it_logs(demo, monkeypatch):
+    """On PostgreSQL the run writes its decisions in one transaction; meanwhile another
+    connection (the API, a reviewer's page) sees its progress, and a cancel stops it."""
+    run = optimisation_run_create(
+        actor=demo["maker"],
+        deployment="collections",
+        simulated={"customers": 5000, "seed": 2},
+        enqueue=False,
+    )
+    monkeypatch.setattr(optimisation._Reporter, "WRITE_EVERY_SECONDS", 0.0)
+    observer = connections.create_connection("default")
+    seen: list[tuple[str, float]] = []
+
+    def progress(phase, percent):
+        if phase != "logging" or percent < 75 or seen:
+            return
+        with observer.cursor() as cursor:
+            cursor.execute(
+                "SELECT phase, progress FROM decisions_optimisationrun WHERE id = %s", [run.pk]
+            )
+            seen.append(cursor.fetchone())
+            cursor.execute("SELECT count(*) FROM decisions_decision WHERE run_id = %s", [run.pk])
+            seen.append(cursor.fetchone())
+            cursor.execute(
+                "UPDATE decisions_optimisationrun SET cancel_requested = true WHERE id = %s",
+                [run.pk],
+            )
+
+    try:
+        run = optimisation_run_execute(run.pk, progress=progress)
+    finally:
+        observer.close()
+    (phase, percent), (visible,) = seen
+    assert phase == "logging" and percent >= 75
+    assert visible == 0  # rows being written are not visible before the run commits
+    assert run.status == RunStatus.CANCELLED
+    assert not Decision.objects.filter(run=run).exists()
+    # The log is still whole: sealing and verification see nothing of the cancelled run.
+    decision_blocks_seal(grace_seconds=0)
+    assert decision_log_verify().ok
