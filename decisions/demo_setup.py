@@ -4,18 +4,25 @@ Three use cases from the simulator (collections, onboarding, cross-sell): their 
 strategies and constraint sets approved and active, and an active deployment for each,
 plus one strategy version submitted by ``maker`` that awaits review. Idempotent: running
 it again resets the demo passwords and adds nothing twice.
+
+Apps built on decisions add demo data of their own (``monitoring``: decisions and their
+outcomes) as a demo step: a ``demo_step`` dotted path on their ``AppConfig``, which
+``manage.py demo`` runs after ``demo_load`` (``demo_steps_run``).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from decisions.demo_portfolio import write_skops
 from decisions.simulator.use_cases import USE_CASES, use_case
@@ -32,6 +39,23 @@ DEMO_USERS = {
     "lending-app": [Role.API_CLIENT],
 }
 CANDIDATE = "cross-sell"
+
+DemoStep = Callable[[dict[str, AbstractBaseUser]], list[str]]
+"""``step(demo users by name) -> sentences to print``; idempotent like ``demo_load``."""
+
+
+def demo_steps_run() -> list[str]:
+    """Run the ``demo_step`` of every installed app that has one, in INSTALLED_APPS order;
+    return what they report."""
+    User = get_user_model()
+    people = {user.username: user for user in User.objects.filter(username__in=DEMO_USERS)}
+    notes: list[str] = []
+    for config in apps.get_app_configs():
+        path = getattr(config, "demo_step", None)
+        if path:
+            step: DemoStep = import_string(path)
+            notes.extend(step(people))
+    return notes
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions.demo_setup import demo_load
+from decisions.demo_setup import demo_load, demo_steps_run
 
 
 class Command(BaseCommand):
@@ -35,6 +35,8 @@ class Command(BaseCommand):
         self.stdout.write(
             "A strategy version (cross-sell v2) submitted by maker awaits review by checker."
         )
+        for note in demo_steps_run():
+            self.stdout.write(note)
         if options["no_serve"]:
             return
         self.stdout.write(f"Serving on http://{options['addrport']}/  (Ctrl-C to stop)")

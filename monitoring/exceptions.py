@@ -1,0 +1,24 @@
+"""Domain errors of the monitoring app (each with a stable code and an HTTP status)."""
+
+from __future__ import annotations
+
+from governance.exceptions import DomainError, ValidationFailed
+
+
+class OutcomeFileUnreadable(ValidationFailed):
+    """An outcome file that cannot be read as CSV or Parquet, or lacks required columns."""
+
+    code = "outcome_file_unreadable"
+
+
+class TooManyOutcomes(ValidationFailed):
+    """A batch larger than one request may carry; split it."""
+
+    code = "batch_too_large"
+
+
+class OutcomesUnavailable(DomainError):
+    """The outcomes could not be written; none of the batch was stored, retrying is safe."""
+
+    code = "outcomes_unavailable"
+    status = 503

@@ -1,0 +1,106 @@
+"""Reading outcome files (CSV or Parquet) into the items ``outcome_batch_record`` takes.
+
+Columns: ``decision_id``, ``event``, ``occurred_at`` (ISO 8601 with a time zone, or a
+time-zone-aware Parquet timestamp) and optionally ``amount``; other columns are ignored
+and named in the report. Values are handed on as they are (text stays text) so that the
+same field checks as the API's name whatever is wrong with a row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitoring.exceptions import OutcomeFileUnreadable
+
+REQUIRED_COLUMNS = ("decision_id", "event", "occurred_at")
+OPTIONAL_COLUMNS = ("amount",)
+SUFFIXES = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
+
+
+@dataclass(frozen=True)
+class OutcomeTable:
+    items: list[dict[str, Any]]
+    row_numbers: list[int]
+    """For each item, its row as a person counts it: the CSV line (the header is line 1),
+    or the Parquet row counted from 1."""
+    ignored_columns: list[str]
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, str]:
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise OutcomeFileUnreadable(
+            f"{path.name} is neither a CSV nor a Parquet file (name it .csv or .parquet).",
+            details={"file": ["use a .csv or .parquet file"]},
+        )
+    try:
+        if kind == "CSV":
+            # Everything as text: the row checks say what is wrong with a value.
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise OutcomeFileUnreadable(
+            f"There is no file {path}.", details={"file": ["not found"]}
+        ) from None
+    except Exception as exc:  # pandas and pyarrow raise many types for a broken file
+        raise OutcomeFileUnreadable(
+            f"{path.name} cannot be read as {kind}: {str(exc).splitlines()[0][:300]}",
+            details={"file": [f"not a readable {kind} file"]},
+        ) from None
+    return frame, kind
+
+
+def _cell(value: Any) -> Any:
+    """A cell as the row checks expect it: None for blanks and nulls, numbers from text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, str):
+        return value.item()  # numpy scalars
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _amount(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            return value  # the row check names it
+    return value
+
+
+def outcome_file_read(path: Path) -> OutcomeTable:
+    """The rows of ``path`` as outcome items. Raises ``OutcomeFileUnreadable`` when the file
+    cannot be read or lacks a required column."""
+    frame, kind = _read(path)
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise OutcomeFileUnreadable(
+            f"{path.name} lacks the column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (needed: {', '.join(REQUIRED_COLUMNS)}; optional: amount).",
+            details={"columns": [f"missing: {', '.join(missing)}"]},
+        )
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in columns]
+    ignored = [c for c in columns if c not in wanted]
+    items = []
+    for record in frame[wanted].to_dict("records"):
+        item = {key: _cell(value) for key, value in record.items()}
+        if "amount" in item:
+            item["amount"] = _amount(item["amount"])
+        items.append(item)
+    first = 2 if kind == "CSV" else 1
+    return OutcomeTable(items, list(range(first, first + len(items))), ignored)

@@ -1,0 +1,139 @@
+"""manage.py import_outcomes: CSV and Parquet, bad rows named, good rows loaded once."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from monitoring.models import Outcome, OutcomeBatch
+
+pytestmark = pytest.mark.django_db
+
+DECIDED = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def run(path, user="svc-lending"):
+    out = io.StringIO()
+    try:
+        call_command("import_outcomes", str(path), "--user", user, "--no-progress", stdout=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.fixture
+def decisions(make_decision):
+    return [make_decision(at=DECIDED, customer=f"c-{i}") for i in range(3)]
+
+
+def test_a_csv_loads_its_good_rows_names_the_bad_ones_and_loads_once(
+    decisions, api_client_user, tmp_path
+):
+    a, b, c = (str(d.decision_id) for d in decisions)
+    path = tmp_path / "outcomes.csv"
+    path.write_text(
+        "decision_id,event,amount,occurred_at,source\n"
+        f"{a},accepted,,2026-03-02T12:00:00Z,crm\n"
+        f"{a},paid,120.50,2026-03-20T09:00:00+01:00,crm\n"
+        f"{b},declined,,2026-03-03T10:00:00Z,crm\n"
+        f"{c},paid,,2026-03-04T10:00:00Z,crm\n"
+        f"{c},accepted,,2026-03-01T10:00:00Z,crm\n"
+        "00000000-0000-4000-8000-000000000000,accepted,,2026-03-04T10:00:00Z,crm\n"
+        f"{b},declined,abc,2026-03-05T10:00:00Z,crm\n"
+    )
+    status, text = run(path)
+    assert status == 2, text
+    assert "7 rows: 3 loaded, 0 already loaded, 4 refused." in text
+    assert "Ignored columns: source." in text
+    assert "row 5: amount: a paid event needs the amount" in text
+    assert "row 6: occurred_at: is before the decision was made" in text
+    assert "row 7: decision_id: there is no decision 00000000-0000-4000-8000-000000000000" in text
+    assert "row 8: amount: must be a number" in text
+    assert Outcome.objects.count() == 3
+    paid = Outcome.objects.get(event="paid")
+    assert paid.occurred_at == datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
+    assert str(paid.amount) == "120.50"
+    batch = OutcomeBatch.objects.get()
+    assert (batch.source, batch.file_name, len(batch.file_sha256)) == ("file", "outcomes.csv", 64)
+
+    status, text = run(path)
+    assert "7 rows: 0 loaded, 3 already loaded, 4 refused." in text
+    assert Outcome.objects.count() == 3
+
+
+def test_a_parquet_file_loads_like_a_csv(decisions, tmp_path):
+    a, b, _ = (str(d.decision_id) for d in decisions)
+    frame = pd.DataFrame(
+        {
+            "decision_id": [a, a, b],
+            "event": ["accepted", "defaulted", "complained"],
+            "amount": [None, 2550.0, None],
+            "occurred_at": pd.to_datetime(
+                [DECIDED + timedelta(days=d) for d in (1, 90, 2)], utc=True
+            ),
+        }
+    )
+    path = tmp_path / "outcomes.parquet"
+    frame.to_parquet(path)
+    status, text = run(path)
+    assert status == 0, text
+    assert "3 rows: 3 loaded, 0 already loaded, 0 refused." in text
+    loss = Outcome.objects.get(event="defaulted")
+    assert (str(loss.amount), loss.occurred_at) == ("2550.00", DECIDED + timedelta(days=90))
+    assert run(path) == (0, f"{path.name}: 3 rows: 0 loaded, 3 already loaded, 0 refused.\n")
+
+
+def test_time_zone_naive_parquet_times_are_refused_by_row(decisions, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "decision_id": [str(decisions[0].decision_id)],
+            "event": ["accepted"],
+            "occurred_at": [datetime(2026, 3, 3, 9, 0)],
+        }
+    )
+    path = tmp_path / "naive.parquet"
+    frame.to_parquet(path)
+    status, text = run(path)
+    assert status == 2
+    assert "row 1: occurred_at: needs a time zone" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "sentence"),
+    [
+        ("broken.parquet", b"PAR1 not really", "broken.parquet cannot be read as Parquet"),
+        ("outcomes.xlsx", b"whatever", "is neither a CSV nor a Parquet file"),
+        (
+            "short.csv",
+            b"decision_id,when\nx,y\n",
+            "short.csv lacks the columns event, occurred_at",
+        ),
+    ],
+)
+def test_an_unreadable_file_or_missing_columns_stop_with_a_sentence(
+    api_client_user, tmp_path, name, content, sentence
+):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CommandError, match=sentence):
+        run(path)
+    assert not OutcomeBatch.objects.exists()
+
+
+def test_a_missing_file_and_an_unknown_user_are_named(api_client_user, tmp_path):
+    with pytest.raises(CommandError, match="There is no file"):
+        run(tmp_path / "nowhere.csv")
+    with pytest.raises(CommandError, match="There is no user called 'nobody'"):
+        run(tmp_path / "nowhere.csv", user="nobody")
+
+
+def test_only_clients_and_admins_import(maker, decisions, tmp_path):
+    path = tmp_path / "outcomes.csv"
+    path.write_text("decision_id,event,occurred_at\n")
+    with pytest.raises(CommandError, match="may not report outcomes"):
+        run(path, user=maker.username)
