@@ -246,7 +246,7 @@ def batch_records(
                 ],
                 "action_id": ids[c],
                 "action": dict(attributes[c]),
-                "value": float(values[row][c]),
+                "value": float(values[row][c]) + 0.0,
                 "prices": prices,
                 "reasons": reasons[row],
                 "contributions": contributions[row],

@@ -10,6 +10,7 @@ committing cannot land inside an already sealed range.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -56,6 +57,11 @@ HASHED_FIELDS = (
 # on, so a row read back verifies.
 
 
+_UNSTABLE = re.compile(rb"-0\.0[,\]}]|e\+")
+"""A -0.0 number or an exponent float somewhere in canonical JSON (or, rarely, in a
+string: then the slow path runs and gives the same hash)."""
+
+
 def _jsonb_stable(value: Any) -> Any:
     if isinstance(value, float):
         if value == 0.0:
@@ -67,6 +73,18 @@ def _jsonb_stable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonb_stable(v) for v in value]
     return value
+
+
+def decision_hash_of_texts(texts: dict[str, bytes]) -> str | None:
+    """``decision_hash`` from each hashed field's ``canonical_json`` (``run_id`` included
+    when the row has one), or None when a number needs the jsonb-stable form (then call
+    ``decision_hash``). Lets a bulk writer serialise each field once for both the hash
+    and the row."""
+    parts = [b'"%s":%s' % (name.encode(), texts[name]) for name in sorted(texts)]
+    data = b"{" + b",".join(parts) + b"}"
+    if _UNSTABLE.search(data):
+        return None
+    return sha256_hex(data)
 
 
 def decision_hash(decision: Decision) -> str:
@@ -82,7 +100,7 @@ def decision_hash(decision: Decision) -> str:
     if run_id is not None:  # real-time rows hash as they always did
         payload["run_id"] = run_id
     data = canonical_json(payload)
-    if b"-0.0" in data or b"e+" in data:  # rare: only then walk the values
+    if _UNSTABLE.search(data):  # rare: only then walk the values
         data = canonical_json(_jsonb_stable(payload))
     return sha256_hex(data)
 

@@ -16,7 +16,6 @@ so a failed or cancelled run has logged none.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -35,7 +34,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from decisions import runtime
-from decisions.decision_log import decision_hash, log_writer_enter
+from decisions.decision_log import (
+    HASHED_FIELDS,
+    decision_hash,
+    decision_hash_of_texts,
+    log_writer_enter,
+)
 from decisions.deployments import CHAMPION
 from decisions.engine.decision_function import DecisionFunction, Evaluation
 from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
@@ -61,6 +65,7 @@ from governance.exceptions import (
     PreconditionFailed,
     ValidationFailed,
 )
+from governance.hashing import canonical_json
 from governance.models import Version, VersionStatus
 from governance.roles import Role, require_role, roles_of
 
@@ -926,6 +931,10 @@ def _log(
     names = list(function.features)
     columns = {name: population.columns[name].tolist() for name in names}
     writer = _copy_writer() if connection.vendor == "postgresql" else _bulk_writer()
+    # Each field is serialised once, for the row hash and for COPY; fields every row
+    # shares (versions, prices, ids) once per run.
+    hashed = (*HASHED_FIELDS, "run_id")
+    shared = {name: canonical_json(common[name]) for name in common if name in hashed}
     written = 0
     with writer as write:
         for start in range(0, n, LOG_CHUNK):
@@ -934,6 +943,8 @@ def _log(
             customer = {name: columns[name][rows] for name in names}
             records = batch_records(function, customer, chunk, choice[rows])
             now = timezone.now()
+            now_text = canonical_json(now.isoformat())
+            prices_text = canonical_json(records[0]["prices"]) if records else b"{}"
             batch = []
             for i, record in enumerate(records):
                 row = dict(common)
@@ -942,13 +953,35 @@ def _log(
                 row["customer_id"] = population.customer_ids[start + i]
                 row["features"] = {name: customer[name][i] for name in names}
                 row["created_at"] = now
-                row["content_hash"] = decision_hash(SimpleNamespace(**row))
+                texts = dict(shared)
+                texts["prices"] = prices_text
+                texts["created_at"] = now_text
+                texts["decision_id"] = canonical_json(str(row["decision_id"]))
+                for name in _ROW_FIELDS:
+                    texts[name] = canonical_json(row[name])
+                row["content_hash"] = decision_hash_of_texts(texts) or decision_hash(
+                    SimpleNamespace(**row)
+                )
+                row["_texts"] = texts
                 batch.append(row)
             write(batch)
             written += len(batch)
             reporter.progress(60 + 39 * rows.stop / n)
             reporter.check()
     return written
+
+
+_ROW_FIELDS = (
+    "customer_id",
+    "features",
+    "actions",
+    "action_id",
+    "action",
+    "value",
+    "reasons",
+    "contributions",
+    "explanation",
+)
 
 
 def _slice(result: Evaluation, rows: slice) -> Evaluation:
@@ -980,13 +1013,9 @@ class _copy_writer:
         def write(batch: list[dict[str, Any]]) -> None:
             with raw.copy(sql) as copy:
                 for row in batch:
+                    texts = row["_texts"]
                     copy.write_row(
-                        [
-                            json.dumps(row[c], separators=(",", ":"), allow_nan=False)
-                            if c in JSON_COLUMNS
-                            else row[c]
-                            for c in COLUMNS
-                        ]
+                        [texts[c].decode() if c in JSON_COLUMNS else row[c] for c in COLUMNS]
                     )
 
         return write
@@ -1000,7 +1029,10 @@ class _bulk_writer:
 
     def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
         def write(batch: list[dict[str, Any]]) -> None:
-            Decision.objects.bulk_create([Decision(**row) for row in batch], batch_size=500)
+            Decision.objects.bulk_create(
+                [Decision(**{k: v for k, v in row.items() if k != "_texts"}) for row in batch],
+                batch_size=500,
+            )
 
         return write
 

@@ -47,8 +47,8 @@ class DecisionOutcome:
 
 
 def _num(value: Any) -> float | None:
-    """A JSON-safe float: None for NaN and infinities."""
-    value = float(value)
+    """A JSON-safe float: None for NaN and infinities, 0.0 for -0.0 (as jsonb stores it)."""
+    value = float(value) + 0.0
     return value if math.isfinite(value) else None
 
 
@@ -304,7 +304,7 @@ def _evaluate(
         ],
         "action_id": function.action_ids[index],
         "action": function.action_attributes(index),
-        "value": float(result.value[0, index]),
+        "value": float(result.value[0, index]) + 0.0,
         "prices": {lim.name: float(p) for lim, p in zip(function.limits, arm.prices, strict=True)},
         "reasons": reasons,
         "contributions": contributions,

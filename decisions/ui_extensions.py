@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from decisions.run_views import RUN_PAGE_ROLES, latest_runs_context
 from decisions.selectors import deployment_active_list
 from decisions.views import DECISION_PAGE_ROLES
 from governance.presentation import VersionRef
@@ -38,6 +39,17 @@ def active_deployments_context(request: HttpRequest) -> dict[str, Any]:
 def register_ui_extensions() -> None:
     register_nav_link(
         NavLink("Decisions", "ui:decision-search", roles=DECISION_PAGE_ROLES, order=90)
+    )
+    register_nav_link(NavLink("Optimisation", "ui:run-list", roles=RUN_PAGE_ROLES, order=80))
+    register_dashboard_panel(
+        DashboardPanel(
+            key="optimisation-runs",
+            title="Latest optimisation runs",
+            template="decisions/dashboard_runs.html",
+            context=latest_runs_context,
+            roles=RUN_PAGE_ROLES,
+            order=60,
+        )
     )
     register_dashboard_panel(
         DashboardPanel(

@@ -2,10 +2,15 @@
 
 from django.urls import path
 
-from decisions import views
+from decisions import run_views, views
 
 urlpatterns = [
     path("decisions/", views.decision_search, name="decision-search"),
     path("decisions/<uuid:decision_id>/", views.decision_detail, name="decision-detail"),
     path("decisions/<uuid:decision_id>/replay/", views.decision_replay, name="decision-replay"),
+    path("optimisation/", run_views.run_list, name="run-list"),
+    path("optimisation/start/", run_views.run_start, name="run-start"),
+    path("optimisation/<int:run_id>/", run_views.run_detail, name="run-detail"),
+    path("optimisation/<int:run_id>/cancel/", run_views.run_cancel, name="run-cancel"),
+    path("optimisation/<int:run_id>/publish/", run_views.run_publish, name="run-publish"),
 ]

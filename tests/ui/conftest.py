@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
 
 from decisions.demo_portfolio import (
     cross_sell_constraints,
     cross_sell_strategy,
     synthetic_customers,
 )
-from decisions.models import Decision
+from decisions.models import Decision, OptimisationRun
 from decisions.services import decision_make
 from governance import services
 from governance.models import Version
@@ -41,6 +42,8 @@ class World:
     limits_draft: Version
     """A draft (v2) of the constraint set, written by ``maker``."""
     decision: Decision
+    run: OptimisationRun
+    """A succeeded optimisation run of the deployment, started by ``maker``."""
 
 
 @pytest.fixture
@@ -71,4 +74,61 @@ def world(cross_sell_deployment, maker, checker, api_client_user) -> World:
     decision = decision_make(
         actor=api_client_user, deployment="cross-sell", customer_id="C-1042", features=customer(0)
     ).decision
-    return World(cross_sell_deployment, strategy_v1, strategy_v2, limits_draft, decision)
+    limits = Version.objects.get(
+        item__kind="constraint_set", item__name="cross-sell-limits", number=1
+    )
+    run = OptimisationRun.objects.create(
+        created_by=maker,
+        created_at=timezone.now(),
+        deployment_name="cross-sell",
+        deployment_version=cross_sell_deployment,
+        strategy_version=strategy_v1,
+        constraint_set_version=limits,
+        population={
+            "kind": "file",
+            "name": "q3.csv",
+            "format": "csv",
+            "bytes": 1234,
+            "sha256": "0" * 64,
+            "path": "sha256/00/x.csv",
+        },
+        time_limit_seconds=600,
+        status="succeeded",
+        customers=2,
+        objective=12.5,
+        bound=12.5,
+        gap=0.0,
+        solver_status="optimal",
+        limits=[
+            {
+                "name": "marketing_budget",
+                "description": "Spend",
+                "sense": "<=",
+                "bound": 10.0,
+                "used": 8.0,
+                "slack": 2.0,
+                "utilisation": 0.8,
+                "price": 0.0,
+                "binding": False,
+            }
+        ],
+        prices={"marketing_budget": 0.0},
+        kpis={
+            "total": {"customers": 2, "mean": {"p_take_up": 0.2}},
+            "per_action": [
+                {
+                    "action": "card",
+                    "label": "Card <b>offer</b>",
+                    "customers": 2,
+                    "share": 1.0,
+                    "value": 12.5,
+                    "mean_value": 6.25,
+                    "mean": {"p_take_up": 0.2},
+                }
+            ],
+            "price_agreement": 1.0,
+        },
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    return World(cross_sell_deployment, strategy_v1, strategy_v2, limits_draft, decision, run)

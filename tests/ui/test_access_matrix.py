@@ -99,6 +99,30 @@ PAGES = [
         lambda w: f"/decisions/{w.decision.decision_id}/replay/",
         frozenset(READERS_OF_TRAIL),
     ),
+    Page("run-list", "GET", lambda w: "/optimisation/", frozenset(PEOPLE)),
+    Page("run-detail", "GET", lambda w: f"/optimisation/{w.run.pk}/", frozenset(PEOPLE)),
+    Page(
+        "run-start",
+        "POST",
+        lambda w: "/optimisation/start/",
+        frozenset({MAKER, ADMIN}),
+        data=lambda w: {"deployment": "cross-sell", "customers": "10"},
+        ok_status=302,
+    ),
+    Page(
+        "run-cancel",
+        "POST",
+        lambda w: f"/optimisation/{w.run.pk}/cancel/",
+        frozenset({MAKER, ADMIN}),
+        ok_status=302,
+    ),
+    Page(
+        "run-publish",
+        "POST",
+        lambda w: f"/optimisation/{w.run.pk}/publish/",
+        frozenset({MAKER}),
+        ok_status=302,
+    ),
 ]
 
 

@@ -1,0 +1,189 @@
+"""Reviewer pages of optimisation runs: the list with a start form, a run's page (progress,
+results, limits, expected KPIs), cancel and publish-prices buttons.
+
+Every read and write goes through ``decisions.optimisation``, the services the REST API
+calls, so roles and four eyes are checked there as well as here. A page of a run still
+going refreshes itself every few seconds (no JavaScript needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from decisions import optimisation
+from decisions.models import OptimisationRun, RunStatus
+from decisions.selectors import deployment_active_list
+from governance.exceptions import DomainError
+from governance.presentation import VersionRef
+from governance.roles import Role, roles_of
+from governance.ui_access import ui_page
+
+RUN_PAGE_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.AUDITOR, Role.ADMIN})
+LIST_LIMIT = 50
+
+
+def _runs_for(request: HttpRequest, limit: int) -> list[OptimisationRun]:
+    return list(optimisation.optimisation_run_list(actor=request.user)[:limit])
+
+
+@require_GET
+@ui_page(roles=RUN_PAGE_ROLES, action="read optimisation runs")
+def run_list(request: HttpRequest) -> HttpResponse:
+    can_start = bool(roles_of(request.user) & optimisation.CREATOR_ROLES)
+    return render(
+        request,
+        "decisions/run_list.html",
+        {
+            "runs": _runs_for(request, LIST_LIMIT),
+            "limit": LIST_LIMIT,
+            "can_start": can_start,
+            "deployments": [v.item.name for v in deployment_active_list()] if can_start else [],
+            "refresh": any(
+                r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in _runs_for(request, 10)
+            ),
+        },
+    )
+
+
+@require_POST
+@ui_page(roles=optimisation.CREATOR_ROLES, action="start optimisation runs")
+def run_start(request: HttpRequest) -> HttpResponse:
+    data = request.POST
+    upload = request.FILES.get("population")
+    try:
+        customers = int(data.get("customers") or 5000)
+        seed = int(data.get("seed") or 1)
+    except ValueError:
+        messages.error(request, "Customers and seed must be whole numbers.")
+        return redirect("ui:run-list")
+    try:
+        run = optimisation.optimisation_run_create(
+            actor=request.user,
+            deployment=data.get("deployment", "").strip(),
+            population_file=upload.file if upload else None,
+            population_filename=upload.name if upload else "",
+            simulated=None if upload else {"customers": customers, "seed": seed},
+            description=data.get("description", "").strip(),
+        )
+    except DomainError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        messages.error(
+            request,
+            exc.message
+            + "".join(f" {k}: {'; '.join(map(str, v))}." for k, v in details.items())[:500],
+        )
+        return redirect("ui:run-list")
+    return redirect("ui:run-detail", run_id=run.pk)
+
+
+def _limits_rows(run: OptimisationRun) -> list[dict[str, Any]]:
+    rows = []
+    for limit in run.limits:
+        share = limit.get("utilisation")
+        rows.append({**limit, "percent": None if share is None else round(100 * share, 1)})
+    return rows
+
+
+@require_GET
+@ui_page(roles=RUN_PAGE_ROLES, action="read optimisation runs")
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+    roles = roles_of(request.user)
+    going = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    deployment_ref = (
+        VersionRef("deployment", run.deployment_name, run.deployment_version.number)
+        if run.deployment_version
+        else None
+    )
+    can_publish = (
+        run.status == RunStatus.SUCCEEDED
+        and bool(run.deployment_name)
+        and run.published_version is None
+        and bool(roles & optimisation.PUBLISHER_ROLES)
+    )
+    published = (
+        VersionRef("deployment", run.deployment_name, run.published_version.number)
+        if run.published_version
+        else None
+    )
+    quantities = sorted(run.kpis.get("total", {}).get("mean", {}))
+    return render(
+        request,
+        "decisions/run_detail.html",
+        {
+            "run": run,
+            "going": going,
+            "deployment_ref": deployment_ref,
+            "strategy_ref": VersionRef(
+                "strategy", run.strategy_version.item.name, run.strategy_version.number
+            ),
+            "constraint_set_ref": VersionRef(
+                "constraint_set",
+                run.constraint_set_version.item.name,
+                run.constraint_set_version.number,
+            ),
+            "limits": _limits_rows(run),
+            "quantities": quantities,
+            "actions": [
+                {**a, "means": [a["mean"].get(q) for q in quantities]}
+                for a in run.kpis.get("per_action", [])
+                if a["customers"]
+            ],
+            "can_cancel": going
+            and (
+                Role.ADMIN in roles
+                or (run.created_by_id == request.user.pk and Role.MAKER in roles)
+            ),
+            "can_publish": can_publish,
+            "published": published,
+            "csv_url": reverse("decisions:run-decisions", kwargs={"run_id": run.pk})
+            + "?format=csv",
+        },
+    )
+
+
+@require_POST
+@ui_page(roles=optimisation.CREATOR_ROLES, action="cancel optimisation runs")
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+    try:
+        run = optimisation.optimisation_run_cancel(actor=request.user, run=run)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "Cancelled."
+            if run.status == RunStatus.CANCELLED
+            else "Asked to stop: the run stops at its next step and logs nothing.",
+        )
+    return redirect("ui:run-detail", run_id=run_id)
+
+
+@require_POST
+@ui_page(roles=optimisation.PUBLISHER_ROLES, action="publish optimisation prices")
+def run_publish(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+    try:
+        version = optimisation.optimisation_prices_publish(
+            actor=request.user, run=run, comment=request.POST.get("comment", "").strip()
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui:run-detail", run_id=run_id)
+    messages.success(
+        request,
+        f"Deployment {version.item.name} v{version.number} with these prices is submitted "
+        "for review; a checker approves and activates it.",
+    )
+    return redirect("ui:run-detail", run_id=run_id)
+
+
+def latest_runs_context(request: HttpRequest) -> dict[str, Any]:
+    return {"runs": _runs_for(request, 5)}

@@ -1,0 +1,103 @@
+"""The optimisation pages: start a run, read its result, propose its prices, cancel."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from decisions.demo_setup import demo_load
+from decisions.models import OptimisationRun
+from governance.models import Version
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def users():
+    demo_load()
+    return {u.username: u for u in get_user_model().objects.all()}
+
+
+def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
+    users, django_capture_on_commit_callbacks
+):
+    maker = logged_in(users["maker"])
+    page = maker.get("/optimisation/").content.decode()
+    assert 'name="deployment"' in page and "cross-sell" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = maker.post(
+            "/optimisation/start/",
+            {"deployment": "cross-sell", "customers": "600", "seed": "4", "description": "Q3"},
+        )
+    run = OptimisationRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/optimisation/{run.pk}/"
+    page = maker.get(response["Location"]).content.decode()
+    assert "Succeeded" in page, page[:2000]
+    assert "Certified gap" in page and "premium_card_quota" in page
+    assert (
+        "600 logged" in page and f"/api/v1/optimisation-runs/{run.pk}/decisions/?format=csv" in page
+    )
+    assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
+    assert "Propose the prices" in page
+
+    response = maker.post(f"/optimisation/{run.pk}/publish/", {"comment": "Q3 prices"})
+    assert response.status_code == 302
+    version = Version.objects.get(
+        item__kind="deployment", item__name="cross-sell", status="submitted"
+    )
+    assert version.content["price_source"] == f"optimisation run {run.pk}"
+    page = maker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "is submitted for review" in page and f"cross-sell v{version.number}" in page
+
+    # The checker reads the run, cannot publish, and finds the proposal in the queue.
+    checker = logged_in(users["checker"])
+    page = checker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "Propose the prices" not in page
+    assert checker.post(f"/optimisation/{run.pk}/publish/").status_code == 403
+    assert "cross-sell" in checker.get("/reviews/").content.decode()
+    # The dashboard lists it with its status.
+    dashboard = checker.get("/").content.decode()
+    assert "Latest optimisation runs" in dashboard and f"Run {run.pk}" in dashboard
+
+
+def test_a_bad_start_shows_a_message_and_stores_nothing(users):
+    maker = logged_in(users["maker"])
+    response = maker.post("/optimisation/start/", {"deployment": "nope"}, follow=True)
+    assert "The deployment &#x27;nope&#x27; does not exist." in response.content.decode()
+    response = maker.post(
+        "/optimisation/start/", {"deployment": "cross-sell", "customers": "lots"}, follow=True
+    )
+    assert "whole numbers" in response.content.decode()
+    assert not OptimisationRun.objects.exists()
+
+
+def test_a_queued_run_refreshes_and_can_be_cancelled_by_its_maker(users):
+    from decisions.optimisation import optimisation_run_create
+
+    run = optimisation_run_create(
+        actor=users["maker"], deployment="collections", simulated={"customers": 10}, enqueue=False
+    )
+    page = logged_in(users["maker"]).get(f"/optimisation/{run.pk}/").content.decode()
+    assert 'http-equiv="refresh"' in page and "Cancel the run" in page
+    # Another person's run: no cancel button for the checker.
+    assert (
+        "Cancel the run"
+        not in logged_in(users["checker"]).get(f"/optimisation/{run.pk}/").content.decode()
+    )
+    response = logged_in(users["maker"]).post(f"/optimisation/{run.pk}/cancel/", follow=True)
+    assert "Cancelled." in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+
+
+def test_run_content_is_escaped(world, maker):
+    page = logged_in(maker).get(f"/optimisation/{world.run.pk}/").content.decode()
+    assert "Card &lt;b&gt;offer&lt;/b&gt;" in page and "<b>offer</b>" not in page
+    assert "q3.csv" in page and "sha256/00" not in page
