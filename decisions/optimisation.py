@@ -244,6 +244,36 @@ def optimisation_run_create(
     """Queue a run. Raises ``ValidationFailed`` (field details), ``NotFound`` (no active
     deployment), ``PermissionDenied``. The task starts when the transaction commits."""
     require_role(actor, CREATOR_ROLES, action="start optimisation runs")
+    return _run_create(
+        actor=actor,
+        deployment=deployment,
+        strategy=strategy,
+        constraint_set=constraint_set,
+        population_file=population_file,
+        population_filename=population_filename,
+        simulated=simulated,
+        description=description,
+        time_limit_seconds=time_limit_seconds,
+        log_decisions=log_decisions,
+        enqueue=enqueue,
+    )
+
+
+def _run_create(
+    *,
+    actor: AbstractBaseUser,
+    deployment: str | None,
+    strategy: Any,
+    constraint_set: Any,
+    population_file: IO[bytes] | None,
+    population_filename: str,
+    simulated: Any,
+    description: str,
+    time_limit_seconds: float | None,
+    log_decisions: bool,
+    enqueue: bool,
+) -> OptimisationRun:
+    """``optimisation_run_create`` after the caller checked the actor's roles."""
     target = _target(
         deployment=deployment,
         strategy=strategy,

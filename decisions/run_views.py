@@ -187,3 +187,53 @@ def run_publish(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def latest_runs_context(request: HttpRequest) -> dict[str, Any]:
     return {"runs": _runs_for(request, 5)}
+
+
+# --- the simulated impact on the version page ----------------------------------------
+
+
+def impact_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] | None:
+    """The version page's impact panel: None for versions with nothing to compare."""
+    from decisions.impact import IMPACT_ROLES, impact_comparison, impact_pair, impact_runs
+
+    if version.status not in ("submitted", "approved", "draft"):
+        return None
+    pair = impact_pair(version)
+    if pair is None:
+        return None
+    baseline, candidate = impact_runs(pair)
+    runs = [r for r in (baseline, candidate) if r is not None]
+    done = len(runs) == 2 and all(r.status == RunStatus.SUCCEEDED for r in runs)
+    return {
+        "impact": {
+            "pair": pair,
+            "use_case": pair.use_case,
+            "runs": runs,
+            "baseline": baseline,
+            "candidate": candidate,
+            "comparison": impact_comparison(pair, baseline, candidate) if done else None,
+            "can_start": bool(roles_of(request.user) & IMPACT_ROLES)
+            and pair.use_case is not None
+            and len(runs) < 2,
+            "version": version,
+        },
+        "refresh": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs),
+    }
+
+
+@require_POST
+@ui_page(roles=frozenset({Role.MAKER, Role.CHECKER, Role.ADMIN}), action="simulate impact")
+def impact_start(request: HttpRequest, version_id: int) -> HttpResponse:
+    from decisions.impact import impact_start as start
+    from governance.models import Version
+    from governance.views import version_url
+
+    version = Version.objects.select_related("item").filter(pk=version_id).first()
+    if version is None:
+        messages.error(request, "There is no such version.")
+        return redirect("ui:dashboard")
+    try:
+        start(actor=request.user, version=version)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(version_url(version))

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from decisions.run_views import RUN_PAGE_ROLES, latest_runs_context
+from decisions.run_views import RUN_PAGE_ROLES, impact_panel_context, latest_runs_context
 from decisions.selectors import deployment_active_list
 from decisions.views import DECISION_PAGE_ROLES
 from governance.presentation import VersionRef
@@ -15,8 +15,10 @@ from governance.ui_access import UI_ROLES
 from governance.ui_extensions import (
     DashboardPanel,
     NavLink,
+    VersionPanel,
     register_dashboard_panel,
     register_nav_link,
+    register_version_panel,
 )
 
 
@@ -41,6 +43,16 @@ def register_ui_extensions() -> None:
         NavLink("Decisions", "ui:decision-search", roles=DECISION_PAGE_ROLES, order=90)
     )
     register_nav_link(NavLink("Optimisation", "ui:run-list", roles=RUN_PAGE_ROLES, order=80))
+    register_version_panel(
+        VersionPanel(
+            key="impact",
+            title="Simulated impact",
+            template="decisions/version_impact.html",
+            context=impact_panel_context,
+            roles=RUN_PAGE_ROLES,
+            order=10,
+        )
+    )
     register_dashboard_panel(
         DashboardPanel(
             key="optimisation-runs",

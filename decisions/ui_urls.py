@@ -13,4 +13,5 @@ urlpatterns = [
     path("optimisation/<int:run_id>/", run_views.run_detail, name="run-detail"),
     path("optimisation/<int:run_id>/cancel/", run_views.run_cancel, name="run-cancel"),
     path("optimisation/<int:run_id>/publish/", run_views.run_publish, name="run-publish"),
+    path("impact/<int:version_id>/", run_views.impact_start, name="impact-start"),
 ]

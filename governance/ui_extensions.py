@@ -1,8 +1,9 @@
 """Where apps built on governance add to the reviewer pages without governance knowing them.
 
-Two extension points, registered in an app's ``AppConfig.ready`` like the kinds are:
-navigation links (``decisions`` adds its decision lookup) and dashboard panels
-(``decisions`` adds the active deployments). Each carries the roles that see it, checked
+Three extension points, registered in an app's ``AppConfig.ready`` like the kinds are:
+navigation links (``decisions`` adds its decision lookup), dashboard panels
+(``decisions`` adds the active deployments) and version-page panels (``decisions`` adds
+the simulated impact). Each carries the roles that see it, checked
 with ``governance.roles.has_role`` like every page.
 """
 
@@ -40,8 +41,22 @@ class DashboardPanel:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class VersionPanel:
+    """A section of the version page (``decisions`` adds the simulated impact)."""
+
+    key: str
+    title: str
+    template: str
+    context: Callable[[HttpRequest, Any], dict[str, Any] | None]
+    """The panel's context for ``(request, version)``, or None to leave it out."""
+    roles: frozenset[str]
+    order: int = 100
+
+
 _LINKS: dict[str, NavLink] = {}
 _PANELS: dict[str, DashboardPanel] = {}
+_VERSION_PANELS: dict[str, VersionPanel] = {}
 
 
 def register_nav_link(link: NavLink) -> None:
@@ -50,6 +65,22 @@ def register_nav_link(link: NavLink) -> None:
 
 def register_dashboard_panel(panel: DashboardPanel) -> None:
     _PANELS[panel.key] = panel
+
+
+def register_version_panel(panel: VersionPanel) -> None:
+    _VERSION_PANELS[panel.key] = panel
+
+
+def version_panels_for(request: HttpRequest, version: Any) -> list[dict[str, Any]]:
+    """The registered version-page panels this user may see and that apply to ``version``."""
+    out = []
+    for p in sorted(_VERSION_PANELS.values(), key=lambda p: (p.order, p.key)):
+        if not has_role(request.user, *p.roles):
+            continue
+        context = p.context(request, version)
+        if context is not None:
+            out.append({"key": p.key, "title": p.title, "template": p.template, **context})
+    return out
 
 
 def dashboard_panels_for(request: HttpRequest) -> list[dict[str, Any]]:

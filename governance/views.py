@@ -31,7 +31,7 @@ from governance.models import AuditAction, Version, VersionStatus
 from governance.presentation import content_sections
 from governance.roles import Role, has_role, roles_of
 from governance.ui_access import UI_ROLES, ui_page
-from governance.ui_extensions import dashboard_panels_for
+from governance.ui_extensions import dashboard_panels_for, version_panels_for
 
 DASHBOARD_OLDEST = 5
 AUDIT_PAGE_SIZE = 100
@@ -180,6 +180,7 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
             "raw_json": pretty_json(version.content),
             "can_edit": version.status == VersionStatus.DRAFT and _can_draft(request.user, kind),
             "can_copy": _can_draft(request.user, kind),
+            "panels": version_panels_for(request, version),
             **_move_buttons(request.user, version),
         },
     )

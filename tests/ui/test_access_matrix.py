@@ -117,6 +117,13 @@ PAGES = [
         ok_status=302,
     ),
     Page(
+        "impact-start",
+        "POST",
+        lambda w: f"/impact/{w.strategy_v2.pk}/",
+        frozenset({MAKER, CHECKER, ADMIN}),
+        ok_status=302,
+    ),
+    Page(
         "run-publish",
         "POST",
         lambda w: f"/optimisation/{w.run.pk}/publish/",

@@ -101,3 +101,33 @@ def test_run_content_is_escaped(world, maker):
     page = logged_in(maker).get(f"/optimisation/{world.run.pk}/").content.decode()
     assert "Card &lt;b&gt;offer&lt;/b&gt;" in page and "<b>offer</b>" not in page
     assert "q3.csv" in page and "sha256/00" not in page
+
+
+def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
+    users, django_capture_on_commit_callbacks
+):
+    candidate = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
+    assert candidate.status == "submitted"
+    url = f"/registry/strategies/cross-sell/v{candidate.number}/"
+    checker = logged_in(users["checker"])
+    page = checker.get(url).content.decode()
+    assert "Simulated impact" in page and "Simulate the impact" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = checker.post(f"/impact/{candidate.pk}/")
+    assert response.status_code == 302 and response["Location"] == url
+    runs = OptimisationRun.objects.order_by("id")
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert not any(r.log_decisions for r in runs)
+    page = checker.get(url).content.decode()
+    assert "Portfolio of 5000 customers" in page
+    assert "Expected value" in page and "Customers per action" in page
+    assert "Simulate the impact" not in page  # computed once per pair
+    assert 'http-equiv="refresh"' not in page
+    # Asking again reuses the runs: still two.
+    with django_capture_on_commit_callbacks(execute=True):
+        checker.post(f"/impact/{candidate.pk}/")
+    assert OptimisationRun.objects.count() == 2
+    # The auditor reads the comparison but may not start one.
+    auditor = logged_in(users["auditor"])
+    assert "Portfolio of 5000 customers" in auditor.get(url).content.decode()
+    assert auditor.post(f"/impact/{candidate.pk}/").status_code == 403

@@ -1,0 +1,255 @@
+"""Simulated impact of a candidate version: what it would do to a portfolio.
+
+For a submitted (or approved) strategy, constraint set or deployment version, the
+comparison is two simulation runs (optimisation runs that log no decisions) on the same
+reference population: the active deployment's strategy and constraint set, and the same
+with the candidate in place. Runs are reused while they are queued, running or succeeded
+for the same pair of versions and population, so the comparison is computed once per
+pair (a cache that needs no invalidation: versions never change).
+
+The reference population is simulated from the strategy's use case (5,000 customers, a
+fixed seed); a strategy outside the simulator's use cases has no reference population yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from decisions.models import OptimisationRun, RunStatus
+from decisions.optimisation import _run_create
+from decisions.selectors import deployment_active_list
+from governance.exceptions import PreconditionFailed
+from governance.models import Version
+from governance.roles import Role, require_role
+
+IMPACT_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.ADMIN})
+REFERENCE = {"customers": 5_000, "seed": 2026}
+KINDS = ("strategy", "constraint_set", "deployment")
+
+
+@dataclass(frozen=True)
+class ImpactPair:
+    deployment: Version
+    baseline: tuple[Version, Version]
+    """(strategy, constraint set) the deployment uses now."""
+    candidate: tuple[Version, Version]
+    """The same with the candidate version in place."""
+    use_case: str | None
+
+
+def _ref(version: Version) -> dict[str, Any]:
+    return {"name": version.item.name, "version": version.number}
+
+
+def _lookup(kind: str, ref: dict[str, Any]) -> Version | None:
+    return (
+        Version.objects.select_related("item")
+        .filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
+        .first()
+    )
+
+
+def impact_pair(version: Version) -> ImpactPair | None:
+    """The comparison a candidate version calls for, or None (nothing active to compare
+    with, or not a kind that steers decisions)."""
+    kind = version.item.kind
+    if kind not in KINDS:
+        return None
+    for deployment in deployment_active_list():
+        content = deployment.content
+        if kind == "deployment":
+            if deployment.item_id != version.item_id:
+                continue
+            candidate_content = version.content
+        elif content["strategy" if kind == "strategy" else "constraint_set"]["name"] != (
+            version.item.name
+        ):
+            continue
+        else:
+            candidate_content = {**content, kind: _ref(version)}
+        strategy = _lookup("strategy", content["strategy"])
+        limits = _lookup("constraint_set", content["constraint_set"])
+        new_strategy = _lookup("strategy", candidate_content["strategy"])
+        new_limits = _lookup("constraint_set", candidate_content["constraint_set"])
+        if None in (strategy, limits, new_strategy, new_limits):
+            return None
+        if new_limits.content.get("strategy") != new_strategy.item.name:
+            return None
+        from decisions.simulator.population import USE_CASES
+
+        use_case = new_strategy.content.get("use_case")
+        return ImpactPair(
+            deployment=deployment,
+            baseline=(strategy, limits),
+            candidate=(new_strategy, new_limits),
+            use_case=use_case if use_case in USE_CASES else None,
+        )
+    return None
+
+
+def _existing(strategy: Version, limits: Version) -> OptimisationRun | None:
+    return (
+        OptimisationRun.objects.filter(
+            strategy_version=strategy,
+            constraint_set_version=limits,
+            log_decisions=False,
+            population__kind="simulated",
+            population__customers=REFERENCE["customers"],
+            population__seed=REFERENCE["seed"],
+            status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED],
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def impact_runs(pair: ImpactPair) -> tuple[OptimisationRun | None, OptimisationRun | None]:
+    return _existing(*pair.baseline), _existing(*pair.candidate)
+
+
+def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[OptimisationRun, ...]:
+    """Start the simulations a candidate's comparison still lacks; returns both runs.
+
+    Makers, checkers and admins may (checkers are who needs it). Raises
+    ``PreconditionFailed`` when there is nothing to compare with or no reference
+    population.
+    """
+    require_role(actor, IMPACT_ROLES, action="simulate the impact of a version")
+    pair = impact_pair(version)
+    if pair is None:
+        raise PreconditionFailed(
+            f"No active deployment uses {version.item.name}: there is nothing to compare "
+            "this version with.",
+            code="no_baseline",
+        )
+    if pair.use_case is None:
+        raise PreconditionFailed(
+            "This strategy is not one of the simulator's use cases, so there is no reference "
+            "population to simulate its impact on.",
+            code="no_reference_population",
+        )
+    runs = []
+    with transaction.atomic():
+        for label, (strategy, limits) in (("active", pair.baseline), ("candidate", pair.candidate)):
+            run = _existing(strategy, limits)
+            if run is None:
+                run = _run_create(
+                    actor=actor,
+                    deployment=None,
+                    strategy=_ref(strategy),
+                    constraint_set=_ref(limits),
+                    population_file=None,
+                    population_filename="",
+                    simulated=dict(REFERENCE),
+                    description=(
+                        f"Impact of {version.item.name} v{version.number}: the {label} versions"
+                    ),
+                    time_limit_seconds=None,
+                    log_decisions=False,
+                    enqueue=True,
+                )
+            runs.append(run)
+    return tuple(runs)
+
+
+def _risk_quantity(strategy: Version) -> str | None:
+    for prediction in strategy.content.get("predictions", []):
+        if prediction.get("risk"):
+            return prediction["quantity"]
+    return None
+
+
+def impact_comparison(
+    pair: ImpactPair, baseline: OptimisationRun, candidate: OptimisationRun
+) -> dict[str, Any]:
+    """Side by side: expected value, approval (actioned) rate, average risk, limit use,
+    volume per action, with the change."""
+
+    def change(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else b - a
+
+    rows = []
+    totals = (baseline.kpis.get("total", {}), candidate.kpis.get("total", {}))
+    rows.append(
+        {
+            "label": "Expected value",
+            "format": "money",
+            "active": baseline.objective,
+            "candidate": candidate.objective,
+            "change": change(baseline.objective, candidate.objective),
+        }
+    )
+    rows.append(
+        {
+            "label": "Customers given an action (approval rate)",
+            "format": "percent",
+            "active": totals[0].get("actioned_share"),
+            "candidate": totals[1].get("actioned_share"),
+            "change": change(totals[0].get("actioned_share"), totals[1].get("actioned_share")),
+        }
+    )
+    risk = _risk_quantity(pair.candidate[0]) or _risk_quantity(pair.baseline[0])
+    if risk:
+        a, b = totals[0].get("mean", {}).get(risk), totals[1].get("mean", {}).get(risk)
+        rows.append(
+            {
+                "label": f"Average {risk} of those given an action",
+                "format": "ratio",
+                "active": a,
+                "candidate": b,
+                "change": change(a, b),
+            }
+        )
+    limits = []
+    active_limits = {lim["name"]: lim for lim in baseline.limits}
+    for lim in candidate.limits:
+        old = active_limits.get(lim["name"])
+        limits.append(
+            {
+                "name": lim["name"],
+                "sense": lim["sense"],
+                "active_bound": old["bound"] if old else None,
+                "active_used": old["used"] if old else None,
+                "active_price": old["price"] if old else None,
+                "bound": lim["bound"],
+                "used": lim["used"],
+                "price": lim["price"],
+            }
+        )
+    for name, old in active_limits.items():
+        if name not in {lim["name"] for lim in candidate.limits}:
+            limits.append(
+                {
+                    "name": name,
+                    "sense": old["sense"],
+                    "active_bound": old["bound"],
+                    "active_used": old["used"],
+                    "active_price": old["price"],
+                    "bound": None,
+                    "used": None,
+                    "price": None,
+                }
+            )
+    volumes: dict[str, dict[str, Any]] = {}
+    for which, run in (("active", baseline), ("candidate", candidate)):
+        for action in run.kpis.get("per_action", []):
+            entry = volumes.setdefault(
+                action["action"], {"action": action["label"], "active": 0, "candidate": 0}
+            )
+            entry[which] = action["customers"]
+    actions = [
+        {**v, "change": v["candidate"] - v["active"]}
+        for v in volumes.values()
+        if v["active"] or v["candidate"]
+    ]
+    return {
+        "customers": candidate.customers,
+        "rows": rows,
+        "limits": limits,
+        "actions": actions,
+        "gaps": (baseline.gap, candidate.gap),
+    }
