@@ -7,8 +7,10 @@ with the candidate in place. Runs are reused while they are queued, running or s
 for the same pair of versions and population, so the comparison is computed once per
 pair (a cache that needs no invalidation: versions never change).
 
-The reference population is simulated from the strategy's use case (5,000 customers, a
-fixed seed); a strategy outside the simulator's use cases has no reference population yet.
+The reference population is the deployment's own: the population file of its latest
+succeeded optimisation run (a bank's real portfolio, stored once and reused as it is).
+Without one, a simulated population of the strategy's use case (5,000 customers, a fixed
+seed); a strategy outside the simulator's use cases with no run yet has none.
 """
 
 from __future__ import annotations
@@ -38,7 +40,17 @@ class ImpactPair:
     """(strategy, constraint set) the deployment uses now."""
     candidate: tuple[Version, Version]
     """The same with the candidate version in place."""
-    use_case: str | None
+    population: dict[str, Any] | None
+    """The reference population's spec (as a run stores it), None when there is none."""
+
+    @property
+    def population_label(self) -> str:
+        spec = self.population or {}
+        if spec.get("kind") == "file":
+            return f"the population of {spec['name']} (the deployment's latest run)"
+        if spec.get("kind") == "simulated":
+            return f"{spec['customers']:,} simulated {spec['use_case']} customers"
+        return "no reference population"
 
 
 def _ref(version: Version) -> dict[str, Any]:
@@ -79,36 +91,56 @@ def impact_pair(version: Version) -> ImpactPair | None:
             return None
         if new_limits.content.get("strategy") != new_strategy.item.name:
             return None
-        from decisions.simulator.population import USE_CASES
-
-        use_case = new_strategy.content.get("use_case")
         return ImpactPair(
             deployment=deployment,
             baseline=(strategy, limits),
             candidate=(new_strategy, new_limits),
-            use_case=use_case if use_case in USE_CASES else None,
+            population=_reference_population(deployment.item.name, new_strategy),
         )
     return None
 
 
-def _existing(strategy: Version, limits: Version) -> OptimisationRun | None:
-    return (
+def _reference_population(deployment: str, strategy: Version) -> dict[str, Any] | None:
+    from decisions.simulator.population import USE_CASES
+
+    latest = (
         OptimisationRun.objects.filter(
-            strategy_version=strategy,
-            constraint_set_version=limits,
-            log_decisions=False,
-            population__kind="simulated",
-            population__customers=REFERENCE["customers"],
-            population__seed=REFERENCE["seed"],
-            status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED],
+            deployment_name=deployment, status=RunStatus.SUCCEEDED, population__kind="file"
         )
         .order_by("-id")
         .first()
     )
+    if latest is not None:
+        return dict(latest.population)
+    use_case = strategy.content.get("use_case")
+    if use_case in USE_CASES:
+        return {"kind": "simulated", "use_case": use_case, **REFERENCE}
+    return None
+
+
+def _existing(strategy: Version, limits: Version, spec: dict[str, Any]) -> OptimisationRun | None:
+    runs = OptimisationRun.objects.filter(
+        strategy_version=strategy,
+        constraint_set_version=limits,
+        log_decisions=False,
+        population__kind=spec["kind"],
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED],
+    )
+    if spec["kind"] == "file":
+        runs = runs.filter(population__sha256=spec["sha256"])
+    else:
+        runs = runs.filter(
+            population__use_case=spec["use_case"],
+            population__customers=spec["customers"],
+            population__seed=spec["seed"],
+        )
+    return runs.order_by("-id").first()
 
 
 def impact_runs(pair: ImpactPair) -> tuple[OptimisationRun | None, OptimisationRun | None]:
-    return _existing(*pair.baseline), _existing(*pair.candidate)
+    if pair.population is None:
+        return None, None
+    return _existing(*pair.baseline, pair.population), _existing(*pair.candidate, pair.population)
 
 
 def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[OptimisationRun, ...]:
@@ -126,16 +158,17 @@ def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[Optimisa
             "this version with.",
             code="no_baseline",
         )
-    if pair.use_case is None:
+    if pair.population is None:
         raise PreconditionFailed(
-            "This strategy is not one of the simulator's use cases, so there is no reference "
-            "population to simulate its impact on.",
+            f"Deployment {pair.deployment.item.name} has no optimisation run on a population "
+            "file yet and its strategy is not one of the simulator's use cases: there is no "
+            "reference population to simulate the impact on.",
             code="no_reference_population",
         )
     runs = []
     with transaction.atomic():
         for label, (strategy, limits) in (("active", pair.baseline), ("candidate", pair.candidate)):
-            run = _existing(strategy, limits)
+            run = _existing(strategy, limits, pair.population)
             if run is None:
                 run = _run_create(
                     actor=actor,
@@ -144,7 +177,8 @@ def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[Optimisa
                     constraint_set=_ref(limits),
                     population_file=None,
                     population_filename="",
-                    simulated=dict(REFERENCE),
+                    simulated=None,
+                    population_spec=pair.population,
                     description=(
                         f"Impact of {version.item.name} v{version.number}: the {label} versions"
                     ),

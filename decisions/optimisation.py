@@ -272,15 +272,21 @@ def _run_create(
     time_limit_seconds: float | None,
     log_decisions: bool,
     enqueue: bool,
+    population_spec: dict[str, Any] | None = None,
 ) -> OptimisationRun:
-    """``optimisation_run_create`` after the caller checked the actor's roles."""
+    """``optimisation_run_create`` after the caller checked the actor's roles.
+
+    ``population_spec`` reuses the population of an earlier run (its stored file, or its
+    simulation) as it is."""
     target = _target(
         deployment=deployment,
         strategy=strategy,
         constraint_set=constraint_set,
         log_decisions=log_decisions,
     )
-    if (population_file is None) == (simulated is None):
+    if population_spec is not None:
+        simulated, population_file = None, None
+    elif (population_file is None) == (simulated is None):
         raise ValidationFailed(
             "Give a population file or a simulated population (one of them).",
             details={"population": ["upload a file or ask for a simulated population"]},
@@ -293,7 +299,9 @@ def _run_create(
                 details={"time_limit_seconds": [f"between 1 and {limit}"]},
             )
         limit = float(time_limit_seconds)
-    if simulated is not None:
+    if population_spec is not None:
+        spec = dict(population_spec)
+    elif simulated is not None:
         spec = _simulated_spec(target, simulated)
     else:
         spec = _file_spec(population_file, population_filename)

@@ -207,13 +207,14 @@ def impact_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] |
     return {
         "impact": {
             "pair": pair,
-            "use_case": pair.use_case,
+            "population": pair.population,
+            "population_label": pair.population_label,
             "runs": runs,
             "baseline": baseline,
             "candidate": candidate,
             "comparison": impact_comparison(pair, baseline, candidate) if done else None,
             "can_start": bool(roles_of(request.user) & IMPACT_ROLES)
-            and pair.use_case is not None
+            and pair.population is not None
             and len(runs) < 2,
             "version": version,
         },

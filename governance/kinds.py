@@ -50,11 +50,13 @@ class Kind:
     """How the reviewer pages show a version's content; None: pretty JSON."""
     diff: ContentDiffer | None = None
     """What changed between two versions' content; None: a generic path-by-path diff."""
+    plural_label: str = ""
+    """The plural in words when the slug does not give it (``KPI targets``)."""
 
     @property
     def plural(self) -> str:
         """The kind's plural in words, from its URL slug: ``constraint sets``."""
-        return self.slug.replace("-", " ")
+        return self.plural_label or self.slug.replace("-", " ")
 
 
 _KINDS: dict[str, Kind] = {}

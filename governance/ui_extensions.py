@@ -109,7 +109,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links.append(
             (
                 30 + i,
-                kind.plural.capitalize(),
+                kind.plural[:1].upper() + kind.plural[1:],
                 reverse("ui:registry", kwargs={"slug": kind.slug}),
                 UI_ROLES,
             )

@@ -132,6 +132,7 @@ def register_kpi_targets_kind() -> None:
         key=KIND,
         slug="kpi-targets",
         label="KPI targets",
+        plural_label="KPI targets",
         validate=kpi_targets_content_validate,
         before_approve=kpi_targets_check_deployment,
         before_activate=kpi_targets_check_deployment,

@@ -1,7 +1,8 @@
 """The review flow in a real browser (Debian's Chromium driven by Playwright).
 
 A maker drafts a new strategy version by editing its JSON and submits it; a checker finds
-it in the queue, reads the structured diff and rejects it with a reason; the maker drafts
+it in the queue, reads the structured diff and the simulated impact on the deployment's
+portfolio file, and rejects it with a reason; the maker drafts
 again and submits; the maker, who also holds the checker role, gets no approve button on
 their own version and a hand-made POST is refused by four eyes; the checker approves.
 Each step leaves a screenshot in test-output/screenshots/.
@@ -11,6 +12,7 @@ Without Chromium this test fails rather than skips: CI installs it (.ci/run).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -20,6 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from decisions.demo_portfolio import synthetic_customers
+from decisions.optimisation import optimisation_run_create, optimisation_run_execute
 from governance.models import Version, VersionStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +118,18 @@ def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
     for person in (maker_checker, checker):
         person.set_password(PASSWORD)
         person.save(update_fields=["password"])
+    # The deployment's portfolio: an earlier optimisation run on a population file, the
+    # reference population a reviewer's impact simulation reuses.
+    people = synthetic_customers(400, seed=3)
+    people.insert(0, "customer_id", [f"P-{i}" for i in range(len(people))])
+    run = optimisation_run_create(
+        actor=maker_checker,
+        deployment="cross-sell",
+        population_file=io.BytesIO(people.to_csv(index=False).encode()),
+        population_filename="portfolio-q3.csv",
+        enqueue=False,
+    )
+    assert optimisation_run_execute(run.pk).status == "succeeded"
 
     # 1. The maker drafts v2 from the active v1, lowering the card's APR, and submits it.
     log_in(page, base, maker)
@@ -137,6 +153,14 @@ def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
     change = page.get_by_text("action card: apr changed from 0.24 to 0.19")
     expect(change).to_be_visible()
     shot(page, "05-checker-diff")
+    impact = page.get_by_role("region", name="Simulated impact")
+    expect(impact).to_contain_text("portfolio-q3.csv")
+    impact.get_by_role("button", name="Simulate the impact").click()
+    expect(impact.get_by_role("table", name="Portfolio of 400 customers")).to_be_visible()
+    expect(impact.get_by_role("row", name=re.compile("^Expected value"))).to_be_visible()
+    expect(impact.get_by_role("table", name="Customers per action")).to_be_visible()
+    impact.scroll_into_view_if_needed()
+    shot(page, "05b-checker-impact")
     page.get_by_role("button", name="Reject").click()  # no reason yet: refused
     expect(messages(page)).to_contain_text("A comment is required to reject.")
     page.get_by_label("Comment (required to reject)").fill(
