@@ -25,7 +25,7 @@ from decisions.models import OptimisationRun, RunStatus
 from decisions.optimisation import _run_create
 from decisions.selectors import deployment_active_list
 from governance.exceptions import PreconditionFailed
-from governance.models import Version
+from governance.models import Version, VersionStatus
 from governance.roles import Role, require_role
 
 IMPACT_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.ADMIN})
@@ -83,6 +83,12 @@ def impact_pair(version: Version) -> ImpactPair | None:
             continue
         else:
             candidate_content = {**content, kind: _ref(version)}
+            # Reviewed together: a strategy and a constraint set written for it that are
+            # both in review are simulated as one change.
+            other = "constraint_set" if kind == "strategy" else "strategy"
+            partner = _partner(version, other)
+            if partner is not None:
+                candidate_content[other] = _ref(partner)
         strategy = _lookup("strategy", content["strategy"])
         limits = _lookup("constraint_set", content["constraint_set"])
         new_strategy = _lookup("strategy", candidate_content["strategy"])
@@ -98,6 +104,18 @@ def impact_pair(version: Version) -> ImpactPair | None:
             population=_reference_population(deployment.item.name, new_strategy),
         )
     return None
+
+
+def _partner(version: Version, kind: str) -> Version | None:
+    """The submitted version of the other half (strategy or constraint set) of a change."""
+    versions = Version.objects.select_related("item").filter(
+        item__kind=kind, status=VersionStatus.SUBMITTED
+    )
+    if kind == "constraint_set":
+        versions = versions.filter(content__strategy=version.item.name)
+    else:
+        versions = versions.filter(item__name=version.content.get("strategy"))
+    return versions.order_by("-id").first()
 
 
 def _reference_population(deployment: str, strategy: Version) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from decisions.review_together import together_panel_context
 from decisions.run_views import RUN_PAGE_ROLES, impact_panel_context, latest_runs_context
 from decisions.selectors import deployment_active_list
 from decisions.views import DECISION_PAGE_ROLES
@@ -43,6 +44,16 @@ def register_ui_extensions() -> None:
         NavLink("Decisions", "ui:decision-search", roles=DECISION_PAGE_ROLES, order=90)
     )
     register_nav_link(NavLink("Optimisation", "ui:run-list", roles=RUN_PAGE_ROLES, order=80))
+    register_version_panel(
+        VersionPanel(
+            key="together",
+            title="Submitted with this version",
+            template="decisions/version_together.html",
+            context=together_panel_context,
+            roles=RUN_PAGE_ROLES,
+            order=5,
+        )
+    )
     register_version_panel(
         VersionPanel(
             key="impact",

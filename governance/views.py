@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -141,6 +142,11 @@ def registry_browse(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+def move_buttons_for(user: Any, version: Version) -> dict[str, Any]:
+    """The moves the version page offers ``user`` (used by other apps' version panels)."""
+    return _move_buttons(user, version)
+
+
 def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
     """What the version page offers this user: review (approve/reject), other moves, and
     the four-eyes note when the user holds the role but wrote or submitted the version."""
@@ -208,6 +214,12 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
             f"{move.label}: {kind.label} {name} v{number} is now "
             f"{VersionStatus(moved.status).label.lower()}.",
         )
+    # A version reviewed on another version's page (submitted together) returns there.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect(version_url(version))
 
 

@@ -131,3 +131,53 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     auditor = logged_in(users["auditor"])
     assert "Portfolio of 5000 customers" in auditor.get(url).content.decode()
     assert auditor.post(f"/impact/{candidate.pk}/").status_code == 403
+
+
+def test_a_strategy_and_its_constraint_set_are_reviewed_together(
+    users, django_capture_on_commit_callbacks
+):
+    from decisions import runtime
+    from governance import services
+
+    maker, checker = users["maker"], users["checker"]
+    strategy = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
+    limits = runtime.arm_runtime(
+        "champion", runtime.active_deployment("cross-sell").content
+    ).constraint_set
+    content = dict(limits.content)
+    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
+    content["portfolio"][0]["bound"] = content["portfolio"][0]["bound"] * 1.5
+    new_limits = services.version_create(
+        actor=maker, kind="constraint_set", name=limits.item.name, content=content
+    )
+    services.version_submit(actor=maker, version=new_limits)
+
+    url = f"/registry/strategies/cross-sell/v{strategy.number}/"
+    page = logged_in(checker).get(url).content.decode()
+    assert "Submitted with this version" in page
+    assert f"{limits.item.name} v{new_limits.number}" in page
+    assert f"Approve {limits.item.name} v{new_limits.number}" in page
+    # The maker who wrote both sees the four-eyes note, not buttons.
+    mine = logged_in(maker).get(url).content.decode()
+    assert f"Approve {limits.item.name}" not in mine
+
+    # The impact simulates the two together.
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(checker).post(f"/impact/{strategy.pk}/")
+    candidate = OptimisationRun.objects.get(strategy_version=strategy)
+    assert candidate.constraint_set_version == new_limits
+
+    # Approving the constraint set from the strategy's page comes back to it.
+    response = logged_in(checker).post(
+        f"/registry/constraint-sets/{limits.item.name}/v{new_limits.number}/move/",
+        {"move": "approve", "comment": "Budget up, reviewed with the strategy.", "next": url},
+    )
+    assert response.status_code == 302 and response["Location"] == url
+    new_limits.refresh_from_db()
+    assert new_limits.status == "approved"
+    # A next that leaves the site is ignored.
+    response = logged_in(checker).post(
+        f"/registry/strategies/cross-sell/v{strategy.number}/move/",
+        {"move": "approve", "comment": "ok", "next": "https://evil.example/"},
+    )
+    assert response["Location"] == url
