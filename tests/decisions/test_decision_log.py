@@ -185,3 +185,27 @@ def test_a_full_block_is_sealed_without_waiting_for_beat(
     report = decision_log_verify()
     assert report.ok
     assert report.blocks >= 1 and report.rows >= 3 and report.unsealed <= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_numbers_the_database_normalises_still_verify(cross_sell_deployment, api_client_user):
+    """jsonb keeps -0.0 as 0.0 and 1e+16 as 10000000000000000: rows holding such numbers
+    must verify after a round trip through the database, and changing them is still caught."""
+    body = features(3)
+    body["utilisation"] = -0.0  # within the schema (>= 0), as a client may send it
+    decision = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="neg-zero", features=body
+    ).decision
+    assert str(decision.features["utilisation"]) == "-0.0"
+    decision_blocks_seal(grace_seconds=0)
+    assert decision_log_verify().ok
+    stored = Decision.objects.get(pk=decision.pk)
+    from decisions.decision_log import decision_hash
+
+    assert decision_hash(stored) == decision.content_hash
+    with transaction.atomic():  # SET LOCAL (skipping the triggers) needs a transaction
+        tamper(
+            "UPDATE decisions_decision SET features = %s WHERE seq = %s",
+            ('{"income": 1e16, "utilisation": 0.0}', decision.seq),
+        )
+    assert decision_log_verify().first_bad_row == str(decision.decision_id)
