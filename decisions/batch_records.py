@@ -138,32 +138,35 @@ def _explanations(
     rows = np.arange(n)
     scores = result.score.copy()
     scores[rows, chosen] = -np.inf
-    has_runner = np.isfinite(scores).any(axis=1)
-    runner = np.argmax(scores, axis=1)
-    value, score = result.value, result.score
-    failed = {name: mask for name, mask in result.failed_rules.items()}
-    priced = [(m, lim, float(result.prices[m])) for m, lim in enumerate(function.limits)]
-    priced = [(m, lim, p) for m, lim, p in priced if p > 0]
+    has_runner = np.isfinite(scores).any(axis=1).tolist()
+    runner = np.argmax(scores, axis=1).tolist()
+    # Python lists: indexing them per row is far cheaper than numpy scalar indexing.
+    value, score = result.value.tolist(), result.score.tolist()
+    failed = {name: mask.tolist() for name, mask in result.failed_rules.items()}
+    priced = [
+        (lim, float(result.prices[m]), result.usage[m].tolist())
+        for m, lim in enumerate(function.limits)
+        if result.prices[m] > 0
+    ]
     ineligible_rows, ineligible_cols = np.nonzero(~result.eligible)
     ineligible: list[list[int]] = [[] for _ in range(n)]
     for r, k in zip(ineligible_rows.tolist(), ineligible_cols.tolist(), strict=True):
         ineligible[r].append(k)
     out: list[dict[str, Any]] = []
-    for row in range(n):
-        c = int(chosen[row])
+    for row, c in enumerate(chosen.tolist()):
         text_chosen = ids[c]
         entry: dict[str, Any] = {
             "chosen": {
                 "action": text_chosen,
-                "value": _num(value[row, c]),
-                "score": _num(score[row, c]),
+                "value": _num(value[row][c]),
+                "score": _num(score[row][c]),
             },
             "runner_up": None,
             "price_effects": [],
             "ineligible": [
                 {
                     "action": ids[k],
-                    "rules": sorted(name for name, mask in failed.items() if mask[row, k]),
+                    "rules": sorted(name for name, mask in failed.items() if mask[row][k]),
                 }
                 for k in ineligible[row]
             ],
@@ -172,10 +175,10 @@ def _explanations(
             entry["summary"] = f"{text_chosen} was the only eligible action."
             out.append(entry)
             continue
-        r = int(runner[row])
+        r = runner[row]
         effects = []
-        for m, limit, price in priced:
-            used_chosen, used_runner = result.usage[m, row, c], result.usage[m, row, r]
+        for limit, price, usage in priced:
+            used_chosen, used_runner = usage[row][c], usage[row][r]
             effects.append(
                 {
                     "limit": limit.name,
@@ -188,11 +191,11 @@ def _explanations(
         effects.sort(key=lambda e: -(e["effect"] or 0))
         entry["runner_up"] = {
             "action": ids[r],
-            "value": _num(value[row, r]),
-            "score": _num(score[row, r]),
+            "value": _num(value[row][r]),
+            "score": _num(score[row][r]),
         }
         entry["price_effects"] = effects
-        v_chosen, v_runner = value[row, c], value[row, r]
+        v_chosen, v_runner = value[row][c], value[row][r]
         if v_runner > v_chosen and effects and (effects[0]["effect"] or 0) > 0:
             entry["summary"] = (
                 f"The {effects[0]['limit']}'s price made {ids[r]} worth less than "
@@ -202,8 +205,8 @@ def _explanations(
         else:
             entry["summary"] = (
                 f"{text_chosen} has the highest price-adjusted value "
-                f"({score[row, c]:.2f}), ahead of {ids[r]} "
-                f"({score[row, r]:.2f})."
+                f"({score[row][c]:.2f}), ahead of {ids[r]} "
+                f"({score[row][r]:.2f})."
             )
         out.append(run_choice_summary(entry))
     return out

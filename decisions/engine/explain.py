@@ -674,6 +674,11 @@ def _logit(p: float) -> float:
 
 def _json_value(value: Any) -> Any:
     """The customer's raw value as JSON can carry it: python scalars, NaN as None."""
+    kind = type(value)  # the common cases first: this runs for every reason of every row
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if isinstance(value, np.generic):
