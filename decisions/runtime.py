@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
+
 from decisions.engine.decision_function import DecisionFunction, compile_decision_function
 from decisions.engine.predictors import ModelRuntime
 from decisions.model_artifacts import model_version_load
 from governance.exceptions import NotFound
-from governance.models import Version, VersionStatus
+from governance.models import Item, Version, VersionStatus
 
 _lock = threading.Lock()
 _models: dict[str, ModelRuntime] = {}
@@ -106,16 +108,46 @@ def arm_runtime(arm: str, content: dict[str, Any]) -> ArmRuntime:
     return ArmRuntime(arm, strategy, constraint_set, function, prices)
 
 
+def _active_sql() -> str:
+    item, version = Item._meta, Version._meta
+    column = {f.name: f.column for f in version.concrete_fields}
+    # Only table and column names from the models' metadata go into the text; the values
+    # are parameters.
+    sql = (
+        "SELECT v.{pk}, v.{number} FROM {versions} v JOIN {items} i ON v.{item} = i.{item_pk} "
+        "WHERE i.{kind} = %s AND i.{name} = %s AND v.{status} = %s"
+    )
+    return sql.format(
+        pk=version.pk.column,
+        number=column["number"],
+        versions=version.db_table,
+        items=item.db_table,
+        item=column["item"],
+        item_pk=item.pk.column,
+        kind=item.get_field("kind").column,
+        name=item.get_field("name").column,
+        status=column["status"],
+    )
+
+
+_ACTIVE_SQL: list[str] = []
+
+
+def _active_row(name: str) -> tuple[int, int] | None:
+    """(pk, number) of the deployment's active version: plain SQL built once, since this
+    runs on every decision and building the ORM query cost more than running it. The
+    database allows one active version per item (a unique constraint)."""
+    if not _ACTIVE_SQL:
+        _ACTIVE_SQL.append(_active_sql())
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVE_SQL[0], ["deployment", name, VersionStatus.ACTIVE.value])
+        return cursor.fetchone()
+
+
 def active_deployment(name: str) -> Version:
     """The deployment's active version. One indexed query for its id on every call (so an
     activation takes effect at once); the version itself, immutable, comes from the cache."""
-    row = (
-        Version.objects.filter(
-            item__kind="deployment", item__name=name, status=VersionStatus.ACTIVE
-        )
-        .values_list("pk", "number")
-        .first()
-    )
+    row = _active_row(name)
     if row is None:
         exists = Version.objects.filter(item__kind="deployment", item__name=name).exists()
         raise NotFound(
