@@ -5,9 +5,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from decisions import ui_urls as decisions_ui_urls
 from governance import ui_urls as governance_ui_urls
+from monitoring import drift_ui_urls as monitoring_drift_ui_urls
+from monitoring import ui_urls as monitoring_ui_urls
 
-# The reviewer pages of both apps share one namespace, ``ui``, mounted at the site root.
-ui_patterns = (governance_ui_urls.urlpatterns + decisions_ui_urls.urlpatterns, "ui")
+# The reviewer pages of the apps share one namespace, ``ui``, mounted at the site root.
+ui_patterns = (
+    governance_ui_urls.urlpatterns
+    + decisions_ui_urls.urlpatterns
+    + monitoring_ui_urls.urlpatterns
+    + monitoring_drift_ui_urls.urlpatterns,
+    "ui",
+)
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -48,8 +48,10 @@ case "$1" in
         ;;
     beat)
         wait_for_database
-        # The schedule's state lives on a volume: with it in the container, every restart
-        # would push the daily jobs another full interval back.
+        # The scheduler is django-celery-beat's DatabaseScheduler (CELERY_BEAT_SCHEDULER in
+        # the settings): the schedule and its last run times live in the database, editable
+        # in the admin. --schedule only names the file celery's default scheduler would
+        # keep (on a volume, so a restart never pushes the daily jobs a full interval back).
         exec celery -A arbiter beat --loglevel=INFO \
             --schedule=/var/lib/arbiter/beat/celerybeat-schedule
         ;;

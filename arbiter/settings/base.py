@@ -4,12 +4,21 @@ Every variable the code reads is listed in ``ENVIRONMENT_VARIABLES`` so that the
 README's configuration table and ``docker-compose.yml`` can be checked against it.
 """
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# Evidently (drift reports) sends usage telemetry unless DO_NOT_TRACK is set to any value:
+# its documented opt-out (docs.evidentlyai.com, FAQ "Telemetry"; evidently/telemetry.py).
+# A bank's platform sends nothing out, so every process that loads these settings (web,
+# workers, beat, commands) opts out before Evidently can be imported. The older flag of
+# evidently.legacy goes with it. Set here, not read: operators cannot turn it back on.
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["EVIDENTLY_DISABLE_TELEMETRY"] = "1"
 
 # name -> what it does; tests compare this with docker-compose.yml and the README.
 ENVIRONMENT_VARIABLES = {
@@ -52,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # The schedule of the executive report, kept in the database and edited in the admin.
+    "django_celery_beat",
     "governance",
     "decisions",
     "monitoring",
@@ -209,7 +220,15 @@ OPTIMISATION_TIME_LIMIT_SECONDS = 50 * 60
 OPTIMISATION_MAX_CUSTOMERS = 2_000_000
 OPTIMISATION_POPULATION_MAX_BYTES = 1024 * 1024 * 1024
 OPTIMISATION_HEARTBEAT_STALE_SECONDS = 300
+# --- drift (monitoring/drift.py) ------------------------------------------------------
+# A window with more decisions than this is compared on a random sample of this many
+# (seeded by the model version and window, so a report can be recomputed exactly).
+DRIFT_SAMPLE_ROWS = 20_000
 
+# Beat reads its schedule from the database (django-celery-beat): the entries below are
+# copied there at start-up, and the executive report's schedule (a periodic task created by
+# migration monitoring/0003) is edited in the admin without a deploy.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-daily": {
         "task": "governance.tasks.audit_chain_verify_task",
@@ -218,6 +237,17 @@ CELERY_BEAT_SCHEDULE = {
     "seal-decision-log": {
         "task": "decisions.tasks.decision_blocks_seal_task",
         "schedule": DECISION_SEAL_SECONDS,
+    },
+    # Alert rules (monitoring/alerts.py): an e-mail once per breach, however often this runs.
+    "evaluate-alerts-hourly": {
+        "task": "monitoring.tasks.alerts_evaluate_task",
+        "schedule": 60 * 60,
+    },
+    # Drift of every active model version over the last complete UTC days; a day already
+    # reported is skipped, so the interval need not line up with midnight.
+    "drift-reports-daily": {
+        "task": "monitoring.drift_tasks.drift_reports_daily_task",
+        "schedule": 6 * 60 * 60,
     },
 }
 

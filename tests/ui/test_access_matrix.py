@@ -130,7 +130,121 @@ PAGES = [
         frozenset({MAKER}),
         ok_status=302,
     ),
+    Page("monitoring", "GET", lambda w: "/monitoring/", frozenset(PEOPLE)),
+    Page(
+        "monitoring-deployment",
+        "GET",
+        lambda w: "/monitoring/deployments/cross-sell/",
+        frozenset(PEOPLE),
+    ),
+    Page("alert-list", "GET", lambda w: "/monitoring/alerts/", frozenset(PEOPLE)),
+    Page(
+        "alert-evaluate",
+        "POST",
+        lambda w: "/monitoring/alerts/evaluate/",
+        frozenset({ADMIN}),
+        ok_status=302,
+    ),
+    Page("report-list", "GET", lambda w: "/monitoring/reports/", frozenset(PEOPLE)),
+    Page(
+        "report-send",
+        "POST",
+        lambda w: "/monitoring/reports/send/",
+        frozenset({ADMIN}),
+        ok_status=302,
+    ),
+    Page(
+        "report-detail",
+        "GET",
+        lambda w: f"/monitoring/reports/{_archived_report(w)}/",
+        frozenset(PEOPLE),
+    ),
+    Page(
+        "report-email",
+        "GET",
+        lambda w: f"/monitoring/reports/{_archived_report(w)}/email/",
+        frozenset(PEOPLE),
+    ),
+    Page("drift-list", "GET", lambda w: "/drift/", frozenset(PEOPLE)),
+    Page("drift-detail", "GET", lambda w: f"/drift/{_drift_report(w)}/", frozenset(PEOPLE)),
+    Page(
+        "drift-evidently",
+        "GET",
+        lambda w: f"/drift/{_drift_report(w)}/evidently/",
+        frozenset(PEOPLE),
+    ),
 ]
+
+
+def _archived_report(world: World) -> int:
+    """The id of an archived executive report (one per test)."""
+    from django.utils import timezone
+
+    from governance.services import version_create
+    from monitoring.models import ExecutiveReport
+
+    existing = ExecutiveReport.objects.first()
+    if existing is not None:
+        return existing.pk
+    recipients = version_create(
+        actor=world.strategy_v2.author,
+        kind="report_recipients",
+        name="executive",
+        content={"recipients": ["cfo@bank.example"]},
+    )
+    now = timezone.now()
+    return ExecutiveReport.objects.create(
+        report_name="executive",
+        recipients_version=recipients,
+        trigger="manual",
+        status="sent",
+        created_at=now,
+        sent_at=now,
+        since=now,
+        until=now,
+        recipients=["cfo@bank.example"],
+        subject="Arbiter executive report",
+        text_body="ARBITER EXECUTIVE REPORT",
+        html_body="<p>Arbiter executive report</p>",
+        message="Subject: Arbiter executive report\n\nARBITER EXECUTIVE REPORT\n",
+    ).pk
+
+
+def _drift_report(world: World) -> int:
+    """The id of a drift report of take-up v1 with its Evidently file (one per test)."""
+    import hashlib
+    from datetime import timedelta
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from monitoring.models import DriftReport
+
+    existing = DriftReport.objects.first()
+    if existing is not None:
+        return existing.pk
+    html = b"<!DOCTYPE html><html><body><p>Evidently report</p></body></html>"
+    path = Path(settings.ARTIFACT_ROOT) / "reports" / "drift" / "access-matrix.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(html)
+    now = timezone.now()
+    return DriftReport.objects.create(
+        model_version=Version.objects.get(item__kind="model", item__name="take-up", number=1),
+        window_start=now - timedelta(days=1),
+        window_end=now,
+        status="stable",
+        decisions_in_window=1,
+        current_rows=1,
+        reference_rows=300,
+        sample_limit=20_000,
+        share_drifted=0.0,
+        psi_score=0.01,
+        psi_max=0.02,
+        html_path="reports/drift/access-matrix.html",
+        html_sha256=hashlib.sha256(html).hexdigest(),
+        created_at=now,
+    ).pk
 
 
 def _limits_json(world: World) -> str:

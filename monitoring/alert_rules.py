@@ -1,0 +1,266 @@
+"""Alert rules: a governed kind, so what raises an alarm and whom it wakes passes four eyes.
+
+The item is named after the deployment whose figures it watches (``cross-sell``), like KPI
+targets. Content::
+
+    {
+      "description": "Alerts for the cross-sell campaigns.",
+      "rules": [
+        {"name": "take-up-low", "kind": "kpi_below_target", "kpi": "take_up_rate",
+         "window_days": 7, "min_decisions": 200, "recipients": ["risk@bank.example"]},
+        {"name": "take-up-drift", "kind": "drift_share", "model": "take-up",
+         "threshold": 0.3, "recipients": ["models@bank.example"]},
+        {"name": "score-psi", "kind": "psi", "model": "take-up", "feature": "score",
+         "threshold": 0.25, "recipients": ["models@bank.example"]}
+      ]
+    }
+
+- ``kpi_below_target`` breaches when the deployment's KPI misses its **governed target**
+  (the active ``kpi_targets`` version; ``met`` of ``monitoring.selectors.kpi_report``) over
+  the last ``window_days`` (default 7), once at least ``min_decisions`` (default 1)
+  decisions were made in it. The threshold is the KPI target itself, governed there.
+- ``drift_share`` breaches when the share of drifted features in the model's latest drift
+  report is above ``threshold`` (a fraction in (0, 1]).
+- ``psi`` breaches when the population stability index of ``feature`` (default: the largest
+  over every feature and the score) in the model's latest drift report is above
+  ``threshold``.
+
+A rule's ``name`` identifies it across versions: an alert open under version 3 stays the
+same alert under version 4. Recipients are e-mail addresses (at most 50 per rule).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from governance.content_diff import Change, keyed_changes, value_changes
+from governance.exceptions import PreconditionFailed
+from governance.kinds import Kind, register_kind
+from governance.models import Item, Version
+from governance.presentation import Cell, Section, display
+from governance.validation import FieldErrors, is_number
+from monitoring.kpis import KPIS
+
+KIND = "alert_rules"
+RULE_KINDS = ("kpi_below_target", "drift_share", "psi")
+RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
+MAX_RULES = 50
+MAX_RECIPIENTS = 50
+DEFAULT_WINDOW_DAYS = 7
+MAX_WINDOW_DAYS = 366
+_FIELDS = {
+    "kpi_below_target": (("kpi",), ("window_days", "min_decisions")),
+    "drift_share": (("model", "threshold"), ()),
+    "psi": (("model", "threshold"), ("feature",)),
+}
+_COMMON_REQUIRED = ("name", "kind", "recipients")
+_COMMON_OPTIONAL = ("note",)
+
+
+def recipients_validate(raw: Any, path: str, errors: FieldErrors) -> list[str]:
+    """A list of 1 to 50 e-mail addresses, lower-cased, duplicates dropped, sorted."""
+    if not isinstance(raw, list) or not raw:
+        errors.add(path, "must be a list of at least one e-mail address")
+        return []
+    if len(raw) > MAX_RECIPIENTS:
+        errors.add(path, f"at most {MAX_RECIPIENTS} addresses")
+    out = set()
+    for i, address in enumerate(raw):
+        if not isinstance(address, str):
+            errors.add(f"{path}[{i}]", "must be an e-mail address")
+            continue
+        try:
+            validate_email(address.strip())
+        except ValidationError:
+            errors.add(f"{path}[{i}]", f"{address!r} is not an e-mail address")
+            continue
+        out.add(address.strip().lower())
+    return sorted(out)
+
+
+def _positive_int(raw: Any, path: str, errors: FieldErrors, *, low: int, high: int) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
+        errors.add(path, f"must be a whole number from {low} to {high}")
+        return low
+    return raw
+
+
+def _rule_validate(raw: Any, path: str, errors: FieldErrors) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        errors.add(path, "must be an object")
+        return None
+    kind = raw.get("kind")
+    if kind not in RULE_KINDS:
+        errors.add(f"{path}.kind", f"must be one of {', '.join(RULE_KINDS)}")
+        return None
+    required, optional = _FIELDS[kind]
+    if not errors.check_keys(
+        raw, path, required=(*_COMMON_REQUIRED, *required), optional=(*_COMMON_OPTIONAL, *optional)
+    ):
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not RULE_NAME.match(name):
+        errors.add(f"{path}.name", "lower-case letters, digits and hyphens, at most 60")
+    note = raw.get("note", "")
+    if not isinstance(note, str):
+        errors.add(f"{path}.note", "must be a string")
+    rule: dict[str, Any] = {"name": name, "kind": kind}
+    if kind == "kpi_below_target":
+        kpi = raw.get("kpi")
+        if kpi not in KPIS:
+            errors.add(f"{path}.kpi", f"unknown KPI (known: {', '.join(sorted(KPIS))})")
+        rule["kpi"] = kpi
+        rule["window_days"] = _positive_int(
+            raw.get("window_days", DEFAULT_WINDOW_DAYS),
+            f"{path}.window_days",
+            errors,
+            low=1,
+            high=MAX_WINDOW_DAYS,
+        )
+        rule["min_decisions"] = _positive_int(
+            raw.get("min_decisions", 1), f"{path}.min_decisions", errors, low=1, high=10**9
+        )
+    else:
+        model = raw.get("model")
+        if not isinstance(model, str) or not model.strip():
+            errors.add(f"{path}.model", "must name a model")
+        rule["model"] = model
+        threshold = raw.get("threshold")
+        if not is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
+            errors.add(f"{path}.threshold", "must be a positive number")
+        elif kind == "drift_share" and threshold > 1:
+            errors.add(f"{path}.threshold", "is a share: give a fraction above 0, at most 1")
+        rule["threshold"] = threshold
+        if kind == "psi":
+            feature = raw.get("feature", "")
+            if not isinstance(feature, str):
+                errors.add(f"{path}.feature", "must be a feature name (or left out: any)")
+            rule["feature"] = feature
+    rule["recipients"] = recipients_validate(raw.get("recipients"), f"{path}.recipients", errors)
+    rule["note"] = note
+    return rule
+
+
+def alert_rules_content_validate(
+    content: dict[str, Any], *, artifact: Path | None = None
+) -> dict[str, Any]:
+    """Normalise alert rules content; ``ValidationFailed`` names every bad field."""
+    errors = FieldErrors()
+    errors.check_keys(content, "", required=("rules",), optional=("description",))
+    description = content.get("description", "")
+    if not isinstance(description, str):
+        errors.add("description", "must be a string")
+    raw_rules = content.get("rules", [])
+    if not isinstance(raw_rules, list) or not raw_rules:
+        errors.add("rules", "must be a list of at least one rule")
+        raw_rules = []
+    if len(raw_rules) > MAX_RULES:
+        errors.add("rules", f"at most {MAX_RULES} rules")
+    rules = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_rules):
+        rule = _rule_validate(raw, f"rules[{i}]", errors)
+        if rule is None:
+            continue
+        if rule["name"] in seen:
+            errors.add(f"rules[{i}].name", f"{rule['name']!r} is used by another rule")
+        seen.add(rule["name"])
+        rules.append(rule)
+    errors.raise_if_any("The alert rules are not valid")
+    return {"description": description, "rules": rules}
+
+
+def alert_rules_check_deployment(version: Version) -> None:
+    """Rules may be approved or activated only for a deployment that exists."""
+    name = version.item.name
+    if not Item.objects.filter(kind="deployment", name=name).exists():
+        raise PreconditionFailed(
+            f"There is no deployment called {name!r}; alert rules are named after the "
+            "deployment they watch.",
+            code="unknown_deployment",
+            details={"deployment": name},
+        )
+
+
+def rule_condition(rule: dict[str, Any]) -> str:
+    """The rule's condition in words: "Take-up misses its target over 7 days"."""
+    if rule.get("kind") == "kpi_below_target":
+        kpi = KPIS.get(rule.get("kpi", ""))
+        label = kpi.label if kpi else rule.get("kpi")
+        return (
+            f"{label} misses its KPI target over {rule.get('window_days')} days "
+            f"(at least {rule.get('min_decisions')} decisions)"
+        )
+    if rule.get("kind") == "drift_share":
+        return (
+            f"share of drifted features of model {rule.get('model')} above "
+            f"{display(rule.get('threshold'))}"
+        )
+    what = f"feature {rule['feature']}" if rule.get("feature") else "any feature or the score"
+    return f"PSI of {what} of model {rule.get('model')} above {display(rule.get('threshold'))}"
+
+
+def alert_rules_present(content: dict[str, Any]) -> list[Section]:
+    rows = [
+        [
+            Cell(rule.get("name", ""), code=True),
+            Cell(rule_condition(rule)),
+            Cell(display(rule.get("recipients"))),
+            Cell(rule.get("note") or "—"),
+        ]
+        for rule in content.get("rules", [])
+    ]
+    return [
+        Section("Alert rules", facts=[("Description", Cell(content.get("description") or "—"))]),
+        Section(
+            "Rules",
+            columns=["Rule", "Alert when", "Recipients", "Note"],
+            rows=rows,
+            empty="No rules.",
+        ),
+    ]
+
+
+def alert_rules_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    keys = (
+        "kind",
+        "kpi",
+        "model",
+        "feature",
+        "threshold",
+        "window_days",
+        "min_decisions",
+        "recipients",
+        "note",
+    )
+
+    def compare(path: str, label: str, a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
+        return value_changes(path, label, a, b, keys=keys)
+
+    out = value_changes("", "", old, new, keys=("description",))
+    out += keyed_changes(
+        "rules", "rule", old.get("rules"), new.get("rules"), key="name", compare=compare
+    )
+    return out
+
+
+def register_alert_rules_kind() -> None:
+    register_kind(
+        Kind(
+            key=KIND,
+            slug="alert-rules",
+            label="alert rules",
+            plural_label="alert rules",
+            validate=alert_rules_content_validate,
+            before_approve=alert_rules_check_deployment,
+            before_activate=alert_rules_check_deployment,
+            present=alert_rules_present,
+            diff=alert_rules_changes,
+        )
+    )

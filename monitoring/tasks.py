@@ -1,0 +1,38 @@
+"""Celery tasks of monitoring (beat runs them: see CELERY_BEAT_SCHEDULE and the admin's
+periodic tasks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+
+@shared_task(name="monitoring.tasks.alerts_evaluate_task", acks_late=True)
+def alerts_evaluate_task() -> dict[str, Any]:
+    """Evaluate every active alert rule; hourly. Safe to run twice: an open alert is
+    e-mailed once (``monitoring.alerts``)."""
+    from monitoring.alerts import alerts_evaluate
+
+    evaluation = alerts_evaluate()
+    return {
+        "rules": len(evaluation.results),
+        "opened": evaluation.count("opened"),
+        "cleared": evaluation.count("cleared"),
+        "notified": evaluation.notified,
+        "notify_failed": evaluation.notify_failed,
+    }
+
+
+@shared_task(name="monitoring.tasks.executive_report_send_task", acks_late=True)
+def executive_report_send_task(report: str = "executive") -> dict[str, Any]:
+    """Send the executive report ``report`` to its governed recipients and archive it; the
+    schedule is the periodic task ``executive-report-weekly`` (admin). A re-delivered
+    message within 30 minutes of the last scheduled send is skipped."""
+    from monitoring.models import ReportTrigger
+    from monitoring.reports import report_send
+
+    archived = report_send(actor=None, report=report, trigger=ReportTrigger.SCHEDULE)
+    if archived is None:
+        return {"report": report, "status": "skipped"}
+    return {"report": report, "status": archived.status, "archive_id": archived.pk}

@@ -1,0 +1,435 @@
+"""Alert rules are governed; a breach is stored, shown and e-mailed once, and again only
+after it cleared."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+
+from governance import services
+from governance.content_diff import content_changes
+from governance.exceptions import (
+    FourEyesViolation,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from governance.kinds import kind_get
+from governance.models import Version
+from governance.roles import Role
+from monitoring.alerts import NO_DRIFT_REPORT, alerts_evaluate
+from monitoring.models import Alert, AlertStatus, DriftReport
+from monitoring.services import outcome_batch_record
+from monitoring.tasks import alerts_evaluate_task
+from tests.monitoring.conftest import go_live
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 3, 10, tzinfo=UTC)
+NOW = DAY + timedelta(days=1)
+RULES = {
+    "description": "Cross-sell alerts.",
+    "rules": [
+        {
+            "name": "take-up-low",
+            "kind": "kpi_below_target",
+            "kpi": "take_up_rate",
+            "recipients": ["Risk@Bank.example", "risk@bank.example", "cro@bank.example"],
+        },
+        {
+            "name": "inputs-drift",
+            "kind": "drift_share",
+            "model": "take-up",
+            "threshold": 0.3,
+            "recipients": ["models@bank.example"],
+        },
+    ],
+}
+
+
+def activate_targets(maker, checker, target=0.5):
+    return go_live(
+        services.version_create(
+            actor=maker,
+            kind="kpi_targets",
+            name="cross-sell",
+            content={"targets": {"take_up_rate": {"target": target}}},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+
+
+def activate_rules(maker, checker, content=RULES):
+    return go_live(
+        services.version_create(
+            actor=maker, kind="alert_rules", name="cross-sell", content=content
+        ),
+        maker=maker,
+        checker=checker,
+    )
+
+
+@pytest.fixture
+def watched(deployment, maker, checker):
+    activate_targets(maker, checker)
+    return activate_rules(maker, checker)
+
+
+def decide(make_decision, api_client_user, *, n, accepted, at=DAY):
+    """``n`` card offers on ``at``, the first ``accepted`` of them taken up."""
+    decisions = [
+        make_decision(at=at + timedelta(minutes=i), action="card", customer=f"c-{i}")
+        for i in range(n)
+    ]
+    items = [
+        {
+            "decision_id": str(d.decision_id),
+            "event": "accepted",
+            "occurred_at": d.created_at + timedelta(hours=1),
+        }
+        for d in decisions[:accepted]
+    ]
+    if items:
+        assert outcome_batch_record(actor=api_client_user, items=items).created == accepted
+    return decisions
+
+
+def states(evaluation):
+    return {result.rule: result.state for result in evaluation.results}
+
+
+# --- the governed kind ------------------------------------------------------------------
+
+
+def test_rules_are_normalised_and_refused_field_by_field(maker):
+    version = services.version_create(
+        actor=maker, kind="alert_rules", name="cross-sell", content=RULES
+    )
+    first, second = version.content["rules"]
+    assert first == {
+        "name": "take-up-low",
+        "kind": "kpi_below_target",
+        "kpi": "take_up_rate",
+        "window_days": 7,
+        "min_decisions": 1,
+        "recipients": ["cro@bank.example", "risk@bank.example"],
+        "note": "",
+    }
+    assert second["threshold"] == 0.3 and second["model"] == "take-up"
+    with pytest.raises(ValidationFailed) as caught:
+        services.version_create(
+            actor=maker,
+            kind="alert_rules",
+            name="cross-sell",
+            content={
+                "rules": [
+                    {"name": "a", "kind": "kpi_below_target", "kpi": "joy", "recipients": []},
+                    {
+                        "name": "b",
+                        "kind": "psi",
+                        "model": "m",
+                        "threshold": -1,
+                        "recipients": ["x"],
+                    },
+                    {
+                        "name": "b",
+                        "kind": "drift_share",
+                        "model": "m",
+                        "threshold": 2,
+                        "recipients": ["a@b.example"],
+                        "kpi": "take_up_rate",
+                    },
+                    {"name": "c", "kind": "noise", "recipients": ["a@b.example"]},
+                ]
+            },
+        )
+    assert set(caught.value.details) == {
+        "rules[0].kpi",
+        "rules[0].recipients",
+        "rules[1].threshold",
+        "rules[1].recipients[0]",
+        "rules[2].kpi",  # not a field of drift rules
+        "rules[2].name",  # used twice
+        "rules[2].threshold",  # a share above 1
+        "rules[3].kind",
+    }
+
+
+def test_thresholds_pass_four_eyes_and_changes_read_in_words(
+    deployment, maker, checker, admin_user
+):
+    version = services.version_create(
+        actor=maker, kind="alert_rules", name="cross-sell", content=RULES
+    )
+    version = services.version_submit(actor=maker, version=version)
+    with pytest.raises(PermissionDenied):
+        services.version_approve(actor=maker, version=version)
+    with pytest.raises(PermissionDenied):
+        services.version_approve(actor=admin_user, version=version)
+    # Rules waiting for review raise nothing: only the active version is evaluated.
+    assert alerts_evaluate(now=NOW).results == []
+    services.version_approve(actor=checker, version=version)
+    assert alerts_evaluate(now=NOW).results == []
+    services.version_activate(actor=checker, version=version)
+    assert len(alerts_evaluate(now=NOW).results) == 2
+
+    changed = {**RULES, "rules": [RULES["rules"][0], {**RULES["rules"][1], "threshold": 0.5}]}
+    # Someone holding both roles may not approve the change they wrote.
+    hybrid = services.user_create(
+        actor=None,
+        username="mo-both",
+        password="x-unused-password-1",
+        roles=[Role.MAKER, Role.CHECKER],
+    )
+    draft = services.version_create(
+        actor=hybrid, kind="alert_rules", name="cross-sell", content=changed
+    )
+    draft = services.version_submit(actor=hybrid, version=draft)
+    with pytest.raises(FourEyesViolation):
+        services.version_approve(actor=hybrid, version=draft)
+    texts = [
+        c.text for c in content_changes(kind_get("alert_rules"), version.content, draft.content)
+    ]
+    assert texts == ["rule inputs-drift: threshold changed from 0.3 to 0.5"]
+
+
+def test_rules_need_an_existing_deployment(maker, checker):
+    version = services.version_create(
+        actor=maker, kind="alert_rules", name="nowhere", content=RULES
+    )
+    version = services.version_submit(actor=maker, version=version)
+    with pytest.raises(PreconditionFailed) as caught:
+        services.version_approve(actor=checker, version=version)
+    assert caught.value.code == "unknown_deployment"
+
+
+# --- once per breach --------------------------------------------------------------------
+
+
+def test_a_breach_is_stored_and_emailed_once_and_again_only_after_it_cleared(
+    watched, make_decision, api_client_user
+):
+    # Take-up 1 in 4 = 25% against a target of at least 50%: breached.
+    decide(make_decision, api_client_user, n=4, accepted=1)
+    evaluation = alerts_evaluate(now=NOW)
+    assert states(evaluation) == {"take-up-low": "opened", "inputs-drift": "not_evaluated"}
+    alert = Alert.objects.get()
+    assert alert.status == AlertStatus.OPEN
+    assert alert.observed == 0.25 and alert.threshold == 0.5
+    assert alert.rules_version == watched
+    assert "Take-up is 25.0% over the last 7 days (4 decisions)" in alert.message
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == ["cro@bank.example", "risk@bank.example"]
+    assert "take-up-low" in sent.subject and "25.0%" in sent.body
+    alert.refresh_from_db()
+    assert alert.notified_at is not None and alert.notify_attempts == 1
+
+    # Still breached an hour later: the same alert, no second e-mail.
+    evaluation = alerts_evaluate(now=NOW + timedelta(hours=1))
+    assert states(evaluation)["take-up-low"] == "still_open"
+    assert len(mail.outbox) == 1
+    assert Alert.objects.count() == 1
+    assert Alert.objects.get().last_seen_at == NOW + timedelta(hours=1)
+
+    # Three more offers, all taken up: 4 of 7 = 57%: cleared, and nobody is e-mailed.
+    decide(make_decision, api_client_user, n=3, accepted=3, at=DAY + timedelta(hours=2))
+    evaluation = alerts_evaluate(now=NOW + timedelta(hours=2))
+    assert states(evaluation)["take-up-low"] == "cleared"
+    assert Alert.objects.get().status == AlertStatus.CLEARED
+    assert len(mail.outbox) == 1
+    assert states(alerts_evaluate(now=NOW + timedelta(hours=3)))["take-up-low"] == "ok"
+
+    # Breached again: a new alert and a new e-mail.
+    decide(make_decision, api_client_user, n=5, accepted=0, at=DAY + timedelta(hours=4))
+    evaluation = alerts_evaluate(now=NOW + timedelta(hours=4))
+    assert states(evaluation)["take-up-low"] == "opened"
+    assert Alert.objects.count() == 2
+    assert Alert.objects.filter(status=AlertStatus.OPEN).count() == 1
+    assert len(mail.outbox) == 2
+
+
+def test_too_few_decisions_or_no_target_leave_the_alert_alone(
+    deployment, maker, checker, make_decision, api_client_user
+):
+    rules = {
+        "rules": [
+            {
+                "name": "take-up-low",
+                "kind": "kpi_below_target",
+                "kpi": "take_up_rate",
+                "min_decisions": 10,
+                "recipients": ["risk@bank.example"],
+            },
+            {
+                "name": "complaints",
+                "kind": "kpi_below_target",
+                "kpi": "complaint_rate",
+                "recipients": ["risk@bank.example"],
+            },
+        ]
+    }
+    activate_targets(maker, checker)
+    activate_rules(maker, checker, rules)
+    decide(make_decision, api_client_user, n=4, accepted=0)
+    evaluation = alerts_evaluate(now=NOW)
+    assert states(evaluation) == {"take-up-low": "not_evaluated", "complaints": "not_evaluated"}
+    messages = {r.rule: r.message for r in evaluation.results}
+    assert "only 4 decisions" in messages["take-up-low"]
+    assert "no governed target" in messages["complaints"]
+    assert not Alert.objects.exists() and not mail.outbox
+
+
+def test_drift_rules_wait_for_a_drift_report_then_alert(watched, make_decision, api_client_user):
+    evaluation = alerts_evaluate(now=NOW)
+    drift = next(r for r in evaluation.results if r.rule == "inputs-drift")
+    assert drift.state == "not_evaluated" and NO_DRIFT_REPORT in drift.message
+
+    model = Version.objects.get(item__kind="model", item__name="take-up")
+    DriftReport.objects.create(
+        model_version=model,
+        window_start=DAY,
+        window_end=NOW,
+        status="act",
+        decisions_in_window=100,
+        current_rows=100,
+        reference_rows=500,
+        sample_limit=10_000,
+        share_drifted=0.5,
+        drifted_features=2,
+        psi_score=0.31,
+        psi_max=0.42,
+        features=[{"name": "income", "psi": 0.42}, {"name": "age", "psi": 0.05}],
+        created_at=NOW,
+    )
+    evaluation = alerts_evaluate(now=NOW)
+    drift = next(r for r in evaluation.results if r.rule == "inputs-drift")
+    assert drift.state == "opened"
+    assert "50.0% of model take-up's features drifted" in drift.message
+    assert mail.outbox[-1].to == ["models@bank.example"]
+
+
+def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
+    activate_rules(
+        maker,
+        checker,
+        {
+            "rules": [
+                {
+                    "name": "psi-any",
+                    "kind": "psi",
+                    "model": "take-up",
+                    "threshold": 0.25,
+                    "recipients": ["m@bank.example"],
+                },
+                {
+                    "name": "psi-age",
+                    "kind": "psi",
+                    "model": "take-up",
+                    "feature": "age",
+                    "threshold": 0.25,
+                    "recipients": ["m@bank.example"],
+                },
+            ]
+        },
+    )
+    model = Version.objects.get(item__kind="model", item__name="take-up")
+    DriftReport.objects.create(
+        model_version=model,
+        window_start=DAY,
+        window_end=NOW,
+        status="act",
+        decisions_in_window=10,
+        current_rows=10,
+        reference_rows=10,
+        sample_limit=10,
+        share_drifted=0.0,
+        psi_score=0.1,
+        psi_max=0.42,
+        features=[{"name": "income", "psi": 0.42}, {"name": "age", "psi": 0.05}],
+        created_at=NOW,
+    )
+    assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-age": "ok"}
+
+
+def test_an_alert_whose_rule_is_withdrawn_is_cleared(
+    watched, maker, checker, make_decision, api_client_user
+):
+    decide(make_decision, api_client_user, n=4, accepted=0)
+    alerts_evaluate(now=NOW)
+    only_drift = {"rules": [RULES["rules"][1]]}
+    activate_rules(maker, checker, only_drift)
+    evaluation = alerts_evaluate(now=NOW + timedelta(hours=1))
+    withdrawn = next(r for r in evaluation.results if r.rule == "take-up-low")
+    assert withdrawn.state == "cleared" and "no longer in force" in withdrawn.message
+    assert not Alert.objects.filter(status=AlertStatus.OPEN).exists()
+
+
+def test_a_failed_email_is_recorded_and_retried_next_run(
+    watched, make_decision, api_client_user, settings
+):
+    decide(make_decision, api_client_user, n=4, accepted=0)
+    settings.EMAIL_BACKEND = "tests.monitoring.test_alerts.RefusingBackend"
+    evaluation = alerts_evaluate(now=NOW)
+    assert evaluation.notify_failed == 1 and evaluation.notified == 0
+    alert = Alert.objects.get()
+    assert alert.notified_at is None and "mail server down" in alert.notify_error
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    evaluation = alerts_evaluate(now=NOW + timedelta(hours=1))
+    assert evaluation.notified == 1 and len(mail.outbox) == 1
+    alert.refresh_from_db()
+    assert alert.notified_at is not None and alert.notify_error == ""
+    assert alerts_evaluate(now=NOW + timedelta(hours=2)).notified == 0
+
+
+class RefusingBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("mail server down")
+
+
+def test_on_demand_evaluation_is_for_admins(watched, checker, admin_user):
+    with pytest.raises(PermissionDenied):
+        alerts_evaluate(actor=checker)
+    assert alerts_evaluate(actor=admin_user).results
+    with pytest.raises(NotFound):
+        alerts_evaluate(actor=admin_user, deployment="nowhere")
+
+
+def test_the_task_and_the_command_evaluate_the_same_rules(
+    watched, make_decision, api_client_user, capsys
+):
+    decide(
+        make_decision, api_client_user, n=4, accepted=0, at=datetime.now(UTC) - timedelta(hours=2)
+    )
+    assert alerts_evaluate_task.delay().get()["opened"] == 1
+    call_command("evaluate_alerts", "--deployment", "cross-sell")
+    out = capsys.readouterr().out
+    assert "cross-sell/take-up-low: still open:" in out
+    assert "cross-sell/inputs-drift: not evaluated: model take-up: no drift report yet" in out
+    assert len(mail.outbox) == 1
+
+
+def test_open_alerts_are_on_the_dashboard_and_the_alerts_page(
+    watched, make_decision, api_client_user, auditor, admin_user
+):
+    decide(make_decision, api_client_user, n=4, accepted=0)
+    alerts_evaluate(now=NOW)
+    client = Client()
+    client.force_login(auditor)
+    page = client.get("/").content.decode()
+    assert "Open alerts" in page and "take-up-low" in page and "Take-up is 0.0%" in page
+    page = client.get("/monitoring/alerts/").content.decode()
+    assert "take-up-low" in page and "Evaluate the rules now" not in page
+    client.force_login(admin_user)
+    assert "Evaluate the rules now" in client.get("/monitoring/alerts/").content.decode()
+    response = client.post("/monitoring/alerts/evaluate/", follow=True)
+    assert "Evaluated: 2 rules checked" in response.content.decode()

@@ -1,0 +1,178 @@
+"""The monitoring pages: KPIs per deployment with accessible charts, champion/challenger
+intervals and alerts, for the people who read KPIs."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from governance import services
+from governance.roles import Role
+from monitoring.charts import format_kpi
+from monitoring.selectors import kpi_report
+from monitoring.services import outcome_batch_record
+from tests.monitoring.conftest import go_live
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "/monitoring/",
+    "/monitoring/deployments/cross-sell/",
+    "/monitoring/alerts/",
+    "/monitoring/reports/",
+]
+
+
+@pytest.fixture
+def measured(deployment, maker, checker, make_decision, api_client_user):
+    go_live(
+        services.version_create(
+            actor=maker,
+            kind="kpi_targets",
+            name="cross-sell",
+            content={"targets": {"take_up_rate": {"target": 0.6}}},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    start = timezone.now() - timedelta(days=2)
+    decisions = [
+        make_decision(at=start + timedelta(hours=i), arm=arm, customer=f"c-{i}")
+        for i, arm in enumerate(["champion"] * 6 + ["challenger"] * 3)
+    ]
+    outcome_batch_record(
+        actor=api_client_user,
+        items=[
+            {
+                "decision_id": str(d.decision_id),
+                "event": "accepted",
+                "occurred_at": d.created_at + timedelta(minutes=30),
+            }
+            for d in (decisions[0], decisions[1], decisions[6])
+        ],
+    )
+    return decisions
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (Role.MAKER, True),
+        (Role.CHECKER, True),
+        (Role.AUDITOR, True),
+        (Role.ADMIN, True),
+        (Role.API_CLIENT, False),
+    ],
+)
+def test_readers_of_kpis_open_every_monitoring_page(role, allowed, make_user, deployment):
+    client = Client()
+    client.force_login(make_user(f"someone-{role.replace('_', '-')}", role))
+    for url in PAGES:
+        response = client.get(url)
+        assert response.status_code == (200 if allowed else 403), url
+    nav = client.get("/").content.decode()
+    assert ('href="/monitoring/"' in nav) is allowed
+
+
+def test_anonymous_people_are_sent_to_log_in(deployment):
+    response = Client().get("/monitoring/deployments/cross-sell/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_the_deployment_page_shows_the_database_figures_with_charts_and_their_text(
+    measured, auditor
+):
+    client = Client()
+    client.force_login(auditor)
+    response = client.get("/monitoring/deployments/cross-sell/?days=7")
+    assert response.status_code == 200
+    page = response.content.decode()
+    now = timezone.now()
+    report = kpi_report(
+        actor=auditor, deployment="cross-sell", since=now - timedelta(days=7), until=now
+    )
+    kpis = {row["key"]: row for row in report["kpis"]}
+    take_up = format_kpi("take_up_rate", kpis["take_up_rate"]["value"])
+    assert take_up == "33.3%"
+    assert re.search(
+        rf"Take-up <code>take_up_rate</code></th>\s*<td>{re.escape(take_up)}</td>", page
+    )
+    assert "at least 60.0%" in page and "missed" in page
+    assert "9 decisions" in page
+
+    # Every chart: a PNG with a text alternative, a caption and its figures as a table.
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', page)
+    assert images
+    for data, alt in images:
+        assert base64.b64decode(data).startswith(b"\x89PNG")
+        assert " by day: " in alt or ": measured on one day only, " in alt
+    assert page.count("<figcaption") == len(images)
+    assert page.count("by day as a table</summary>") == len(images)
+    assert "(dashed: the target)" in page
+
+    # Champion and challenger with intervals: 2 of 6 against 1 of 3.
+    assert "<caption>Rates by arm with 95% intervals (Wilson score interval" in page
+    assert "<td>2/6</td>" in page and "<td>1/3</td>" in page
+    assert re.search(r"<td>\+0\.0 pp \(-?[0-9.]+ pp to \+[0-9.]+ pp\)</td>", page)
+    assert "no drift report yet" in page
+    assert "the deployment has no alert rules" in page
+
+
+def test_the_overview_lists_each_active_deployment_and_what_misses_its_target(measured, maker):
+    client = Client()
+    client.force_login(maker)
+    page = client.get("/monitoring/").content.decode()
+    assert 'href="/monitoring/deployments/cross-sell/?days=28"' in page
+    assert "<strong>1</strong>: Take-up" in page
+
+
+def test_an_unknown_deployment_is_a_not_found_page(deployment, checker):
+    client = Client()
+    client.force_login(checker)
+    response = client.get("/monitoring/deployments/nowhere/")
+    assert response.status_code == 404
+    assert "There is no deployment called" in response.content.decode()
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: set[str] = set()
+        self.controls: list[dict] = []
+        self.images: list[dict] = []
+        self.mains = 0
+        self.tables = 0
+        self.captions = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label" and attrs.get("for"):
+            self.labels.add(attrs["for"])
+        if tag in ("input", "select", "textarea") and attrs.get("type") != "hidden":
+            self.controls.append(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        self.mains += tag == "main"
+        self.tables += tag == "table"
+        self.captions += tag == "caption"
+
+
+def test_monitoring_pages_label_every_control_image_and_table(measured, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    for url in PAGES:
+        page = _Page()
+        page.feed(client.get(url).content.decode())
+        assert page.mains == 1, url
+        for attrs in page.controls:
+            assert attrs.get("id") in page.labels, (url, attrs)
+        for attrs in page.images:
+            assert attrs.get("alt"), (url, attrs)
+        assert page.captions == page.tables, url

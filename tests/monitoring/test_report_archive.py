@@ -1,0 +1,167 @@
+"""Sent reports are archived and readable in the UI; only admins send one now; beat sends it
+on the schedule kept in the database."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django_celery_beat.models import PeriodicTask
+
+from governance import services
+from governance.exceptions import PermissionDenied, PreconditionFailed, ValidationFailed
+from monitoring.models import ExecutiveReport, ReportStatus, ReportTrigger
+from monitoring.reports import report_send
+from monitoring.tasks import executive_report_send_task
+from tests.monitoring.conftest import go_live
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def recipients(deployment, maker, checker):
+    return go_live(
+        services.version_create(
+            actor=maker,
+            kind="report_recipients",
+            name="executive",
+            content={"recipients": ["cfo@bank.example"], "window_days": 14},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_recipients_are_governed(deployment, maker, checker):
+    with pytest.raises(ValidationFailed) as caught:
+        services.version_create(
+            actor=maker,
+            kind="report_recipients",
+            name="executive",
+            content={"recipients": ["not-an-address"], "window_days": 0, "cc": []},
+        )
+    assert set(caught.value.details) == {"recipients[0]", "window_days", "cc"}
+    draft = services.version_create(
+        actor=maker,
+        kind="report_recipients",
+        name="executive",
+        content={"recipients": ["CFO@bank.example"]},
+    )
+    assert draft.content == {
+        "description": "",
+        "recipients": ["cfo@bank.example"],
+        "deployments": [],
+        "window_days": 7,
+    }
+    draft = services.version_submit(actor=maker, version=draft)
+    with pytest.raises(PermissionDenied):
+        services.version_approve(actor=maker, version=draft)
+    # Without an active version nothing is sent to anybody.
+    with pytest.raises(PreconditionFailed) as refused:
+        report_send(actor=None)
+    assert refused.value.code == "no_report_recipients"
+    assert not mail.outbox
+
+
+def test_only_admins_send_now_and_the_report_is_archived_and_viewable(
+    recipients, admin_user, checker, auditor, maker
+):
+    with pytest.raises(PermissionDenied):
+        report_send(actor=checker, trigger=ReportTrigger.MANUAL)
+    for user in (checker, auditor, maker):
+        response = client_for(user).post("/monitoring/reports/send/")
+        assert response.status_code == 403
+        assert "Send now" not in client_for(user).get("/monitoring/reports/").content.decode()
+    assert not mail.outbox and not ExecutiveReport.objects.exists()
+
+    admin = client_for(admin_user)
+    assert "Send now" in admin.get("/monitoring/reports/").content.decode()
+    response = admin.post("/monitoring/reports/send/", {"report": "executive"}, follow=True)
+    archived = ExecutiveReport.objects.get()
+    assert response.redirect_chain[-1][0] == f"/monitoring/reports/{archived.pk}/"
+    assert "Report sent to 1 recipients and archived." in response.content.decode()
+    assert archived.status == ReportStatus.SENT
+    assert archived.trigger == ReportTrigger.MANUAL and archived.sent_by == admin_user
+    assert archived.recipients_version == recipients
+    assert (archived.until - archived.since).days == 14
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["cfo@bank.example"]
+
+    # Any reader of KPIs finds it in the archive and reads it as it was sent.
+    reader = client_for(auditor)
+    listing = reader.get("/monitoring/reports/").content.decode()
+    assert archived.subject in listing
+    page = reader.get(f"/monitoring/reports/{archived.pk}/").content.decode()
+    assert "cfo@bank.example" in page and "Sent now from the reviewer pages by ola-admin" in page
+    assert f'<iframe src="/monitoring/reports/{archived.pk}/email/"' in page
+    assert "ARBITER EXECUTIVE REPORT" in page  # the text part
+    framed = reader.get(f"/monitoring/reports/{archived.pk}/email/")
+    assert framed["Content-Type"].startswith("text/html")
+    assert "script-src" not in framed["Content-Security-Policy"]
+    assert framed["Content-Security-Policy"].startswith("default-src 'none'; img-src data:")
+    assert framed["X-Frame-Options"] == "SAMEORIGIN"
+    body = framed.content.decode()
+    assert "cid:" not in body
+    assert len(re.findall(r'src="data:image/png;base64,', body)) == archived.html_body.count(
+        'src="cid:'
+    )
+    assert reader.get("/monitoring/reports/999999/").status_code == 404
+
+
+def test_the_command_sends_as_the_operator_or_a_named_admin(recipients, admin_user, checker):
+    call_command("send_report")
+    call_command("send_report", "--user", admin_user.username)
+    first, second = ExecutiveReport.objects.order_by("pk")
+    assert (first.trigger, first.sent_by) == (ReportTrigger.COMMAND, None)
+    assert second.sent_by == admin_user
+    with pytest.raises(CommandError, match="may not send the executive report"):
+        call_command("send_report", "--user", checker.username)
+    with pytest.raises(CommandError, match="has no active report_recipients"):
+        call_command("send_report", "--report", "board")
+    assert len(mail.outbox) == 2
+
+
+def test_the_scheduled_task_sends_once_per_delivery_window(recipients):
+    result = executive_report_send_task.delay(report="executive").get()
+    assert result["status"] == "sent"
+    # The same beat message delivered again (a worker died after sending): skipped.
+    assert executive_report_send_task.delay(report="executive").get()["status"] == "skipped"
+    assert len(mail.outbox) == 1
+    archived = ExecutiveReport.objects.get()
+    assert archived.trigger == ReportTrigger.SCHEDULE and archived.sent_by is None
+
+
+def test_beat_reads_the_schedule_from_the_database():
+    assert django_settings.CELERY_BEAT_SCHEDULER == (
+        "django_celery_beat.schedulers:DatabaseScheduler"
+    )
+    assert "django_celery_beat" in django_settings.INSTALLED_APPS
+    task = PeriodicTask.objects.get(name="executive-report-weekly")
+    assert task.task == "monitoring.tasks.executive_report_send_task"
+    assert json.loads(task.kwargs) == {"report": "executive"}
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "7", "1")
+    assert task.enabled
+    hourly = django_settings.CELERY_BEAT_SCHEDULE["evaluate-alerts-hourly"]
+    assert hourly["task"] == "monitoring.tasks.alerts_evaluate_task"
+    # The beat container must not name another scheduler on its command line.
+    entrypoint = (ROOT / "platform" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "celery -A arbiter beat" in entrypoint
+    assert "--scheduler" not in entrypoint and " -S " not in entrypoint
+
+
+def test_schedule_and_task_are_editable_in_the_admin():
+    from django.contrib import admin
+
+    assert PeriodicTask in admin.site._registry
