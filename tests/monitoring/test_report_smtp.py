@@ -200,3 +200,32 @@ def test_a_refusing_mail_server_is_archived_as_a_failure(reported_world, admin_u
     assert archived.status == ReportStatus.FAILED
     assert archived.sent_at is None and "ConnectionRefusedError" in archived.error
     assert archived.html_body and archived.text_body
+
+
+def test_the_scheduled_send_retries_with_back_off_while_the_server_is_down(
+    reported_world, settings, monkeypatch
+):
+    from monitoring import tasks
+    from monitoring.models import ExecutiveReport
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()  # nobody listens
+    settings.EMAIL_TIMEOUT = 5
+    countdowns = []
+    real_retry = tasks.executive_report_send_task.retry
+
+    def spy(*args, **kwargs):
+        countdowns.append(kwargs.get("countdown"))
+        return real_retry(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.executive_report_send_task, "retry", spy)
+    # Eagerly, Celery runs each retry at once (a worker would wait the countdown); with
+    # propagation on, the first Retry would escape instead.
+    monkeypatch.setitem(tasks.executive_report_send_task.app.conf, "task_eager_propagates", False)
+    result = tasks.executive_report_send_task.apply()
+    assert countdowns == [60, 120, 240, 480]
+    attempts = ExecutiveReport.objects.filter(trigger=ReportTrigger.SCHEDULE)
+    assert attempts.count() == 1 + tasks.REPORT_RETRIES
+    assert set(attempts.values_list("status", flat=True)) == {ReportStatus.FAILED}
+    assert result.get()["status"] == ReportStatus.FAILED
