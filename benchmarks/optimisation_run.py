@@ -86,7 +86,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         actor=maker, kind="constraint_set", name=limits_item, content=content
     )
     services.version_submit(actor=maker, version=limits)
-    services.version_approve(actor=checker, version=limits)
+    services.version_approve(actor=checker, version=limits, comment="Reviewed.")
 
     phases: dict[str, float] = {}
     last = {"phase": "", "at": time.perf_counter()}

@@ -56,6 +56,7 @@ TRANSITIONS: dict[str, Transition] = {
             VersionStatus.APPROVED,
             frozenset({Role.CHECKER}),
             four_eyes=True,
+            comment_required=True,
         ),
         Transition(
             Move.REJECT,

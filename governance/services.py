@@ -223,11 +223,6 @@ def _transition(
     spec = kind_get(version.item.kind)
     require_role(actor, transition.roles, action=f"{move.value} a {spec.label} version")
     comment = (comment or "").strip()
-    if transition.comment_required and not comment:
-        raise ValidationFailed(
-            f"A comment is required to {move.value}.",
-            details={"comment": ["this field is required"]},
-        )
 
     with transaction.atomic():
         # Lock the item first: activation touches the item's other versions.
@@ -247,6 +242,13 @@ def _transition(
         hook = {Move.APPROVE: spec.before_approve, Move.ACTIVATE: spec.before_activate}.get(move)
         if hook is not None:
             hook(locked)
+        # Last: an author is told they may not review, and a strategy whose models are not
+        # approved is refused, before anyone is asked for a reason.
+        if transition.comment_required and not comment:
+            raise ValidationFailed(
+                f"A comment is required to {move.value}.",
+                details={"comment": ["this field is required"]},
+            )
 
         now = timezone.now()
         old_status = locked.status

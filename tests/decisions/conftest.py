@@ -36,12 +36,12 @@ def register_model(trained_model):
 def approved_model(register_model, maker, checker):
     version = register_model(maker)
     services.version_submit(actor=maker, version=version)
-    return services.version_approve(actor=checker, version=version)
+    return services.version_approve(actor=checker, version=version, comment="Reviewed.")
 
 
 def go_live(version, *, maker, checker):
     version = services.version_submit(actor=maker, version=version)
-    version = services.version_approve(actor=checker, version=version)
+    version = services.version_approve(actor=checker, version=version, comment="Reviewed.")
     return services.version_activate(actor=checker, version=version)
 
 

@@ -254,7 +254,7 @@ def test_every_arm_s_features_are_accepted_and_each_arm_logs_what_it_used(
     )
     # Approved, not activated: activating would retire the champion's strategy version.
     services.version_submit(actor=maker, version=challenger)
-    services.version_approve(actor=checker, version=challenger)
+    services.version_approve(actor=checker, version=challenger, comment="Reviewed.")
     content = dict(cross_sell_deployment.content)
     content["challengers"] = [
         {

@@ -122,7 +122,7 @@ def test_published_prices_make_real_time_agree_with_the_run(demo):
     assert version.content["prices"] == run.prices
     assert version.content["price_source"] == f"optimisation run {run.pk}"
     with pytest.raises(PermissionDenied):  # four eyes: the maker cannot approve it
-        governance.version_approve(actor=maker, version=version)
+        governance.version_approve(actor=maker, version=version, comment="Reviewed.")
     governance.version_approve(actor=checker, version=version, comment="prices reviewed")
     governance.version_activate(actor=checker, version=version)
     runtime.clear_caches()
@@ -244,7 +244,7 @@ def test_contradictory_limits_end_infeasible_naming_them(demo):
         actor=maker, kind="constraint_set", name=limits.item.name, content=content
     )
     governance.version_submit(actor=maker, version=version)
-    governance.version_approve(actor=checker, version=version)
+    governance.version_approve(actor=checker, version=version, comment="Reviewed.")
     strategy = active.content["strategy"]
     run = run_now(
         maker,

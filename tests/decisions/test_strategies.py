@@ -107,8 +107,8 @@ def test_strategy_cannot_be_approved_before_its_model(strategy_content, maker, c
     model = services.version_submit(
         actor=maker, version=strategy.__class__.objects.get(item__kind="model")
     )
-    services.version_approve(actor=checker, version=model)
-    approved = services.version_approve(actor=checker, version=strategy)
+    services.version_approve(actor=checker, version=model, comment="Reviewed.")
+    approved = services.version_approve(actor=checker, version=strategy, comment="Reviewed.")
     assert approved.status == VersionStatus.APPROVED
 
 
@@ -116,4 +116,4 @@ def test_approve_hook_refusal_is_a_precondition_error(strategy_content, maker, c
     strategy = create(maker, "strategy", "cross-sell", strategy_content)
     services.version_submit(actor=maker, version=strategy)
     with pytest.raises(PreconditionFailed):
-        services.version_approve(actor=checker, version=strategy)
+        services.version_approve(actor=checker, version=strategy, comment="Reviewed.")

@@ -70,8 +70,8 @@ def test_four_eyes_covers_every_contributor_and_the_submitter(make_user, maker, 
     services.version_submit(actor=submitter, version=version)
     for person in (editor, submitter):
         with pytest.raises(FourEyesViolation):
-            services.version_approve(actor=person, version=version)
-    approved = services.version_approve(actor=checker, version=version)
+            services.version_approve(actor=person, version=version, comment="Reviewed.")
+    approved = services.version_approve(actor=checker, version=version, comment="Reviewed.")
     assert approved.status == VersionStatus.APPROVED
 
 
@@ -91,7 +91,7 @@ def test_reject_needs_a_comment_and_rejected_cannot_be_approved(maker, checker):
     assert "comment" in missing.value.details
     version = services.version_reject(actor=checker, version=version, comment="too vague")
     with pytest.raises(TransitionNotAllowed) as refused:
-        services.version_approve(actor=checker, version=version)
+        services.version_approve(actor=checker, version=version, comment="Reviewed.")
     assert refused.value.status == 409
     version.refresh_from_db()
     assert version.status == VersionStatus.REJECTED

@@ -25,7 +25,7 @@ _TRAINED: dict = {}
 
 def go_live(version, *, maker, checker):
     version = services.version_submit(actor=maker, version=version)
-    version = services.version_approve(actor=checker, version=version)
+    version = services.version_approve(actor=checker, version=version, comment="Reviewed.")
     return services.version_activate(actor=checker, version=version)
 
 
@@ -45,7 +45,7 @@ def deployment(maker, checker, tmp_path):
             artifact=handle,
         )
     services.version_submit(actor=maker, version=model)
-    services.version_approve(actor=checker, version=model)
+    services.version_approve(actor=checker, version=model, comment="Reviewed.")
     strategy = go_live(
         services.version_create(
             actor=maker,

@@ -169,12 +169,12 @@ def test_thresholds_pass_four_eyes_and_changes_read_in_words(
     )
     version = services.version_submit(actor=maker, version=version)
     with pytest.raises(PermissionDenied):
-        services.version_approve(actor=maker, version=version)
+        services.version_approve(actor=maker, version=version, comment="Reviewed.")
     with pytest.raises(PermissionDenied):
-        services.version_approve(actor=admin_user, version=version)
+        services.version_approve(actor=admin_user, version=version, comment="Reviewed.")
     # Rules waiting for review raise nothing: only the active version is evaluated.
     assert alerts_evaluate(now=NOW).results == []
-    services.version_approve(actor=checker, version=version)
+    services.version_approve(actor=checker, version=version, comment="Reviewed.")
     assert alerts_evaluate(now=NOW).results == []
     services.version_activate(actor=checker, version=version)
     assert len(alerts_evaluate(now=NOW).results) == 2
@@ -192,7 +192,7 @@ def test_thresholds_pass_four_eyes_and_changes_read_in_words(
     )
     draft = services.version_submit(actor=hybrid, version=draft)
     with pytest.raises(FourEyesViolation):
-        services.version_approve(actor=hybrid, version=draft)
+        services.version_approve(actor=hybrid, version=draft, comment="Reviewed.")
     texts = [
         c.text for c in content_changes(kind_get("alert_rules"), version.content, draft.content)
     ]
@@ -205,7 +205,7 @@ def test_rules_need_an_existing_deployment(maker, checker):
     )
     version = services.version_submit(actor=maker, version=version)
     with pytest.raises(PreconditionFailed) as caught:
-        services.version_approve(actor=checker, version=version)
+        services.version_approve(actor=checker, version=version, comment="Reviewed.")
     assert caught.value.code == "unknown_deployment"
 
 

@@ -82,7 +82,7 @@ def test_four_eyes_and_roles_hold_for_targets(deployment, maker, checker, checke
     submitted = services.version_submit(actor=maker, version=version)
     # A maker may not approve; a checker who wrote the version may not either.
     with pytest.raises(PermissionDenied):
-        services.version_approve(actor=maker, version=submitted)
+        services.version_approve(actor=maker, version=submitted, comment="Reviewed.")
     both = make_user("mo-both", "maker", "checker")
     own = services.version_submit(
         actor=both,
@@ -91,15 +91,15 @@ def test_four_eyes_and_roles_hold_for_targets(deployment, maker, checker, checke
         ),
     )
     with pytest.raises(FourEyesViolation):
-        services.version_approve(actor=both, version=own)
-    approved = services.version_approve(actor=checker2, version=submitted)
+        services.version_approve(actor=both, version=own, comment="Reviewed.")
+    approved = services.version_approve(actor=checker2, version=submitted, comment="Reviewed.")
     assert approved.reviewed_by == checker2
 
 
 def test_targets_need_a_deployment_of_that_name(maker, checker):
     version = services.version_submit(actor=maker, version=draft(maker, name="nowhere"))
     with pytest.raises(PreconditionFailed, match="no deployment called 'nowhere'"):
-        services.version_approve(actor=checker, version=version)
+        services.version_approve(actor=checker, version=version, comment="Reviewed.")
 
 
 def test_active_targets_appear_in_the_kpi_report(
@@ -111,7 +111,7 @@ def test_active_targets_appear_in_the_kpi_report(
     make_decision(at=at, latency_ms=100)
     make_decision(at=at, latency_ms=300)
     version = services.version_submit(actor=maker, version=draft(maker))
-    version = services.version_approve(actor=checker, version=version)
+    version = services.version_approve(actor=checker, version=version, comment="Reviewed.")
     services.version_activate(actor=checker, version=version)
     report = kpi_report(
         actor=auditor, deployment="cross-sell", since=at, until=at + timedelta(days=1)

@@ -68,7 +68,7 @@ def test_recipients_are_governed(deployment, maker, checker):
     }
     draft = services.version_submit(actor=maker, version=draft)
     with pytest.raises(PermissionDenied):
-        services.version_approve(actor=maker, version=draft)
+        services.version_approve(actor=maker, version=draft, comment="Reviewed.")
     # Without an active version nothing is sent to anybody.
     with pytest.raises(PreconditionFailed) as refused:
         report_send(actor=None)

@@ -163,7 +163,7 @@ def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
     shot(page, "05b-checker-impact")
     page.get_by_role("button", name="Reject").click()  # no reason yet: refused
     expect(messages(page)).to_contain_text("A comment is required to reject.")
-    page.get_by_label("Comment (required to reject)").fill(
+    page.get_by_label("Reason for your decision (required)").fill(
         "19% is below the APR floor agreed with risk."
     )
     page.get_by_role("button", name="Reject").click()
@@ -216,7 +216,7 @@ def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
     log_in(page, base, checker.username)
     page.get_by_role("link", name="cross-sell v3").first.click()
     expect(page.get_by_text("action card: apr changed from 0.24 to 0.21")).to_be_visible()
-    page.get_by_label("Comment (required to reject)").fill("21% is at the floor. Approved.")
+    page.get_by_label("Reason for your decision (required)").fill("21% is at the floor. Approved.")
     page.get_by_role("button", name="Approve").click()
     expect(messages(page)).to_contain_text("strategy cross-sell v3 is now approved")
     expect(page.locator("h1")).to_contain_text(re.compile(r"v3\s+Approved"))

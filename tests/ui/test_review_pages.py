@@ -101,7 +101,16 @@ def test_another_checker_sees_the_diff_and_approves(world: World, checker):
     assert b'value="approve"' in page.content and b'value="reject"' in page.content
     assert "Compared with v1 , the active version." in text(page)
     assert "action premium-card added" in text(page)
+    # An approval needs its reason too: it is the approval trail a regulator reads.
     response = client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": ""}, follow=True)
+    assert messages_of(response) == ["A comment is required to approve."]
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.SUBMITTED
+    response = client.post(
+        f"{STRATEGY}/v2/move/",
+        {"move": "approve", "comment": "Premium card priced within appetite."},
+        follow=True,
+    )
     assert messages_of(response) == ["Approve: strategy cross-sell v2 is now approved."]
     trail = text(response)
     assert "chen-checker Approved submitted → approved" in trail
@@ -136,7 +145,7 @@ def test_reject_needs_a_reason_then_records_it(world: World, checker):
 
 def test_submit_activate_and_a_refused_move_through_the_pages(world: World, maker, checker):
     checker_client = logged_in(checker)
-    checker_client.post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    checker_client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": "Reviewed."})
     page = checker_client.get(f"{STRATEGY}/v2/")
     assert b'value="activate"' in page.content and b'value="retire"' in page.content
     done = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
@@ -163,7 +172,7 @@ def test_admins_activate_and_retire_but_never_review(world: World, admin_user, c
     client = logged_in(admin_user)
     submitted = client.get(f"{STRATEGY}/v2/")
     assert b'value="approve"' not in submitted.content and "four eyes" not in text(submitted)
-    logged_in(checker).post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    logged_in(checker).post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": "Reviewed."})
     approved = client.get(f"{STRATEGY}/v2/")
     assert b'value="activate"' in approved.content and b'value="retire"' in approved.content
     active = client.get(f"{STRATEGY}/v1/")
@@ -341,14 +350,17 @@ def test_no_template_or_view_turns_escaping_off():
 def test_posts_without_the_csrf_token_are_refused(world: World, checker):
     client = Client(enforce_csrf_checks=True)
     client.force_login(checker)
-    refused = client.post(f"{STRATEGY}/v2/move/", {"move": "approve"})
+    refused = client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": "Reviewed."})
     assert refused.status_code == 403
     world.strategy_v2.refresh_from_db()
     assert world.strategy_v2.status == VersionStatus.SUBMITTED
 
     page = client.get(f"{STRATEGY}/v2/")
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content).group(1)
-    client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "csrfmiddlewaretoken": token.decode()})
+    client.post(
+        f"{STRATEGY}/v2/move/",
+        {"move": "approve", "comment": "Reviewed.", "csrfmiddlewaretoken": token.decode()},
+    )
     world.strategy_v2.refresh_from_db()
     assert world.strategy_v2.status == VersionStatus.APPROVED
 
