@@ -104,3 +104,27 @@ def _fresh_runtime_caches():
     runtime.clear_caches()
     yield
     runtime.clear_caches()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_models_trained_once():
+    """The demo trains six models on simulated history (a few seconds); many tests load
+    the demo. Deterministic for a seed, so the demo loader reuses one training per use
+    case in this test session. The simulator's own tests call ``use_case`` directly and
+    still train each time."""
+    import copy
+    import functools
+
+    from decisions import demo_setup
+
+    trained = functools.lru_cache(maxsize=None)(demo_setup.use_case)
+
+    def use_case(name, *args, **kwargs):
+        # A fresh copy of the content each time: callers may normalise what they are given.
+        case = trained(name, *args, **kwargs)
+        return copy.deepcopy(case)
+
+    original = demo_setup.use_case
+    demo_setup.use_case = use_case
+    yield
+    demo_setup.use_case = original
