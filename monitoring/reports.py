@@ -254,6 +254,18 @@ def deployment_overview(
                 target=target,
             )
         )
+    # The same KPIs week by week (weeks start on Monday, UTC), as a table.
+    weeks = [point["start"] for point in by_key[charted[0]]["weekly"]] if charted else []
+    weekly = {
+        "labels": [KPIS[key].label for key in charted],
+        "rows": [
+            (
+                week,
+                [charts.format_kpi(key, by_key[key]["weekly"][i]["value"]) for key in charted],
+            )
+            for i, week in enumerate(weeks)
+        ],
+    }
     alerts = list(
         Alert.objects.select_related("rules_version")
         .filter(deployment_name=deployment)
@@ -279,6 +291,7 @@ def deployment_overview(
         "missed": sum(1 for row in report["kpis"] if row["met"] is False),
         "met": sum(1 for row in report["kpis"] if row["met"] is True),
         "charts": chart_list,
+        "weekly": weekly,
         "shares": [
             {**s, "share_text": charts.format_kpi("challenger_share", s["share"])}
             for s in report["arms"]["shares"]

@@ -117,6 +117,19 @@ def test_the_deployment_page_shows_the_database_figures_with_charts_and_their_te
     assert page.count("by day as a table</summary>") == len(images)
     assert "(dashed: the target)" in page
 
+    # The same KPIs week by week: each week of the window with the take-up rate of the
+    # decisions made in it (all nine were made in the last two days).
+    weekly = {row["start"]: row["value"] for row in kpis["take_up_rate"]["weekly"]}
+    assert "Trends by week" in page
+    weeks = page[page.index('id="weeks"') : page.index('id="arms"')]
+    week_rows = re.findall(r'<tr><th scope="row"><time datetime="(\d{4}-\d{2}-\d{2})">', weeks)
+    assert sorted(week_rows) == sorted(str(day) for day in weekly)
+    assert sum(1 for value in weekly.values() if value is not None) >= 1
+    for day, value in weekly.items():
+        if value is not None:
+            row = re.search(rf'datetime="{day}">[^<]*</time></th>(.*?)</tr>', weeks).group(1)
+            assert f"<td>{format_kpi('take_up_rate', value)}</td>" in row
+
     # Champion and challenger with intervals: 2 of 6 against 1 of 3.
     assert "<caption>Rates by arm with 95% intervals (Wilson score interval" in page
     assert "<td>2/6</td>" in page and "<td>1/3</td>" in page
