@@ -193,6 +193,7 @@ def main() -> None:
     name = f"arbiter_bench_{os.getpid()}"
     database_url = fresh_database(args.postgres, name)
     artifacts = tempfile.mkdtemp(prefix="arbiter-bench-")
+    os.makedirs(os.path.join(artifacts, "static"))  # whitenoise warns about a missing root
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
     env = {
         **base,
