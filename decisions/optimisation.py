@@ -876,33 +876,8 @@ def _succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
 
 # --- writing the decisions ------------------------------------------------------------------
 
-COLUMNS = (
-    "decision_id",
-    "request_id",
-    "idempotency_key",
-    "client_id",
-    "customer_id",
-    "channel",
-    "deployment_name",
-    "deployment_version_id",
-    "strategy_version_id",
-    "constraint_set_version_id",
-    "versions",
-    "arm",
-    "features",
-    "actions",
-    "action_id",
-    "action",
-    "value",
-    "prices",
-    "reasons",
-    "contributions",
-    "explanation",
-    "latency_ms",
-    "created_at",
-    "content_hash",
-    "run_id",
-)
+# Every hashed field, then the hash and the run.
+COLUMNS = (*HASHED_FIELDS, "content_hash", "run_id")
 JSON_COLUMNS = frozenset(
     {
         "versions",
@@ -918,22 +893,15 @@ JSON_COLUMNS = frozenset(
 
 
 def _versions(run: OptimisationRun, function: DecisionFunction) -> dict[str, Any]:
-    def ref(version: Version) -> dict[str, Any]:
-        return {
-            "id": version.pk,
-            "name": version.item.name,
-            "version": version.number,
-            "content_hash": version.content_hash,
-        }
+    from decisions.services import versions_record
 
     return {
-        "deployment": ref(run.deployment_version) if run.deployment_version else None,
-        "strategy": ref(run.strategy_version),
-        "constraint_set": ref(run.constraint_set_version),
-        "models": [
-            {"key": p.runtime.key, "quantity": p.quantity, "content_hash": p.runtime.content_hash}
-            for p in function.predictions
-        ],
+        **versions_record(
+            deployment=run.deployment_version,
+            strategy=run.strategy_version,
+            constraint_set=run.constraint_set_version,
+            function=function,
+        ),
         "optimisation_run": run.pk,
     }
 

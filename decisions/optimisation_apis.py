@@ -327,7 +327,7 @@ class RunPublishApi(APIView):
 CSV_FIELDS = ("decision_id", "customer_id", "action_id", "value", "score", "reasons", "created_at")
 
 
-def _csv_rows(run: OptimisationRun, decisions: Any) -> Iterator[str]:
+def _csv_rows(decisions: Any) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     attributes: list[str] | None = None
@@ -385,7 +385,7 @@ class RunDecisionsApi(APIView):
         decisions = optimisation.optimisation_run_decisions(actor=request.user, run=run)
         if request.accepted_renderer.format == "csv":
             response = StreamingHttpResponse(
-                _csv_rows(run, decisions.order_by("seq")), content_type="text/csv; charset=utf-8"
+                _csv_rows(decisions.order_by("seq")), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = (
                 f'attachment; filename="optimisation-run-{run.pk}-decisions.csv"'

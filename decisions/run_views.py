@@ -36,17 +36,16 @@ def _runs_for(request: HttpRequest, limit: int) -> list[OptimisationRun]:
 @ui_page(roles=RUN_PAGE_ROLES, action="read optimisation runs")
 def run_list(request: HttpRequest) -> HttpResponse:
     can_start = bool(roles_of(request.user) & optimisation.CREATOR_ROLES)
+    runs = _runs_for(request, LIST_LIMIT)
     return render(
         request,
         "decisions/run_list.html",
         {
-            "runs": _runs_for(request, LIST_LIMIT),
+            "runs": runs,
             "limit": LIST_LIMIT,
             "can_start": can_start,
             "deployments": [v.item.name for v in deployment_active_list()] if can_start else [],
-            "refresh": any(
-                r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in _runs_for(request, 10)
-            ),
+            "refresh": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs[:10]),
         },
     )
 

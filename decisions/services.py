@@ -232,7 +232,15 @@ def _explanation(function: DecisionFunction, result: Evaluation, chosen: int) ->
     return out
 
 
-def _versions(deployment: Version, arm: runtime.ArmRuntime) -> dict[str, Any]:
+def versions_record(
+    *,
+    deployment: Version | None,
+    strategy: Version,
+    constraint_set: Version,
+    function: DecisionFunction,
+) -> dict[str, Any]:
+    """Every version a decision used, with its content hash (the log's ``versions``)."""
+
     def ref(version: Version) -> dict[str, Any]:
         return {
             "id": version.pk,
@@ -242,14 +250,23 @@ def _versions(deployment: Version, arm: runtime.ArmRuntime) -> dict[str, Any]:
         }
 
     return {
-        "deployment": ref(deployment),
-        "strategy": ref(arm.strategy),
-        "constraint_set": ref(arm.constraint_set),
+        "deployment": ref(deployment) if deployment is not None else None,
+        "strategy": ref(strategy),
+        "constraint_set": ref(constraint_set),
         "models": [
             {"key": p.runtime.key, "quantity": p.quantity, "content_hash": p.runtime.content_hash}
-            for p in arm.function.predictions
+            for p in function.predictions
         ],
     }
+
+
+def _versions(deployment: Version, arm: runtime.ArmRuntime) -> dict[str, Any]:
+    return versions_record(
+        deployment=deployment,
+        strategy=arm.strategy,
+        constraint_set=arm.constraint_set,
+        function=arm.function,
+    )
 
 
 def run_choice_summary(explanation: dict[str, Any]) -> dict[str, Any]:
