@@ -83,8 +83,14 @@ def estimator_load(path: Path) -> Any:
 
 def model_version_load(version: Version) -> Any:
     """The estimator of a stored model version, refused if its file's hash changed."""
+    return model_artifact_load(version.artifact_path, version.artifact_sha256)
+
+
+def model_artifact_load(artifact_path: str, artifact_sha256: str) -> Any:
+    """The estimator stored at ``artifact_path`` (under the artifact root), refused unless
+    the file's SHA-256 is ``artifact_sha256``."""
     with tempfile.TemporaryDirectory(prefix="arbiter-model-") as scratch:
         path = artifact_open_verified(
-            version.artifact_path, version.artifact_sha256, into=Path(scratch) / "model.skops"
+            artifact_path, artifact_sha256, into=Path(scratch) / "model.skops"
         )
         return estimator_load(path)

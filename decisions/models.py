@@ -160,6 +160,11 @@ class OptimisationRun(models.Model):
     prices = models.JSONField(default=dict)
     kpis = models.JSONField(default=dict, help_text="expected KPIs in total and per action")
     phase_seconds = models.JSONField(default=dict)
+    execution = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="how the run was computed: in one process, or in chunks on which workers",
+    )
     decisions_logged = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     error_details = models.JSONField(default=dict, blank=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -632,6 +632,7 @@ def _finish(
         error=error,
         error_details=details or {},
         phase_seconds=reporter.phase_seconds,
+        execution=run.execution,
         solver_status=run.solver_status,
         objective=run.objective,
         bound=run.bound,
@@ -693,7 +694,7 @@ def _score(function: DecisionFunction, population: Population, reporter: _Report
     )
 
 
-def _at_prices(result: Evaluation, prices: np.ndarray) -> Evaluation:
+def at_prices(result: Evaluation, prices: np.ndarray) -> Evaluation:
     """The same evaluation with scores and best choices at ``prices``."""
     score = (
         result.value - np.tensordot(prices, result.usage, axes=1)
@@ -739,67 +740,99 @@ def _limits_report(
 
 def _kpis(function: DecisionFunction, result: Evaluation, choice: np.ndarray) -> dict[str, Any]:
     """Expected KPIs of the chosen actions: in total and per action."""
-    n = len(choice)
-    rows = np.arange(n)
+    return kpis_from_sums(function, kpi_sums(function, result, choice))
+
+
+def kpi_sums(function: DecisionFunction, result: Evaluation, choice: np.ndarray) -> dict[str, Any]:
+    """What the KPIs of a set of customers add up from (JSON): counts and sums per action,
+    and over the actioned customers. Sums of disjoint sets add up to the sums of the union,
+    so a distributed run sums its chunks'."""
+    rows = np.arange(len(choice))
     chosen_value = result.value[rows, choice]
     quantities = {q: values[rows, choice] for q, values in result.quantities.items()}
+    fallback = function.fallback_index
+    acted = choice != fallback if fallback is not None else np.ones(len(choice), dtype=bool)
     per_action = []
-    for k, (key, label) in enumerate(zip(function.action_ids, function.action_labels, strict=True)):
+    for k in range(function.k):
         mask = choice == k
-        count = int(mask.sum())
+        per_action.append(
+            {
+                "customers": int(mask.sum()),
+                "value": float(chosen_value[mask].sum()),
+                "sum": {q: float(v[mask].sum()) for q, v in quantities.items()},
+            }
+        )
+    return {
+        "customers": len(choice),
+        "value": float(chosen_value.sum()),
+        "actioned": int(acted.sum()),
+        "actioned_sum": {q: float(v[acted].sum()) for q, v in quantities.items()},
+        "per_action": per_action,
+    }
+
+
+def kpi_sums_add(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The KPI sums of the union of disjoint sets of customers."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = {
+            "customers": total["customers"] + part["customers"],
+            "value": total["value"] + part["value"],
+            "actioned": total["actioned"] + part["actioned"],
+            "actioned_sum": {
+                q: v + part["actioned_sum"][q] for q, v in total["actioned_sum"].items()
+            },
+            "per_action": [
+                {
+                    "customers": a["customers"] + b["customers"],
+                    "value": a["value"] + b["value"],
+                    "sum": {q: v + b["sum"][q] for q, v in a["sum"].items()},
+                }
+                for a, b in zip(total["per_action"], part["per_action"], strict=True)
+            ],
+        }
+    return total
+
+
+def kpis_from_sums(function: DecisionFunction, sums: dict[str, Any]) -> dict[str, Any]:
+    n, acted = sums["customers"], sums["actioned"]
+    per_action = []
+    for key, label, part in zip(
+        function.action_ids, function.action_labels, sums["per_action"], strict=True
+    ):
+        count = part["customers"]
         per_action.append(
             {
                 "action": key,
                 "label": label,
                 "customers": count,
                 "share": count / n if n else 0.0,
-                "value": float(chosen_value[mask].sum()),
-                "mean_value": float(chosen_value[mask].mean()) if count else None,
-                "mean": {
-                    q: float(v[mask].mean()) if count else None for q, v in quantities.items()
-                },
+                "value": part["value"],
+                "mean_value": part["value"] / count if count else None,
+                "mean": {q: v / count if count else None for q, v in part["sum"].items()},
             }
         )
-    fallback = function.fallback_index
-    acted = choice != fallback if fallback is not None else np.ones(n, dtype=bool)
     return {
         "total": {
             "customers": n,
-            "value": float(chosen_value.sum()),
-            "mean_value": float(chosen_value.mean()) if n else None,
-            "actioned": int(acted.sum()),
-            "actioned_share": float(acted.mean()) if n else 0.0,
-            "mean": {
-                q: float(v[acted].mean()) if acted.any() else None for q, v in quantities.items()
-            },
+            "value": sums["value"],
+            "mean_value": sums["value"] / n if n else None,
+            "actioned": acted,
+            "actioned_share": acted / n if n else 0.0,
+            "mean": {q: v / acted if acted else None for q, v in sums["actioned_sum"].items()},
         },
         "per_action": per_action,
     }
 
 
-def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
-    from decisions.engine.portfolio import INFEASIBLE, TIME_LIMIT, solve_portfolio
+def record_solution(run: OptimisationRun, function: DecisionFunction, solution: Any) -> np.ndarray:
+    """The solver's outcome on the run (objective, bound, gap, limits, prices); returns the
+    prices. Raises ``RunFailed`` for infeasible limits or no feasible choice in time.
 
-    started = time.monotonic()
-    reporter.progress(0, force=True)
-    function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
-    population = _population(run, function)
-    run.customers = population.size
-    OptimisationRun.objects.filter(pk=run.pk).update(customers=run.customers)
-    reporter.check()
+    ``solution`` is a ``PortfolioSolution`` or a distributed run's ``ChunkedSolution``.
+    """
+    from decisions.engine.portfolio import INFEASIBLE, TIME_LIMIT
 
-    reporter.phase("scoring", 10)
-    result = _score(function, population, reporter)
-
-    reporter.phase("solving", 40)
-    remaining = run.time_limit_seconds - (time.monotonic() - started)
-    solution = solve_portfolio(
-        result.value,
-        result.usage,
-        function.limit_bounds(),
-        allowed=result.eligible,
-        time_limit=max(1.0, remaining),
-    )
     run.solver_status = solution.status
     if solution.status == INFEASIBLE:
         names = [function.limits[i].name for i in solution.infeasible_limits]
@@ -824,15 +857,47 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
     used = solution.usage if solution.usage is not None else np.zeros(function.m)
     run.limits = _limits_report(function, used, prices)
     run.prices = {lim.name: float(p) for lim, p in zip(function.limits, prices, strict=True)}
+    return prices
+
+
+def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
+    from decisions.distributed_runs import chunked_mode, execute_chunked
+    from decisions.engine.portfolio import solve_portfolio
+
+    deadline = time.monotonic() + run.time_limit_seconds
+    reporter.progress(0, force=True)
+    function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
+    population = _population(run, function)
+    run.customers = population.size
+    OptimisationRun.objects.filter(pk=run.pk).update(customers=run.customers)
+    reporter.check()
+    mode = chunked_mode(population.size)
+    if mode is not None:
+        execute_chunked(run, reporter, function, population, mode=mode, deadline=deadline)
+        return
+
+    reporter.phase("scoring", 10)
+    result = _score(function, population, reporter)
+
+    reporter.phase("solving", 40)
+    solution = solve_portfolio(
+        result.value,
+        result.usage,
+        function.limit_bounds(),
+        allowed=result.eligible,
+        time_limit=max(1.0, deadline - time.monotonic()),
+    )
+    run.execution = {"mode": "single_process"}
+    prices = record_solution(run, function, solution)
     run.kpis = _kpis(function, result, solution.choice)
     reporter.check()
 
-    priced = _at_prices(result, prices)
+    priced = at_prices(result, prices)
     agreement = float(np.mean(priced.choice == solution.choice))
     run.kpis["price_agreement"] = agreement
     if not run.log_decisions:
         reporter.phase("finishing", 99)
-        _succeed(run, reporter, logged=0)
+        succeed(run, reporter, logged=0)
         return
     reporter.phase("logging", 60)
     with transaction.atomic():
@@ -841,12 +906,12 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
             log_writer_enter()
             logged = _log(run, function, population, priced, solution.choice, reporter)
             reporter.phase("finishing", 99)
-            _succeed(run, reporter, logged=logged)
+            succeed(run, reporter, logged=logged)
         finally:
             reporter.in_log_transaction = False
 
 
-def _succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
+def succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
     reporter.close()
     if reporter.callback is not None:
         reporter.callback("done", 100.0)
@@ -862,6 +927,7 @@ def _succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
             "finished_at",
             "decisions_logged",
             "phase_seconds",
+            "execution",
             "customers",
             "solver_status",
             "objective",
@@ -906,6 +972,71 @@ def _versions(run: OptimisationRun, function: DecisionFunction) -> dict[str, Any
     }
 
 
+def log_common(run: OptimisationRun, function: DecisionFunction) -> dict[str, Any]:
+    """The fields every decision of the run shares (JSON)."""
+    return {
+        "request_id": f"optimisation-run-{run.pk}",
+        "idempotency_key": None,
+        "client_id": run.created_by_id,
+        "channel": CHANNEL,
+        "deployment_name": run.deployment_name,
+        "deployment_version_id": run.deployment_version_id,
+        "strategy_version_id": run.strategy_version_id,
+        "constraint_set_version_id": run.constraint_set_version_id,
+        "versions": _versions(run, function),
+        "arm": CHAMPION if run.deployment_version_id else "run",
+        "latency_ms": 0.0,
+        "run_id": run.pk,
+    }
+
+
+def log_rows(
+    function: DecisionFunction,
+    common: dict[str, Any],
+    population: Population,
+    priced: Evaluation,
+    choice: np.ndarray,
+) -> Iterator[list[dict[str, Any]]]:
+    """The log rows of a population's decisions, ``LOG_CHUNK`` at a time, each with its
+    content hash and ``_texts`` (every JSON column serialised once, for the hash and for
+    COPY; fields every row shares once per call)."""
+    from decisions.batch_records import batch_records
+
+    n = population.size
+    names = list(function.features)
+    columns = {name: population.columns[name].tolist() for name in names}
+    hashed = (*HASHED_FIELDS, "run_id")
+    shared = {name: canonical_json(common[name]) for name in common if name in hashed}
+    for start in range(0, n, LOG_CHUNK):
+        rows = slice(start, min(n, start + LOG_CHUNK))
+        chunk = _slice(priced, rows)
+        customer = {name: columns[name][rows] for name in names}
+        records = batch_records(function, customer, chunk, choice[rows])
+        now = timezone.now()
+        now_text = canonical_json(now.isoformat())
+        prices_text = canonical_json(records[0]["prices"]) if records else b"{}"
+        batch = []
+        for i, record in enumerate(records):
+            row = dict(common)
+            row.update(record)
+            row["decision_id"] = uuid.uuid4()
+            row["customer_id"] = population.customer_ids[start + i]
+            row["features"] = {name: customer[name][i] for name in names}
+            row["created_at"] = now
+            texts = dict(shared)
+            texts["prices"] = prices_text
+            texts["created_at"] = now_text
+            texts["decision_id"] = canonical_json(str(row["decision_id"]))
+            for name in _ROW_FIELDS:
+                texts[name] = canonical_json(row[name])
+            row["content_hash"] = decision_hash_of_texts(texts) or decision_hash(
+                SimpleNamespace(**row)
+            )
+            row["_texts"] = texts
+            batch.append(row)
+        yield batch
+
+
 def _log(
     run: OptimisationRun,
     function: DecisionFunction,
@@ -915,64 +1046,15 @@ def _log(
     reporter: _Reporter,
 ) -> int:
     """Write one decision per customer (COPY on PostgreSQL); returns how many."""
-    from decisions.batch_records import batch_records
-
     n = population.size
-    versions = _versions(run, function)
-    arm = CHAMPION if run.deployment_version_id else "run"
-    common = {
-        "request_id": f"optimisation-run-{run.pk}",
-        "idempotency_key": None,
-        "client_id": run.created_by_id,
-        "channel": CHANNEL,
-        "deployment_name": run.deployment_name,
-        "deployment_version_id": run.deployment_version_id,
-        "strategy_version_id": run.strategy_version_id,
-        "constraint_set_version_id": run.constraint_set_version_id,
-        "versions": versions,
-        "arm": arm,
-        "latency_ms": 0.0,
-        "run_id": run.pk,
-    }
-    names = list(function.features)
-    columns = {name: population.columns[name].tolist() for name in names}
+    common = log_common(run, function)
     writer = _copy_writer() if connection.vendor == "postgresql" else _bulk_writer()
-    # Each field is serialised once, for the row hash and for COPY; fields every row
-    # shares (versions, prices, ids) once per run.
-    hashed = (*HASHED_FIELDS, "run_id")
-    shared = {name: canonical_json(common[name]) for name in common if name in hashed}
     written = 0
     with writer as write:
-        for start in range(0, n, LOG_CHUNK):
-            rows = slice(start, min(n, start + LOG_CHUNK))
-            chunk = _slice(priced, rows)
-            customer = {name: columns[name][rows] for name in names}
-            records = batch_records(function, customer, chunk, choice[rows])
-            now = timezone.now()
-            now_text = canonical_json(now.isoformat())
-            prices_text = canonical_json(records[0]["prices"]) if records else b"{}"
-            batch = []
-            for i, record in enumerate(records):
-                row = dict(common)
-                row.update(record)
-                row["decision_id"] = uuid.uuid4()
-                row["customer_id"] = population.customer_ids[start + i]
-                row["features"] = {name: customer[name][i] for name in names}
-                row["created_at"] = now
-                texts = dict(shared)
-                texts["prices"] = prices_text
-                texts["created_at"] = now_text
-                texts["decision_id"] = canonical_json(str(row["decision_id"]))
-                for name in _ROW_FIELDS:
-                    texts[name] = canonical_json(row[name])
-                row["content_hash"] = decision_hash_of_texts(texts) or decision_hash(
-                    SimpleNamespace(**row)
-                )
-                row["_texts"] = texts
-                batch.append(row)
+        for batch in log_rows(function, common, population, priced, choice):
             write(batch)
             written += len(batch)
-            reporter.progress(60 + 39 * rows.stop / n)
+            reporter.progress(60 + 39 * written / n)
             reporter.check()
     return written
 

@@ -15,7 +15,7 @@ from django.db import connection
 
 from decisions.engine.decision_function import DecisionFunction, compile_decision_function
 from decisions.engine.predictors import ModelRuntime
-from decisions.model_artifacts import model_version_load
+from decisions.model_artifacts import model_artifact_load
 from governance.exceptions import NotFound
 from governance.models import Item, Version, VersionStatus
 
@@ -57,17 +57,36 @@ def _version(kind: str, ref: dict[str, Any]) -> Version:
 
 
 def model_runtime(version: Version) -> ModelRuntime:
-    cached = _models.get(version.content_hash)
+    return model_runtime_of(
+        key=f"{version.item.name} v{version.number}",
+        content=version.content,
+        content_hash=version.content_hash,
+        artifact_path=version.artifact_path,
+        artifact_sha256=version.artifact_sha256,
+    )
+
+
+def model_runtime_of(
+    *,
+    key: str,
+    content: dict[str, Any],
+    content_hash: str,
+    artifact_path: str,
+    artifact_sha256: str,
+) -> ModelRuntime:
+    """A model version's runtime from its sealed content and artifact, without the database
+    (what a distributed run's workers have)."""
+    cached = _models.get(content_hash)
     if cached is not None:
         return cached
     runtime = ModelRuntime.from_content(
-        key=f"{version.item.name} v{version.number}",
-        estimator=model_version_load(version),
-        content=version.content,
-        content_hash=version.content_hash,
+        key=key,
+        estimator=model_artifact_load(artifact_path, artifact_sha256),
+        content=content,
+        content_hash=content_hash,
     )
     with _lock:
-        return _models.setdefault(version.content_hash, runtime)
+        return _models.setdefault(content_hash, runtime)
 
 
 def explainer(runtime: ModelRuntime) -> Any:

@@ -24,3 +24,20 @@ def optimisation_run_task(run_id: int) -> str:
     from decisions.optimisation import optimisation_run_execute
 
     return optimisation_run_execute(run_id).status
+
+
+@shared_task(
+    bind=True,
+    name="decisions.tasks.run_chunk_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # The coordinator tells "no worker took it" from "a worker is on it" by the state.
+    track_started=True,
+)
+def run_chunk_task(self, operation: str, call: dict) -> dict:
+    """One operation of a distributed optimisation run on one chunk (``run_chunks``).
+
+    Idempotent: a redelivered operation rewrites the same files."""
+    from decisions.run_chunks import chunk_operation
+
+    return {"worker": self.request.hostname, "result": chunk_operation(operation, call)}

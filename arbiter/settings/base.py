@@ -36,6 +36,8 @@ ENVIRONMENT_VARIABLES = {
     "DEFAULT_FROM_EMAIL": "sender address of outgoing mail",
     "LOG_LEVEL": "root log level",
     "SECURE_SSL_REDIRECT": "production only: redirect HTTP to HTTPS (default on)",
+    "OPTIMISATION_DISTRIBUTED": "optimisation runs in chunks on workers: auto (default), on, off",
+    "OPTIMISATION_CHUNK_CUSTOMERS": "customers per chunk of a distributed run (100000)",
 }
 
 env = environ.Env()
@@ -220,6 +222,23 @@ OPTIMISATION_TIME_LIMIT_SECONDS = 50 * 60
 OPTIMISATION_MAX_CUSTOMERS = 2_000_000
 OPTIMISATION_POPULATION_MAX_BYTES = 1024 * 1024 * 1024
 OPTIMISATION_HEARTBEAT_STALE_SECONDS = 300
+# Distributed runs (decisions/distributed_runs.py): "auto" splits a run into chunks of
+# OPTIMISATION_CHUNK_CUSTOMERS for the workers when a broker is configured and the
+# population is larger than one chunk; "on" always splits (in-process without a broker);
+# "off" never. Chunk tasks go to their own queue (the run's task waits for them); a
+# round no worker takes within OPTIMISATION_CHUNK_START_SECONDS fails the run.
+OPTIMISATION_DISTRIBUTED = env.str("OPTIMISATION_DISTRIBUTED", default="auto").lower()
+if OPTIMISATION_DISTRIBUTED not in ("auto", "on", "off"):
+    raise ImproperlyConfigured("OPTIMISATION_DISTRIBUTED must be auto, on or off.")
+OPTIMISATION_CHUNK_CUSTOMERS = env.int("OPTIMISATION_CHUNK_CUSTOMERS", default=100_000)
+if OPTIMISATION_CHUNK_CUSTOMERS < 1:
+    raise ImproperlyConfigured("OPTIMISATION_CHUNK_CUSTOMERS must be at least 1.")
+OPTIMISATION_CHUNK_QUEUE = "arbiter-chunks"
+OPTIMISATION_CHUNK_START_SECONDS = 60.0
+# The near-tie (customer, action) pairs a distributed run solves exactly on the
+# coordinator, and for how long at most.
+OPTIMISATION_RESIDUAL_PAIRS = 4_000
+OPTIMISATION_RESIDUAL_SECONDS = 2.0
 # --- drift (monitoring/drift.py) ------------------------------------------------------
 # A window with more decisions than this is compared on a random sample of this many
 # (seeded by the model version and window, so a report can be recomputed exactly).

@@ -324,6 +324,35 @@ def _screen_within(parent: _Screen, center: np.ndarray, radius: np.ndarray) -> _
     )
 
 
+def model_minimum(
+    cuts_g: list[np.ndarray],
+    cuts_f: list[float],
+    cuts_p: list[np.ndarray],
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> tuple[np.ndarray, float] | None:
+    """The cutting-plane model's minimum within [lower, upper], and the model's value there.
+
+    The model is max_i f_i + g_i . (p - p_i) over the cuts (value f_i and subgradient g_i
+    of L at p_i): a lower estimate of the convex L. None when the LP fails.
+    """
+    m = len(lower)
+    g_arr = np.array(cuts_g)
+    offsets = np.array(cuts_f) - np.einsum("ij,ij->i", g_arr, np.array(cuts_p))
+    c = np.zeros(m + 1)
+    c[-1] = 1.0
+    result = linprog(
+        c,
+        A_ub=np.hstack([g_arr, -np.ones((len(g_arr), 1))]),
+        b_ub=-offsets,
+        bounds=[*zip(lower, upper, strict=True), (None, None)],
+        method="highs",
+    )
+    if not result.success:
+        return None
+    return result.x[:m], float(result.x[-1])
+
+
 @dataclass
 class _Dual:
     prices: np.ndarray
@@ -368,20 +397,10 @@ def _minimise_dual(
         box = screens[-1]
         wanted_lo, wanted_hi = np.maximum(0.0, center - trust), center + trust
         lower, upper = np.maximum(wanted_lo, box.lo), np.minimum(wanted_hi, box.hi)
-        g_arr = np.array(cuts_g)
-        offsets = np.array(cuts_f) - np.einsum("ij,ij->i", g_arr, np.array(cuts_p))
-        c = np.zeros(m + 1)
-        c[-1] = 1.0
-        result = linprog(
-            c,
-            A_ub=np.hstack([g_arr, -np.ones((len(g_arr), 1))]),
-            b_ub=-offsets,
-            bounds=[*zip(lower, upper, strict=True), (None, None)],
-            method="highs",
-        )
-        if not result.success:
+        step = model_minimum(cuts_g, cuts_f, cuts_p, lower, upper)
+        if step is None:
             break
-        candidate, predicted = result.x[:m], float(result.x[-1])
+        candidate, predicted = step
         decrease = f_center - predicted
         small = decrease <= tolerance * max(1.0, abs(f_center))
         eps = 1e-12 * scale

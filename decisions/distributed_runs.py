@@ -1,0 +1,297 @@
+"""Distributed optimisation runs: chunks of customers scored, priced and logged by Celery
+workers, coordinated by the run's own task.
+
+With a broker configured, a run whose population is larger than
+``OPTIMISATION_CHUNK_CUSTOMERS`` is split into chunks of that many customers
+(``OPTIMISATION_DISTRIBUTED``: ``auto``, the default; ``on`` splits every run, in this
+process when no broker is configured; ``off`` never splits). The run's task, wherever it
+runs, becomes the coordinator:
+
+1. it reads and validates the population once, writes each chunk's customers and the
+   decision function's bundle to a folder of shared storage (``run_chunks``), and sends
+   one ``score`` task per chunk;
+2. it solves the portfolio problem with ``engine.distributed.solve_chunks``: every price
+   iteration is a round of ``dual`` tasks, each answering with its chunk's dual value and
+   use of each limit, so no process but a chunk's worker ever holds a chunk's arrays;
+   the few thousand customers the prices leave nearly indifferent come to the
+   coordinator and are solved exactly;
+3. ``finish`` tasks write each chunk's decisions, hashed, to a staged COPY file in
+   parallel; the coordinator then loads every staged file in the one transaction that
+   marks the run succeeded, so a failed or cancelled run still logs nothing.
+
+Chunk tasks go to their own queue, ``OPTIMISATION_CHUNK_QUEUE``: the coordinator waits
+for them, so a worker pool that takes runs must not be the only one that takes chunks
+(``docs/optimisation-runs.md`` shows the commands). If no worker takes a round within
+``OPTIMISATION_CHUNK_START_SECONDS`` the run fails saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import current_app, group
+from django.conf import settings
+from django.db import connection, transaction
+
+from decisions.decision_log import log_writer_enter
+from decisions.engine.decision_function import DecisionFunction
+from decisions.engine.distributed import solve_chunks
+from decisions.models import Decision, OptimisationRun
+from decisions.populations import Population
+from decisions.run_chunks import (
+    POPULATION,
+    STAGED,
+    bundle_write,
+    chunk_operation,
+    copy_fields,
+    population_write,
+    run_folder,
+    runs_root,
+)
+
+ON, OFF, AUTO = "on", "off", "auto"
+IN_PROCESS, ON_WORKERS = "in_process", "workers"
+
+
+def chunked_mode(customers: int) -> str | None:
+    """How a run of ``customers`` is computed in chunks: on workers, in this process, or
+    not in chunks at all (None)."""
+    setting = settings.OPTIMISATION_DISTRIBUTED
+    eager = bool(current_app.conf.task_always_eager)
+    if setting == OFF:
+        return None
+    if setting == ON:
+        return IN_PROCESS if eager else ON_WORKERS
+    if not eager and customers > settings.OPTIMISATION_CHUNK_CUSTOMERS:
+        return ON_WORKERS
+    return None
+
+
+class LocalChunkExecutor:
+    """Every chunk operation in this process (``OPTIMISATION_DISTRIBUTED=on``, no broker)."""
+
+    workers: set[str]
+
+    def __init__(self, check: Any) -> None:
+        self.check = check
+        self.workers = {"this process"}
+
+    def map(self, operation: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for call in calls:
+            out.append(chunk_operation(operation, call))
+            self.check()
+        return out
+
+
+class CeleryExecutor:
+    """Each round of chunk operations as a Celery group on the chunk queue.
+
+    Waits for the round while checking, about twice a second, that the run was not
+    cancelled (``check`` raises), that a worker took the round and that the run's time is
+    not up; a round abandoned for any of those is revoked.
+    """
+
+    def __init__(self, check: Any, deadline: float) -> None:
+        self.check = check
+        self.deadline = deadline
+        self.workers: set[str] = set()
+        self.queue = settings.OPTIMISATION_CHUNK_QUEUE
+        self.start_seconds = settings.OPTIMISATION_CHUNK_START_SECONDS
+
+    def map(self, operation: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from decisions.tasks import run_chunk_task
+
+        result = group(run_chunk_task.s(operation, call) for call in calls).apply_async(
+            queue=self.queue
+        )
+        try:
+            values = self._gather(result)
+        except BaseException:
+            result.revoke()
+            raise
+        finally:
+            result.forget()
+        self.workers.update(v["worker"] for v in values)
+        return [v["result"] for v in values]
+
+    def _gather(self, result: Any) -> list[dict[str, Any]]:
+        from decisions.optimisation import RunFailed
+
+        sent = time.monotonic()
+        last_check, pause, taken = sent, 0.001, False
+        while not result.ready():
+            now = time.monotonic()
+            if now - last_check >= 0.5:
+                last_check = now
+                self.check()
+                if not taken:
+                    taken = any(r.state != "PENDING" for r in result.results)
+                if not taken and now - sent > self.start_seconds:
+                    raise RunFailed(
+                        f"No worker took the run's chunk tasks within {self.start_seconds:g} s. "
+                        f"Start workers on the queue {self.queue!r} (celery -A arbiter worker "
+                        f"-Q {self.queue}), or set OPTIMISATION_DISTRIBUTED=off.",
+                        code="no_workers",
+                        details={"queue": self.queue},
+                    )
+                if now > self.deadline:
+                    raise RunFailed(
+                        "The run exceeded its time limit waiting for its chunks.",
+                        code="time_limit",
+                    )
+            time.sleep(pause)
+            pause = min(0.05, pause * 1.5)
+        # The coordinator may itself be a task: waiting on its own subtasks is safe here
+        # because they go to a queue of their own (see the module's docstring).
+        return result.get(disable_sync_subtasks=False, propagate=True)
+
+
+def _clear_old_folders(run_id: int) -> None:
+    """A restarted run's earlier attempts' folders (their worker died)."""
+    root = runs_root()
+    if root.is_dir():
+        for old in root.glob(f"run-{run_id}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def execute_chunked(
+    run: OptimisationRun,
+    reporter: Any,
+    function: DecisionFunction,
+    population: Population,
+    *,
+    mode: str,
+    deadline: float,
+) -> None:
+    """The scoring, solving and logging of ``_execute``, in chunks (see the module)."""
+    from decisions import optimisation as runs
+
+    _clear_old_folders(run.pk)
+    folder = run_folder(run.pk, run.attempts)
+    folder.mkdir(parents=True)
+    try:
+        bundle_write(folder, run.strategy_version, run.constraint_set_version)
+        n, size = population.size, settings.OPTIMISATION_CHUNK_CUSTOMERS
+        chunks = []
+        for i, start in enumerate(range(0, n, size)):
+            chunk = folder / f"chunk-{i:05d}"
+            chunk.mkdir()
+            population_write(chunk / POPULATION, population, slice(start, min(n, start + size)))
+            chunks.append(str(chunk))
+        executor: CeleryExecutor | LocalChunkExecutor = (
+            CeleryExecutor(reporter.check, deadline)
+            if mode == ON_WORKERS
+            else LocalChunkExecutor(reporter.check)
+        )
+
+        reporter.phase("scoring", 10)
+        executor.map("score", [{"directory": c} for c in chunks])
+        reporter.check()
+
+        reporter.phase("solving", 40)
+
+        def on_round(operation: str, rounds: int) -> None:
+            reporter.progress(40 + 19 * rounds / (rounds + 30))
+            reporter.check()
+
+        solution = solve_chunks(
+            executor,
+            chunks,
+            function.limit_bounds(),
+            time_limit=max(1.0, deadline - time.monotonic()),
+            residual_pairs=settings.OPTIMISATION_RESIDUAL_PAIRS,
+            residual_seconds=settings.OPTIMISATION_RESIDUAL_SECONDS,
+            on_round=on_round,
+        )
+        run.execution = {
+            "mode": mode,
+            "chunks": len(chunks),
+            "chunk_customers": size,
+            "workers": sorted(executor.workers),
+            "price_iterations": solution.iterations,
+            "rounds": solution.rounds,
+            "residual_customers": solution.residual,
+        }
+        prices = runs.record_solution(run, function, solution)
+        reporter.check()
+
+        logging = run.log_decisions
+        reporter.phase("logging" if logging else "finishing", 60)
+        common = runs.log_common(run, function) if logging else None
+        finished = executor.map(
+            "finish",
+            [{"directory": c, "prices": prices.tolist(), "common": common} for c in chunks],
+        )
+        run.kpis = runs.kpis_from_sums(function, runs.kpi_sums_add([f["kpis"] for f in finished]))
+        run.kpis["price_agreement"] = sum(f["agree"] for f in finished) / n
+        run.execution["workers"] = sorted(executor.workers)
+        if not logging:
+            reporter.phase("finishing", 99)
+            runs.succeed(run, reporter, logged=0)
+            return
+        reporter.progress(90, force=True)
+        with transaction.atomic():
+            reporter.in_log_transaction = True
+            try:
+                log_writer_enter()
+                logged = _load_staged([Path(c) / STAGED for c in chunks], reporter, n)
+                reporter.phase("finishing", 99)
+                runs.succeed(run, reporter, logged=logged)
+            finally:
+                reporter.in_log_transaction = False
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _load_staged(files: list[Path], reporter: Any, n: int) -> int:
+    """Every chunk's staged decisions into the log, within the caller's transaction."""
+    from decisions.optimisation import COLUMNS
+
+    loaded = 0
+    if connection.vendor == "postgresql":
+        sql = f"COPY decisions_decision ({', '.join(COLUMNS)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for path in files:
+                with path.open("rb") as staged:
+                    while block := staged.read(1 << 20):
+                        copy.write(block)
+                        loaded += block.count(b"\n")
+                reporter.progress(90 + 9 * loaded / n)
+                reporter.check()
+        return loaded
+    for path in files:
+        with path.open(encoding="utf-8") as staged:
+            batch = []
+            for line in staged:
+                batch.append(_decision_from_copy(line))
+                if len(batch) == 500:
+                    Decision.objects.bulk_create(batch)
+                    loaded += len(batch)
+                    batch = []
+            Decision.objects.bulk_create(batch)
+            loaded += len(batch)
+        reporter.progress(90 + 9 * loaded / n)
+        reporter.check()
+    return loaded
+
+
+def _decision_from_copy(line: str) -> Decision:
+    from decisions.optimisation import COLUMNS, JSON_COLUMNS
+
+    values: dict[str, Any] = {}
+    for name, text in zip(COLUMNS, copy_fields(line), strict=True):
+        if text is None:
+            values[name] = None
+        elif name in JSON_COLUMNS:
+            values[name] = json.loads(text)
+        else:
+            values[name] = Decision._meta.get_field(name).to_python(text)
+    return Decision(**values)
+
+
+__all__ = ["AUTO", "OFF", "ON", "CeleryExecutor", "chunked_mode", "execute_chunked"]

@@ -1,0 +1,207 @@
+"""Distributed optimisation runs on two real Celery workers over Redis.
+
+The workers are separate processes started here (``celery -A arbiter worker``) on a queue
+of their own, with the broker from ``CELERY_BROKER_URL`` (CI: the local Redis, database
+15) or the local Redis. They share the artifact root with this process (the shared
+storage) and nothing else: no database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from kombu import Connection
+
+from arbiter.celery import app
+from decisions import distributed_runs
+from decisions.decision_log import decision_blocks_seal, decision_log_verify
+from decisions.distributed_runs import CeleryExecutor
+from decisions.engine.distributed import LocalExecutor, chunk_choice, solve_chunks
+from decisions.models import Decision, OptimisationRun, RunStatus
+from decisions.optimisation import optimisation_run_create, optimisation_run_execute
+from decisions.run_chunks import runs_root
+from decisions.services import decision_replay
+from tests.decisions.engine.test_distributed import offers, split
+from tests.decisions.test_optimisation_runs import demo  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"
+
+
+def _reset_connections() -> None:
+    # The app caches its connection pools and result backend; after a change of broker
+    # they must be built again (what Celery itself does after a fork).
+    app._after_fork()
+    app._backend_cache = None
+    app._local = threading.local()
+
+
+@pytest.fixture(scope="module")
+def workers():
+    try:
+        with Connection(BROKER, connect_timeout=3) as probe:
+            probe.ensure_connection(max_retries=1)
+    except Exception as exc:  # CI fails on a skip (ARBITER_FORBID_SKIPS)
+        pytest.skip(f"no broker at {BROKER}: {exc}")
+    queue = f"arbiter-chunks-test-{uuid.uuid4().hex[:8]}"
+    names = [f"chunks{i}-{uuid.uuid4().hex[:6]}@localhost" for i in (1, 2)]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "arbiter.settings.test",
+        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+        "CELERY_BROKER_URL": BROKER,
+        "CELERY_RESULT_BACKEND": BROKER,
+    }
+    logs = [open(Path(settings.ARTIFACT_ROOT) / f"worker-{i}.log", "w") for i in (1, 2)]  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "arbiter",
+                "worker",
+                "-Q",
+                queue,
+                "-n",
+                name,
+                "--pool",
+                "solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for name, log in zip(names, logs, strict=True)
+    ]
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
+    app.conf.update(task_always_eager=False, broker_url=BROKER, result_backend=BROKER)
+    _reset_connections()
+    try:
+        deadline = time.monotonic() + 120
+        answered: set[str] = set()
+        while answered != set(names):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                output = "\n".join(
+                    (Path(settings.ARTIFACT_ROOT) / f"worker-{i}.log").read_text()[-3000:]
+                    for i in (1, 2)
+                )
+                pytest.fail(f"the workers did not start; their logs:\n{output}")
+            for reply in app.control.ping(destination=names, timeout=1.0):
+                answered.update(reply)
+        with override_settings(OPTIMISATION_CHUNK_QUEUE=queue):
+            yield names
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+        app.conf.update(**saved)
+        _reset_connections()
+
+
+def test_two_workers_solve_a_portfolio_as_one_process_does(workers):
+    value, usage, limit = offers(24_000, seed=11)
+    allowed = np.ones(value.shape, dtype=bool)
+    allowed[np.random.default_rng(2).uniform(size=value.shape) < 0.1] = False
+    allowed[:, 0] = True
+    folder = runs_root() / f"test-{uuid.uuid4().hex[:8]}"
+    # A residual small enough for the exact solver to prove optimal: with a time-limited
+    # residual, where the search stops depends on the machine's speed.
+    options = {"sample": 2000, "residual_pairs": 120, "residual_seconds": 20.0}
+    local_folders = split(folder / "local", value, usage, allowed, 6)
+    local = solve_chunks(LocalExecutor(), local_folders, limit, **options)
+
+    folders = split(folder / "celery", value, usage, allowed, 6)
+    executor = CeleryExecutor(check=lambda: None, deadline=time.monotonic() + 600)
+    distributed = solve_chunks(executor, folders, limit, **options)
+
+    assert executor.workers == set(workers)  # both workers took chunks
+    assert distributed.status == local.status
+    np.testing.assert_allclose(distributed.prices, local.prices, rtol=1e-9, atol=1e-12)
+    assert distributed.objective == pytest.approx(local.objective, rel=1e-9)
+    assert distributed.bound == pytest.approx(local.bound, rel=1e-9)
+    assert distributed.iterations == local.iterations
+    # The choice the workers stored is feasible and worth the objective.
+    choice = np.concatenate([chunk_choice(f) for f in folders])
+    rows = np.arange(len(value))
+    assert allowed[rows, choice].all()
+    assert value[rows, choice].sum() == pytest.approx(distributed.objective, rel=1e-12)
+    assert np.all(usage[:, rows, choice].sum(axis=1) <= limit + 1e-6)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_distributed_run_equals_the_single_process_run(workers, demo, monkeypatch):  # noqa: F811
+    maker, auditor = demo["maker"], demo["auditor"]
+    population = {"customers": 3000, "seed": 21}
+    with override_settings(
+        OPTIMISATION_DISTRIBUTED="on",
+        OPTIMISATION_CHUNK_CUSTOMERS=700,
+        OPTIMISATION_RESIDUAL_PAIRS=120,
+        OPTIMISATION_RESIDUAL_SECONDS=20.0,
+    ):
+        run = optimisation_run_create(
+            actor=maker, deployment="cross-sell", simulated=population, enqueue=False
+        )
+        run = optimisation_run_execute(run.pk)
+        assert run.status == RunStatus.SUCCEEDED, (run.error, run.error_details)
+        # The reference: the same chunks, every operation in this process.
+        monkeypatch.setattr(distributed_runs, "chunked_mode", lambda customers: "in_process")
+        reference = optimisation_run_create(
+            actor=maker, deployment="cross-sell", simulated=population, enqueue=False
+        )
+        reference = optimisation_run_execute(reference.pk)
+    assert reference.status == RunStatus.SUCCEEDED, reference.error
+
+    assert run.execution["mode"] == "workers"
+    assert run.execution["chunks"] == 5
+    assert set(run.execution["workers"]) == set(workers)
+    assert reference.execution["workers"] == ["this process"]
+    assert run.objective == pytest.approx(reference.objective, rel=1e-9)
+    assert run.bound == pytest.approx(reference.bound, rel=1e-9)
+    for name, price in reference.prices.items():
+        assert run.prices[name] == pytest.approx(price, rel=1e-9, abs=1e-12)
+    assert run.kpis["total"]["value"] == pytest.approx(run.objective, rel=1e-9)
+    assert run.kpis["total"]["customers"] == 3000
+
+    # Every customer's decision is logged once, with reasons, and verifies and replays.
+    assert run.decisions_logged == 3000
+    logged = Decision.objects.filter(run=run)
+    assert logged.count() == 3000
+    assert logged.values("customer_id").distinct().count() == 3000
+    actions = dict(logged.values_list("customer_id", "action_id"))
+    same = dict(Decision.objects.filter(run=reference).values_list("customer_id", "action_id"))
+    agree = np.mean([actions[c] == same[c] for c in actions])
+    assert agree >= 0.99
+    time.sleep(settings.DECISION_SEAL_GRACE_SECONDS + 0.5)
+    decision_blocks_seal()
+    report = decision_log_verify()
+    assert report.ok, report.problems
+    for decision in logged.order_by("?")[:25]:
+        assert decision.reasons is not None
+        replay = decision_replay(actor=auditor, decision=decision)
+        assert replay.matches, replay.differences
+    # The run's folder of shared storage is gone.
+    assert not list(runs_root().glob(f"run-{run.pk}-*"))
+    assert OptimisationRun.objects.get(pk=run.pk).execution == run.execution
