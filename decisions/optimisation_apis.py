@@ -125,6 +125,7 @@ class RunSerializer(serializers.ModelSerializer):
             "prices",
             "kpis",
             "phase_seconds",
+            "execution",
             "decisions_logged",
             "error",
             "error_details",

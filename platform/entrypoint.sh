@@ -1,7 +1,9 @@
 #!/bin/sh
 # Starts one Arbiter role in the container (platform/Dockerfile's ENTRYPOINT):
 #   web     wait for the database, apply migrations, serve with gunicorn on :8000
-#   worker  wait for the database, run a Celery worker
+#   worker  wait for the database, run a Celery worker (runs, chunks of distributed runs, jobs)
+#   chunk-worker  a Celery worker for chunks of distributed optimisation runs only; needs
+#           the broker and the shared artifact root, not the database (extra machines)
 #   beat    wait for the database, run Celery beat (one per deployment, never scaled)
 #   other   run the command as given, e.g.
 #           docker compose run --rm web python manage.py createsuperuser
@@ -44,7 +46,12 @@ case "$1" in
         ;;
     worker)
         wait_for_database
-        exec celery -A arbiter worker --loglevel=INFO
+        # The default queue (runs, reports, sealing) and the chunks of distributed runs
+        # (OPTIMISATION_CHUNK_QUEUE in the settings; docs/optimisation-runs.md).
+        exec celery -A arbiter worker -Q celery,arbiter-chunks --loglevel=INFO
+        ;;
+    chunk-worker)
+        exec celery -A arbiter worker -Q arbiter-chunks --loglevel=INFO
         ;;
     beat)
         wait_for_database

@@ -630,7 +630,7 @@ def test_no_command_means_web(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("role", "command"),
     [
-        ("worker", "celery -A arbiter worker --loglevel=INFO"),
+        ("worker", "celery -A arbiter worker -Q celery,arbiter-chunks --loglevel=INFO"),
         (
             "beat",
             "celery -A arbiter beat --loglevel=INFO "
@@ -662,3 +662,17 @@ def test_gives_up_with_the_last_error_when_the_database_never_comes(tmp_path: Pa
     assert not [call for call in calls if "migrate" in call or call.startswith("gunicorn")]
     assert "connection to server at db failed" in result.stderr
     assert f"still fails after {checks} tries" in result.stderr
+
+
+def test_workers_take_the_chunk_queue_of_distributed_runs(settings: Any) -> None:
+    script = ENTRYPOINT.read_text(encoding="utf-8")
+    commands = dict(
+        re.findall(
+            r"^\s*([\w-]+)\)\s*\n(?:\s*#.*\n|\s*wait_for_database\n)*\s*exec (.*)$", script, re.M
+        )
+    )
+    queue = settings.OPTIMISATION_CHUNK_QUEUE
+    # The compose worker takes runs (the default queue) and chunks; a chunk worker only chunks.
+    assert f"-Q celery,{queue}" in commands["worker"]
+    assert f"-Q {queue}" in commands["chunk-worker"]
+    assert "wait_for_database" not in script.split("chunk-worker)")[1].split(";;")[0]

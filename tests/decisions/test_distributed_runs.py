@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.test import override_settings
+from django.test import Client, override_settings
 from kombu import Connection
 
 from arbiter.celery import app
@@ -202,6 +202,38 @@ def test_a_distributed_run_equals_the_single_process_run(workers, demo, monkeypa
         assert decision.reasons is not None
         replay = decision_replay(actor=auditor, decision=decision)
         assert replay.matches, replay.differences
+    # The run says how it was computed, on its page and in the API.
+    client = Client()
+    client.force_login(maker)
+    page = client.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "in 5 chunks of up to 700 customers by 2 workers" in page
+    detail = client.get(f"/api/v1/optimisation-runs/{run.pk}/").json()
+    assert detail["execution"]["workers"] == sorted(workers)
     # The run's folder of shared storage is gone.
     assert not list(runs_root().glob(f"run-{run.pk}-*"))
     assert OptimisationRun.objects.get(pk=run.pk).execution == run.execution
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_no_worker_takes_fails_the_run_naming_the_queue(workers, demo):  # noqa: F811
+    queue = f"arbiter-chunks-nobody-{uuid.uuid4().hex[:8]}"
+    with override_settings(
+        OPTIMISATION_DISTRIBUTED="on",
+        OPTIMISATION_CHUNK_CUSTOMERS=500,
+        OPTIMISATION_CHUNK_QUEUE=queue,
+        OPTIMISATION_CHUNK_START_SECONDS=1.0,
+    ):
+        run = optimisation_run_create(
+            actor=demo["maker"],
+            deployment="cross-sell",
+            simulated={"customers": 1000, "seed": 3},
+            enqueue=False,
+        )
+        run = optimisation_run_execute(run.pk)
+    with Connection(BROKER) as connection:
+        connection.default_channel.queue_purge(queue)
+    assert run.status == RunStatus.FAILED
+    assert "No worker took the run's chunk tasks within 1 s" in run.error
+    assert queue in run.error
+    assert not Decision.objects.filter(run=run).exists()
+    assert not list(runs_root().glob(f"run-{run.pk}-*"))

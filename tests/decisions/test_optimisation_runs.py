@@ -486,3 +486,53 @@ def test_other_connections_see_progress_and_cancel_a_run_while_it_logs(demo, mon
     # The log is still whole: sealing and verification see nothing of the cancelled run.
     decision_blocks_seal(grace_seconds=0)
     assert decision_log_verify().ok
+
+
+def test_a_chunked_run_cancelled_while_it_solves_logs_nothing_and_leaves_no_files(
+    demo, monkeypatch, settings
+):
+    from decisions.engine import distributed
+    from decisions.run_chunks import runs_root
+
+    settings.OPTIMISATION_DISTRIBUTED = "on"  # no broker in tests: chunks in this process
+    settings.OPTIMISATION_CHUNK_CUSTOMERS = 400
+    run = optimisation_run_create(
+        actor=demo["maker"],
+        deployment="cross-sell",
+        simulated={"customers": 1200, "seed": 9},
+        enqueue=False,
+    )
+    dual = distributed.OPERATIONS["dual"]
+    calls = []
+
+    def cancel_midway(**call):
+        calls.append(call)
+        if len(calls) == 7:
+            OptimisationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+        return dual(**call)
+
+    monkeypatch.setitem(distributed.OPERATIONS, "dual", cancel_midway)
+    run = optimisation_run_execute(run.pk)
+    assert run.status == RunStatus.CANCELLED
+    assert len(calls) < 12  # it stopped within a round or two of the request
+    assert not Decision.objects.filter(run=run).exists()
+    assert not list(runs_root().glob(f"run-{run.pk}-*"))
+
+
+def test_a_chunked_run_in_one_process_logs_every_decision(demo, settings):
+    settings.OPTIMISATION_DISTRIBUTED = "on"
+    settings.OPTIMISATION_CHUNK_CUSTOMERS = 700
+    run = run_now(demo["maker"], deployment="cross-sell", simulated={"customers": 2000, "seed": 4})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.execution["mode"] == "in_process"
+    assert run.execution["chunks"] == 3
+    assert run.decisions_logged == Decision.objects.filter(run=run).count() == 2000
+    assert 0 <= run.gap <= 1e-3
+    per_action = run.kpis["per_action"]
+    assert sum(a["customers"] for a in per_action) == 2000
+    assert sum(a["value"] for a in per_action) == pytest.approx(run.objective, rel=1e-9)
+    for limit in run.limits:
+        assert limit["used"] <= limit["bound"] + 1e-6 * max(1.0, abs(limit["bound"]))
+    for decision in Decision.objects.filter(run=run).order_by("?")[:20]:
+        replay = decision_replay(actor=demo["auditor"], decision=decision)
+        assert replay.matches, replay.differences
