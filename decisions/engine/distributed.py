@@ -46,6 +46,8 @@ from decisions.engine.portfolio import (
     FEASIBLE,
     INFEASIBLE,
     OPTIMAL,
+    RAISES,
+    RESIDUAL_PAIRS,
     SAMPLE,
     START_BOX,
     TIME_LIMIT,
@@ -56,11 +58,6 @@ from decisions.engine.portfolio import (
 
 ARRAYS = ("value", "usage", "allowed")
 CHOICE = "choice.npy"
-RESIDUAL_PAIRS = 4_000
-"""(customer, action) pairs of near-ties solved exactly on the coordinator."""
-RAISES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2)
-"""Relative price raises tried in turn when the fixed customers leave the residual too
-little (each makes the fixed choice thriftier)."""
 
 
 # --- the chunk side -------------------------------------------------------------------------

@@ -46,6 +46,11 @@ SAMPLE = 20_000
 """Problems with at least four times this many customers start from a sample's prices."""
 START_BOX = 0.03
 """The box screened first: the sample's prices +- this fraction (and a floor)."""
+RESIDUAL_PAIRS = 4_000
+"""(customer, action) pairs of near-ties settled exactly around the price-optimal choice."""
+RAISES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2)
+"""Relative price raises tried in turn when the customers fixed at their price-optimal
+action leave the near-ties too little (each makes the fixed choice thriftier)."""
 PRIMAL_SIZE = 4_096
 """The primal heuristic works on at least this many of the least decided customers."""
 
@@ -938,7 +943,19 @@ def solve_portfolio(
                 candidate = exact[0]
                 objective_new, used = problem.totals(candidate)
                 if np.all(used <= limit + _tolerance(problem)) and objective_new >= reached:
-                    feasible = candidate
+                    feasible, reached = candidate, objective_new
+        remaining = deadline - time.monotonic()
+        if (bound - reached) / max(1.0, abs(bound)) > tolerance and remaining > 0:
+            settled = _settle_near_ties(
+                problem,
+                prices,
+                min(exact_size, RESIDUAL_PAIRS),
+                residual_seconds,
+                deadline,
+                good_enough=bound - 10 * tolerance * max(1.0, abs(bound)),
+            )
+            if settled is not None and problem.totals(settled)[0] > reached:
+                feasible = settled
 
     if feasible is None:
         return PortfolioSolution(
@@ -971,6 +988,61 @@ def solve_portfolio(
         iterations=iterations,
         passes=problem.scored[0] / max(1, n),
     )
+
+
+def _settle_near_ties(
+    problem: _Problem,
+    prices: np.ndarray,
+    pairs: int,
+    seconds: float,
+    deadline: float,
+    good_enough: float,
+) -> np.ndarray | None:
+    """Every customer at its price-optimal action except the nearest ties, which are solved
+    exactly within what the others leave of each limit (None if they leave too little).
+
+    The repair and fill start from the price-optimal choice and move customers one by one;
+    this keeps it wholesale and spends the exact search where the prices cannot decide.
+    It is what a distributed run does over chunks (``engine.distributed``).
+    """
+    near = _near_ties(problem, prices, limit_pairs=pairs)
+    fixed = np.ones(problem.n, dtype=bool)
+    fixed[near] = False
+    floor = 1e-9 * (np.abs(problem.value).max() + 1.0) / (np.abs(problem.usage).max() + 1e-12)
+    best, best_objective, tries = None, -np.inf, 0
+    for raise_by in RAISES:
+        if time.monotonic() > deadline:
+            break
+        # Raised prices make the fixed customers thriftier, leaving the ties more room.
+        raised = prices * (1.0 + raise_by) + (floor if raise_by else 0.0)
+        choice = problem.best_response(raised)[2]
+        used_fixed = np.zeros(problem.m)
+        for rows in _chunks(problem.n):
+            idx = np.nonzero(fixed[rows])[0]
+            if len(idx):
+                used_fixed += problem.usage[:, rows, :][:, idx, choice[rows][idx]].sum(
+                    axis=1, dtype=np.float64
+                )
+        part = problem.subset(near, problem.limit - used_fixed)
+        residual = solve_portfolio(
+            np.asarray(part.value),
+            np.asarray(part.usage),
+            part.limit,
+            allowed=part.allowed,
+            time_limit=max(0.5, min(seconds, deadline - time.monotonic())),
+            exact_size=pairs,
+            residual_seconds=0.0,
+        )
+        if residual.status not in (OPTIMAL, FEASIBLE):
+            continue
+        tries += 1
+        choice[near] = residual.choice
+        objective, used = problem.totals(choice)
+        if np.all(used <= problem.limit + _tolerance(problem)) and objective > best_objective:
+            best, best_objective = choice, objective
+        if residual.status == OPTIMAL or tries >= 2 or best_objective >= good_enough:
+            break  # more raises only make the fixed customers thriftier still
+    return best
 
 
 def _near_ties(problem: _Problem, prices: np.ndarray, *, limit_pairs: int) -> np.ndarray:
