@@ -16,8 +16,9 @@ runs, becomes the coordinator:
    the few thousand customers the prices leave nearly indifferent come to the
    coordinator and are solved exactly;
 3. ``finish`` tasks write each chunk's decisions, hashed, to a staged COPY file in
-   parallel; the coordinator then loads every staged file in the one transaction that
-   marks the run succeeded, so a failed or cancelled run still logs nothing.
+   parallel; the coordinator loads each staged file as soon as its worker is done, in
+   the one transaction that marks the run succeeded (opened before the first), so a
+   failed or cancelled run still logs nothing.
 
 Chunk tasks go to their own queue, ``OPTIMISATION_CHUNK_QUEUE``: the coordinator waits
 for them, so a worker pool that takes runs must not be the only one that takes chunks
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,8 @@ from decisions.run_chunks import (
 )
 
 ON, OFF, AUTO = "on", "off", "auto"
+Each = Callable[[int, dict[str, Any]], None]
+"""Called with a chunk's index and its result as each chunk's result arrives."""
 IN_PROCESS, ON_WORKERS = "in_process", "workers"
 
 
@@ -80,10 +84,14 @@ class LocalChunkExecutor:
         self.check = check
         self.workers = {"this process"}
 
-    def map(self, operation: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def map(
+        self, operation: str, calls: list[dict[str, Any]], each: Each | None = None
+    ) -> list[dict[str, Any]]:
         out = []
-        for call in calls:
+        for i, call in enumerate(calls):
             out.append(chunk_operation(operation, call))
+            if each is not None:
+                each(i, out[-1])
             self.check()
         return out
 
@@ -103,14 +111,17 @@ class CeleryExecutor:
         self.queue = settings.OPTIMISATION_CHUNK_QUEUE
         self.start_seconds = settings.OPTIMISATION_CHUNK_START_SECONDS
 
-    def map(self, operation: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def map(
+        self, operation: str, calls: list[dict[str, Any]], each: Each | None = None
+    ) -> list[dict[str, Any]]:
+        """The results in call order; ``each(i, result)`` is called as each arrives."""
         from decisions.tasks import run_chunk_task
 
         result = group(run_chunk_task.s(operation, call) for call in calls).apply_async(
             queue=self.queue
         )
         try:
-            values = self._gather(result)
+            values = self._gather(result, each)
         except BaseException:
             result.revoke()
             raise
@@ -119,18 +130,31 @@ class CeleryExecutor:
         self.workers.update(v["worker"] for v in values)
         return [v["result"] for v in values]
 
-    def _gather(self, result: Any) -> list[dict[str, Any]]:
+    def _gather(self, result: Any, each: Each | None) -> list[dict[str, Any]]:
         from decisions.optimisation import RunFailed
 
         sent = time.monotonic()
         last_check, pause, taken = sent, 0.001, False
-        while not result.ready():
+        values: list[Any] = [None] * len(result.results)
+        pending = list(range(len(values)))
+        while pending:
+            for i in [i for i in pending if result.results[i].ready()]:
+                # The coordinator may itself be a task: waiting on its own subtasks is safe
+                # here because they go to a queue of their own (see the module's docstring).
+                values[i] = result.results[i].get(disable_sync_subtasks=False, propagate=True)
+                pending.remove(i)
+                taken = True
+                if each is not None:
+                    each(i, values[i]["result"])
+                pause = 0.001
+            if not pending:
+                break
             now = time.monotonic()
             if now - last_check >= 0.5:
                 last_check = now
                 self.check()
                 if not taken:
-                    taken = any(r.state != "PENDING" for r in result.results)
+                    taken = any(result.results[i].state != "PENDING" for i in pending)
                 if not taken and now - sent > self.start_seconds:
                     raise RunFailed(
                         f"No worker took the run's chunk tasks within {self.start_seconds:g} s. "
@@ -146,9 +170,7 @@ class CeleryExecutor:
                     )
             time.sleep(pause)
             pause = min(0.05, pause * 1.5)
-        # The coordinator may itself be a task: waiting on its own subtasks is safe here
-        # because they go to a queue of their own (see the module's docstring).
-        return result.get(disable_sync_subtasks=False, propagate=True)
+        return values
 
 
 def _clear_old_folders(run_id: int) -> None:
@@ -220,64 +242,71 @@ def execute_chunked(
         prices = runs.record_solution(run, function, solution)
         reporter.check()
 
-        logging = run.log_decisions
-        reporter.phase("logging" if logging else "finishing", 60)
-        common = runs.log_common(run, function) if logging else None
-        finished = executor.map(
-            "finish",
-            [{"directory": c, "prices": prices.tolist(), "common": common} for c in chunks],
-        )
-        run.kpis = runs.kpis_from_sums(function, runs.kpi_sums_add([f["kpis"] for f in finished]))
-        run.kpis["price_agreement"] = sum(f["agree"] for f in finished) / n
-        run.execution["workers"] = sorted(executor.workers)
-        if not logging:
-            reporter.phase("finishing", 99)
+        common = runs.log_common(run, function) if run.log_decisions else None
+        calls = [{"directory": c, "prices": prices.tolist(), "common": common} for c in chunks]
+
+        def finish(each: Each | None = None) -> None:
+            finished = executor.map("finish", calls, each)
+            run.kpis = runs.kpis_from_sums(
+                function, runs.kpi_sums_add([f["kpis"] for f in finished])
+            )
+            run.kpis["price_agreement"] = sum(f["agree"] for f in finished) / n
+            run.execution["workers"] = sorted(executor.workers)
+
+        if not run.log_decisions:
+            reporter.phase("finishing", 60)
+            finish()
             runs.succeed(run, reporter, logged=0)
             return
-        reporter.progress(90, force=True)
+        reporter.phase("logging", 60)
+        # The transaction opens before the workers write: each chunk's staged decisions are
+        # loaded as soon as its worker is done, while the others still write theirs.
         with transaction.atomic():
             reporter.in_log_transaction = True
             try:
                 log_writer_enter()
-                logged = _load_staged([Path(c) / STAGED for c in chunks], reporter, n)
+                loader = _StagedLoader(reporter, n)
+                finish(lambda i, result: loader.load(Path(chunks[i]) / STAGED))
                 reporter.phase("finishing", 99)
-                runs.succeed(run, reporter, logged=logged)
+                runs.succeed(run, reporter, logged=loader.loaded)
             finally:
                 reporter.in_log_transaction = False
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _load_staged(files: list[Path], reporter: Any, n: int) -> int:
-    """Every chunk's staged decisions into the log, within the caller's transaction."""
-    from decisions.optimisation import COLUMNS
+class _StagedLoader:
+    """Chunks' staged decisions into the log, within the caller's transaction: COPY on
+    PostgreSQL, bulk INSERT elsewhere."""
 
-    loaded = 0
-    if connection.vendor == "postgresql":
-        sql = f"COPY decisions_decision ({', '.join(COLUMNS)}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-            for path in files:
-                with path.open("rb") as staged:
-                    while block := staged.read(1 << 20):
-                        copy.write(block)
-                        loaded += block.count(b"\n")
-                reporter.progress(90 + 9 * loaded / n)
-                reporter.check()
-        return loaded
-    for path in files:
-        with path.open(encoding="utf-8") as staged:
-            batch = []
-            for line in staged:
-                batch.append(_decision_from_copy(line))
-                if len(batch) == 500:
-                    Decision.objects.bulk_create(batch)
-                    loaded += len(batch)
-                    batch = []
-            Decision.objects.bulk_create(batch)
-            loaded += len(batch)
-        reporter.progress(90 + 9 * loaded / n)
-        reporter.check()
-    return loaded
+    def __init__(self, reporter: Any, n: int) -> None:
+        self.reporter, self.n, self.loaded = reporter, n, 0
+
+    def load(self, path: Path) -> None:
+        from decisions.optimisation import COLUMNS
+
+        if connection.vendor == "postgresql":
+            sql = f"COPY decisions_decision ({', '.join(COLUMNS)}) FROM STDIN"
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(sql) as copy,
+                path.open("rb") as staged,
+            ):
+                while block := staged.read(1 << 20):
+                    copy.write(block)
+                    self.loaded += block.count(b"\n")
+        else:
+            with path.open(encoding="utf-8") as staged:
+                batch = []
+                for line in staged:
+                    batch.append(_decision_from_copy(line))
+                    if len(batch) == 500:
+                        Decision.objects.bulk_create(batch)
+                        self.loaded += len(batch)
+                        batch = []
+                Decision.objects.bulk_create(batch)
+                self.loaded += len(batch)
+        self.reporter.progress(60 + 39 * self.loaded / self.n)
 
 
 def _decision_from_copy(line: str) -> Decision:
