@@ -17,7 +17,9 @@ nothing) for its gap at equal footing, and SCIP with a time limit at the first s
 
 Targets: gap <= 1e-5 at N >= 100k; 1M in <= 30 data passes; >= 10x faster than the
 fastest LP solver at equal gap. The solver runs with ``tolerance=1e-5`` (stop once the
-certified gap is at most the target).
+certified gap is at most the target). For the comparison at equal gap it runs again,
+asked to stop at the gap of the fastest LP's rounded answer (when that is looser than
+1e-5), and the speed-up column gives both ratios.
 """
 
 from __future__ import annotations
@@ -300,6 +302,21 @@ def main() -> None:
                 speedup = f"{best.seconds / seconds:.1f}x"
                 if solution.gap > best.gap():
                     speedup += f" (our gap {solution.gap:.1e} > its {best.gap():.1e})"
+                if best.gap() > args.tolerance:
+                    # At equal gap: our solver asked to stop at the LP answer's gap, the
+                    # LP's rounded vertex being the answer its time buys.
+                    started = time.perf_counter()
+                    equal = solve_portfolio(value, usage, limit, tolerance=best.gap())
+                    equal_seconds = time.perf_counter() - started
+                    speedup += (
+                        f"; at its gap {best.seconds / equal_seconds:.1f}x "
+                        f"(ours {equal_seconds:.2f} s, gap {equal.gap:.1e})"
+                    )
+                    side.append(
+                        f"| {n:,} | Arbiter solve_portfolio, tolerance {best.gap():.1e} | "
+                        f"{equal_seconds:.2f} | {equal.status} | {equal.bound:.4f} | "
+                        f"{equal.gap:.2e} |"
+                    )
             else:
                 fastest = f"none within {args.lp_time_limit:.0f} s"
                 speedup = f">= {args.lp_time_limit / seconds:.1f}x"

@@ -51,8 +51,8 @@ from decisions.engine.portfolio import (
     SAMPLE,
     START_BOX,
     TIME_LIMIT,
+    Cuts,
     _Problem,
-    model_minimum,
     solve_portfolio,
 )
 
@@ -361,12 +361,13 @@ def solve_chunks(
     best_f = f_center
     center = prices.copy()
     iterations, converged = 1, m == 0
-    cuts_g, cuts_f, cuts_p = [g], [f_center], [center.copy()]
+    cuts = Cuts(m)
+    cuts.add(g, f_center, center)
     nulls = 0
     scale = np.maximum(wide, 1e-12)
     while not converged and iterations < max_iterations and time.monotonic() < deadline:
         lower, upper = np.maximum(0.0, center - trust), center + trust
-        step = model_minimum(cuts_g, cuts_f, cuts_p, lower, upper)
+        step = cuts.minimum(lower, upper)
         if step is None:
             break
         candidate, predicted = step
@@ -382,9 +383,7 @@ def solve_chunks(
         f_new, g_new = dual(candidate)
         iterations += 1
         best_f = min(best_f, f_new)
-        cuts_g.append(g_new)
-        cuts_f.append(f_new)
-        cuts_p.append(candidate.copy())
+        cuts.add(g_new, f_new, candidate)
         if f_new <= f_center - 0.1 * decrease:
             center, f_center, nulls = candidate, f_new, 0
             if on_edge.any():
@@ -394,8 +393,6 @@ def solve_chunks(
             if nulls >= 5:
                 trust = np.maximum(trust * 0.5, 1e-12 * scale)
                 nulls = 0
-        if len(cuts_g) > 200:
-            cuts_g, cuts_f, cuts_p = cuts_g[-150:], cuts_f[-150:], cuts_p[-150:]
     prices, bound = center, best_f
 
     # The primal: near-ties solved exactly, everyone else at the price-optimal action.

@@ -329,33 +329,64 @@ def _screen_within(parent: _Screen, center: np.ndarray, radius: np.ndarray) -> _
     )
 
 
-def model_minimum(
-    cuts_g: list[np.ndarray],
-    cuts_f: list[float],
-    cuts_p: list[np.ndarray],
-    lower: np.ndarray,
-    upper: np.ndarray,
-) -> tuple[np.ndarray, float] | None:
-    """The cutting-plane model's minimum within [lower, upper], and the model's value there.
+class Cuts:
+    """The cutting-plane model of L: max_i f_i + g_i . (p - p_i) over the cuts seen (value
+    f_i and subgradient g_i of L at p_i), a lower estimate of the convex L.
 
-    The model is max_i f_i + g_i . (p - p_i) over the cuts (value f_i and subgradient g_i
-    of L at p_i): a lower estimate of the convex L. None when the LP fails.
+    Kept in one GLOP LP (minimise t subject to t >= each cut, p within a box) that grows a
+    row per cut and is re-solved warm: about 0.1 ms a step, where building and solving
+    the LP anew with SciPy's HiGHS took over 1 ms, half of a 10k-customer solve. Past
+    ``keep_max`` cuts the oldest are dropped (the LP is rebuilt from the newest
+    ``keep``).
     """
-    m = len(lower)
-    g_arr = np.array(cuts_g)
-    offsets = np.array(cuts_f) - np.einsum("ij,ij->i", g_arr, np.array(cuts_p))
-    c = np.zeros(m + 1)
-    c[-1] = 1.0
-    result = linprog(
-        c,
-        A_ub=np.hstack([g_arr, -np.ones((len(g_arr), 1))]),
-        b_ub=-offsets,
-        bounds=[*zip(lower, upper, strict=True), (None, None)],
-        method="highs",
-    )
-    if not result.success:
-        return None
-    return result.x[:m], float(result.x[-1])
+
+    def __init__(self, m: int, *, keep: int = 150, keep_max: int = 200) -> None:
+        self.m, self.keep, self.keep_max = m, keep, keep_max
+        self.cuts: list[tuple[np.ndarray, float, np.ndarray]] = []
+        self._build()
+
+    def _build(self) -> None:
+        from ortools.linear_solver import pywraplp
+
+        self.solver = pywraplp.Solver.CreateSolver("GLOP")
+        infinity = self.solver.infinity()
+        self.prices = [self.solver.NumVar(0.0, infinity, f"p{i}") for i in range(self.m)]
+        self.t = self.solver.NumVar(-infinity, infinity, "t")
+        objective = self.solver.Objective()
+        objective.SetCoefficient(self.t, 1.0)
+        objective.SetMinimization()
+        for g, f, p in self.cuts:
+            self._row(g, f, p)
+
+    def _row(self, g: np.ndarray, f: float, p: np.ndarray) -> None:
+        # t >= f + g . (x - p)   <=>   g . x - t <= g . p - f
+        row = self.solver.Constraint(-self.solver.infinity(), float(g @ p) - f)
+        for i in range(self.m):
+            row.SetCoefficient(self.prices[i], float(g[i]))
+        row.SetCoefficient(self.t, -1.0)
+
+    def __len__(self) -> int:
+        return len(self.cuts)
+
+    def add(self, g: np.ndarray, f: float, p: np.ndarray) -> None:
+        cut = (np.asarray(g, dtype=np.float64).copy(), float(f), np.asarray(p).copy())
+        self.cuts.append(cut)
+        if len(self.cuts) > self.keep_max:
+            self.cuts = self.cuts[-self.keep :]
+            self._build()
+        else:
+            self._row(*cut)
+
+    def minimum(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The model's minimum within [lower, upper] and its value there; None if the LP
+        fails."""
+        from ortools.linear_solver import pywraplp
+
+        for i, var in enumerate(self.prices):
+            var.SetBounds(float(lower[i]), float(upper[i]))
+        if self.solver.Solve() != pywraplp.Solver.OPTIMAL:
+            return None
+        return np.array([v.solution_value() for v in self.prices]), self.t.solution_value()
 
 
 @dataclass
@@ -394,7 +425,8 @@ def _minimise_dual(
     if m == 0:
         return _Dual(center, f_center, screens, choice, 1, True)
     trust = radius.copy()
-    cuts_g, cuts_f, cuts_p = [g], [f_center], [center.copy()]
+    cuts = Cuts(m)
+    cuts.add(g, f_center, center)
     iterations, nulls, converged = 1, 0, False
     scale = np.maximum(radius, 1e-12)
     tried = np.full(m, np.inf)  # the trust region at the last screening that fixed nobody
@@ -402,7 +434,7 @@ def _minimise_dual(
         box = screens[-1]
         wanted_lo, wanted_hi = np.maximum(0.0, center - trust), center + trust
         lower, upper = np.maximum(wanted_lo, box.lo), np.minimum(wanted_hi, box.hi)
-        step = model_minimum(cuts_g, cuts_f, cuts_p, lower, upper)
+        step = cuts.minimum(lower, upper)
         if step is None:
             break
         candidate, predicted = step
@@ -434,9 +466,7 @@ def _minimise_dual(
         f_sub, g_new, _ = box.part.best_response(candidate)
         f_new = box.fixed_value + f_sub
         iterations += 1
-        cuts_g.append(g_new)
-        cuts_f.append(f_new)
-        cuts_p.append(candidate.copy())
+        cuts.add(g_new, f_new, candidate)
         if f_new <= f_center - 0.1 * decrease:
             on_edge = (candidate >= center + trust - eps) | (
                 (candidate <= center - trust + eps) & (center - trust > 0)
@@ -465,8 +495,6 @@ def _minimise_dual(
             tried = trust.copy()
             if nested is not box:
                 screens.append(nested)
-        if len(cuts_g) > 200:  # keep the LP small: drop the oldest cuts
-            cuts_g, cuts_f, cuts_p = cuts_g[-150:], cuts_f[-150:], cuts_p[-150:]
     return _Dual(center, f_center, screens, choice, iterations, converged)
 
 
