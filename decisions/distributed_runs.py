@@ -265,8 +265,8 @@ def execute_chunked(
             reporter.in_log_transaction = True
             try:
                 log_writer_enter()
-                loader = _StagedLoader(reporter, n)
-                finish(lambda i, result: loader.load(Path(chunks[i]) / STAGED))
+                loader = _StagedLoader(reporter, [Path(c) / STAGED for c in chunks], n)
+                finish(loader.ready)
                 reporter.phase("finishing", 99)
                 runs.succeed(run, reporter, logged=loader.loaded)
             finally:
@@ -277,10 +277,21 @@ def execute_chunked(
 
 class _StagedLoader:
     """Chunks' staged decisions into the log, within the caller's transaction: COPY on
-    PostgreSQL, bulk INSERT elsewhere."""
+    PostgreSQL, bulk INSERT elsewhere.
 
-    def __init__(self, reporter: Any, n: int) -> None:
-        self.reporter, self.n, self.loaded = reporter, n, 0
+    Chunks are loaded in population order (so the log's order is the population's, as in
+    a single-process run): a chunk that is ready waits for the ones before it.
+    """
+
+    def __init__(self, reporter: Any, files: list[Path], n: int) -> None:
+        self.reporter, self.files, self.n = reporter, files, n
+        self.loaded, self.next, self.done = 0, 0, set()
+
+    def ready(self, index: int, result: dict[str, Any]) -> None:
+        self.done.add(index)
+        while self.next in self.done:
+            self.load(self.files[self.next])
+            self.next += 1
 
     def load(self, path: Path) -> None:
         from decisions.optimisation import COLUMNS

@@ -190,6 +190,9 @@ def test_a_distributed_run_equals_the_single_process_run(workers, demo, monkeypa
     logged = Decision.objects.filter(run=run)
     assert logged.count() == 3000
     assert logged.values("customer_id").distinct().count() == 3000
+    # In population order, as a single-process run logs them, however the chunks finished.
+    order = list(logged.order_by("seq").values_list("customer_id", flat=True))
+    assert order == [f"sim-21-{i}" for i in range(3000)]
     actions = dict(logged.values_list("customer_id", "action_id"))
     same = dict(Decision.objects.filter(run=reference).values_list("customer_id", "action_id"))
     agree = np.mean([actions[c] == same[c] for c in actions])

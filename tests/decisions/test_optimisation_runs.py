@@ -519,10 +519,12 @@ def test_a_chunked_run_cancelled_while_it_solves_logs_nothing_and_leaves_no_file
     assert not list(runs_root().glob(f"run-{run.pk}-*"))
 
 
-def test_a_chunked_run_in_one_process_logs_every_decision(demo, settings):
+def test_a_chunked_run_in_one_process_logs_every_decision(demo, settings, capsys):
     settings.OPTIMISATION_DISTRIBUTED = "on"
     settings.OPTIMISATION_CHUNK_CUSTOMERS = 700
-    run = run_now(demo["maker"], deployment="cross-sell", simulated={"customers": 2000, "seed": 4})
+    call_command("optimise", deployment="cross-sell", simulated=2000, seed=4, user="maker")
+    assert "Computed in 3 chunks in this process" in capsys.readouterr().out
+    run = OptimisationRun.objects.latest("pk")
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.execution["mode"] == "in_process"
     assert run.execution["chunks"] == 3

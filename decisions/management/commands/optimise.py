@@ -93,6 +93,17 @@ class Command(BaseCommand):
                 f"({run.solver_status}); {run.decisions_logged:,} decisions logged."
             )
         )
+        execution = run.execution or {}
+        if execution.get("chunks"):
+            where = (
+                f"by {', '.join(execution['workers'])}"
+                if execution["mode"] == "workers"
+                else "in this process"
+            )
+            self.stdout.write(
+                f"Computed in {execution['chunks']} chunks {where}: "
+                f"{execution['price_iterations']} price iterations."
+            )
         for limit in run.limits:
             self.stdout.write(
                 f"  {limit['name']:<24} {limit['sense']} {limit['bound']:>14,.2f}  "
