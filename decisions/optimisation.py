@@ -665,6 +665,22 @@ def _population(run: OptimisationRun, function: DecisionFunction) -> Population:
 
 def _score(function: DecisionFunction, population: Population, reporter: _Reporter) -> Evaluation:
     """Evaluate every customer on every action at zero prices, in chunks."""
+
+    def each(done: int) -> None:
+        reporter.progress(10 + 30 * done / population.size)
+        reporter.check()
+
+    return evaluate_population(function, population, each)
+
+
+def evaluate_population(
+    function: DecisionFunction,
+    population: Population,
+    each: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """``function.evaluate`` over the population ``SCORE_CHUNK`` customers at a time (the
+    models' inputs for customers x actions stay bounded); ``each(customers_done)`` after
+    every piece."""
     n = population.size
     parts: list[Evaluation] = []
     for start in range(0, n, SCORE_CHUNK):
@@ -672,8 +688,8 @@ def _score(function: DecisionFunction, population: Population, reporter: _Report
         parts.append(
             function.evaluate({name: col[rows] for name, col in population.columns.items()})
         )
-        reporter.progress(10 + 30 * rows.stop / n)
-        reporter.check()
+        if each is not None:
+            each(rows.stop)
     if len(parts) == 1:
         return parts[0]
     return Evaluation(

@@ -160,10 +160,12 @@ def population_load(path: Path, function: DecisionFunction) -> Population:
 
 
 def chunk_score(directory: str) -> dict[str, Any]:
+    from decisions.optimisation import evaluate_population
+
     folder = checked_directory(directory)
     function = bundle_function(folder.parent)
     population = population_load(folder / POPULATION, function)
-    result = function.evaluate(population.columns)
+    result = evaluate_population(function, population)
     chunk_write(folder, result.value, result.usage, result.eligible)
     quantities = list(result.quantities)
     rules = list(result.failed_rules)
