@@ -6,6 +6,7 @@ Every public name here must be a gunicorn setting: gunicorn silently ignores unk
 so tests/arbiter/test_deployment_files.py checks them.
 """
 
+import gc
 import os
 
 MAX_AUTO_WORKERS = 8
@@ -70,3 +71,9 @@ def post_worker_init(worker):
         warm_up()
     except Exception:  # a cold worker still serves; it just warms on first use
         worker.log.exception("warming the decision runtime failed")
+    # Everything loaded so far (Django, models, SHAP explainers: about 300,000 objects with
+    # the demo) lives as long as the worker. Frozen, the garbage collector stops walking it:
+    # a full collection, which Python starts now and then in the middle of some request,
+    # took about 150 ms before and nothing after (benchmarks/RESULTS.md, decision latency).
+    gc.collect()
+    gc.freeze()

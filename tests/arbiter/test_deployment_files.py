@@ -676,3 +676,20 @@ def test_workers_take_the_chunk_queue_of_distributed_runs(settings: Any) -> None
     assert f"-Q celery,{queue}" in commands["worker"]
     assert f"-Q {queue}" in commands["chunk-worker"]
     assert "wait_for_database" not in script.split("chunk-worker)")[1].split(";;")[0]
+
+
+@pytest.mark.django_db
+def test_a_warmed_gunicorn_worker_freezes_what_it_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import logging
+
+    post_worker_init = runpy.run_path(str(GUNICORN_CONF))["post_worker_init"]
+    worker = type("Worker", (), {"log": logging.getLogger("gunicorn-test")})()
+    gc.unfreeze()
+    try:
+        post_worker_init(worker)
+        # The garbage collector no longer walks what the worker loaded at start-up, so no
+        # request pays for a full collection over it.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
