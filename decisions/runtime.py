@@ -57,6 +57,9 @@ def _version(kind: str, ref: dict[str, Any]) -> Version:
 
 
 def model_runtime(version: Version) -> ModelRuntime:
+    cached = _models.get(version.content_hash)
+    if cached is not None:  # before naming it: ``version.item`` may be a query
+        return cached
     return model_runtime_of(
         key=f"{version.item.name} v{version.number}",
         content=version.content,
