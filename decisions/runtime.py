@@ -99,7 +99,7 @@ def explainer(runtime: ModelRuntime) -> Any:
         return cached
     from decisions.engine.explain import explainer_for  # shap: keep off web start-up
 
-    built = explainer_for(runtime)
+    built = explainer_for(runtime, tables=True)
     with _lock:
         return _explainers.setdefault(runtime.content_hash or runtime.key, built)
 

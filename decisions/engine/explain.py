@@ -180,6 +180,11 @@ class FeatureExplainer:
         fold[np.arange(len(origins)), origins] = 1.0
         self._fold = fold
 
+    @property
+    def uses_tables(self) -> bool:
+        """Whether Tree SHAP comes from ``fast_tree_shap``'s lookup tables (else from shap)."""
+        return isinstance(self._attribution, _TableAttribution)
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The rows as the final estimator sees them: dense float64 (n, transformed columns)."""
         return _dense(_apply(self._preprocess, frame))
@@ -255,12 +260,17 @@ class FeatureExplainer:
         return np.log(p / (1 - p))
 
 
-def explainer_for(runtime: ModelRuntime) -> FeatureExplainer:
+def explainer_for(runtime: ModelRuntime, *, tables: bool = False) -> FeatureExplainer:
     """Build the explainer of a model version and prove it on the version's reference sample.
 
     Call it when the version is registered (``UnsupportedModel`` refuses it, naming the step)
     and cache the result per version: building costs a shap explainer and one explanation of
     the reference sample; explaining afterwards costs one pass through the preprocessing.
+
+    ``tables``: for a HistGradientBoosting model, also build the Tree SHAP lookup tables
+    (``fast_tree_shap``, a fraction of a second) and explain with them once they reproduce
+    shap's values on the reference sample: about eight times faster per row than shap.
+    Worth it for an explainer that will serve decisions, not for a registration check.
     """
     estimator = runtime.estimator
     steps = _flatten(estimator, path=type(estimator).__name__)
@@ -276,7 +286,9 @@ def explainer_for(runtime: ModelRuntime) -> FeatureExplainer:
     fitted = [step for _, step in preprocess]
     reference = runtime.reference
     transformed = _dense(_apply(fitted, reference)) if len(reference) else None
-    attribution, method = _attribution_for(runtime, final, reference=transformed, path=final_path)
+    attribution, method = _attribution_for(
+        runtime, final, reference=transformed, path=final_path, tables=tables
+    )
     explainer = FeatureExplainer(
         runtime=runtime,
         preprocess=fitted,
@@ -522,7 +534,12 @@ def _column_indices(columns: Any, *, names: list[str] | None, width: int, path: 
 
 
 def _attribution_for(
-    runtime: ModelRuntime, model: Any, *, reference: np.ndarray | None, path: str
+    runtime: ModelRuntime,
+    model: Any,
+    *,
+    reference: np.ndarray | None,
+    path: str,
+    tables: bool = False,
 ) -> tuple[_Attribution, str]:
     """Pick the shap explainer for the final estimator, oriented like ``runtime.margin``."""
     kind = type(model)
@@ -552,7 +569,10 @@ def _attribution_for(
                 f"{path}: shap ignores native categorical splits of {kind.__name__}; "
                 "one-hot or ordinal-encode the categories instead"
             )
-        return _margin_tree_attribution(model, sign=sign, path=path), "tree"
+        attribution = _margin_tree_attribution(model, sign=sign, path=path)
+        if tables and reference is not None and len(reference):
+            return _table_attribution(model, attribution, sign=sign, reference=reference), "tree"
+        return attribution, "tree"
     if kind in _LOG_LINK_LINEAR:
         raise UnsupportedModel(
             f"{path}: {kind.__name__} has a log link; not additive in its output"
@@ -615,6 +635,55 @@ def _margin_tree_attribution(model: Any, *, sign: float, path: str) -> _Attribut
         return np.full(len(rows), base), sign * phi.reshape(len(rows), -1)
 
     return attribute
+
+
+TABLE_TOLERANCE = 1e-9
+"""Largest difference from shap's values (relative to the largest value, at least 1) the
+lookup tables may show on the reference sample before they are trusted."""
+
+
+def _table_attribution(
+    model: Any, shap_attribution: _Attribution, *, sign: float, reference: np.ndarray
+) -> _Attribution:
+    """Tree SHAP by table lookup (``fast_tree_shap``) when the tables reproduce shap's own
+    values on ``reference``; rows with missing values still go to shap. Otherwise shap."""
+    from decisions.engine.fast_tree_shap import compile_tree_shap
+
+    compiled = compile_tree_shap(model)
+    reference = reference[~np.isnan(reference).any(axis=1)]
+    if compiled is None or not len(reference):
+        return shap_attribution
+    base, expected = shap_attribution(reference, np.zeros(len(reference)))  # output unused
+    constant = sign * compiled.base
+    phi = sign * compiled.shap_values(reference)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    if abs(constant - base[0]) > TABLE_TOLERANCE * max(1.0, abs(base[0])) or not (
+        np.max(np.abs(phi - expected), initial=0.0) <= TABLE_TOLERANCE * scale
+    ):
+        return shap_attribution
+    return _TableAttribution(compiled, constant=constant, sign=sign, fallback=shap_attribution)
+
+
+@dataclass(frozen=True, eq=False)
+class _TableAttribution:
+    """An ``_Attribution`` from ``fast_tree_shap`` tables; rows with a missing value go to
+    shap (the tables assume every split sees a number)."""
+
+    tables: Any
+    constant: float
+    sign: float
+    fallback: _Attribution
+
+    def __call__(self, rows: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        base = np.full(len(rows), self.constant)
+        missing = np.isnan(rows).any(axis=1)
+        if not missing.any():
+            return base, self.sign * self.tables.shap_values(rows)
+        # Row by row the same path whatever the batch: tables where complete, shap where not.
+        phi = np.empty(rows.shape, dtype=np.float64)
+        phi[~missing] = self.sign * self.tables.shap_values(rows[~missing])
+        base[missing], phi[missing] = self.fallback(rows[missing], output[missing])
+        return base, phi
 
 
 def _probability_tree_attribution(runtime: ModelRuntime, model: Any, *, path: str) -> _Attribution:
