@@ -53,6 +53,9 @@ RAISES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2)
 action leave the near-ties too little (each makes the fixed choice thriftier)."""
 PRIMAL_SIZE = 4_096
 """The primal heuristic works on at least this many of the least decided customers."""
+PRIMAL_NEAR = 16_384
+"""Above four times this many undecided customers, the primal first tries only this many
+nearest ties (``_near_primal``)."""
 
 
 @dataclass(frozen=True)
@@ -155,17 +158,49 @@ class _Problem:
         the thriftiest choice (least use of all limits, each relative to its size) uses.
 
         When the thrifty choice meets every limit the problem is feasible and no Farkas
-        certificate needs searching for.
+        certificate needs searching for. The same pass records ``spread`` for the screens.
         """
         low, thrifty = np.zeros(self.m), np.zeros(self.m)
-        weight = 1.0 / (np.abs(self.limit) + 1.0)
+        weight = (1.0 / (np.abs(self.limit) + 1.0)).astype(self.usage.dtype)
+        spread = np.empty((self.m, self.n), dtype=np.float32)
         for rows in _chunks(self.n):
-            masked = np.where(self.allowed[rows][None, :, :], self.usage[:, rows, :], np.inf)
-            low += masked.min(axis=2).sum(axis=1)
-            relative = np.tensordot(weight, np.where(np.isinf(masked), 0.0, masked), axes=1)
-            relative[~self.allowed[rows]] = np.inf
+            chunk = self.usage[:, rows, :]
+            allowed = self.allowed[rows]
+            every = bool(allowed.all())
+            low_k, high, least = None, None, None
+            # Action by action: reductions over a short last axis are several times slower.
+            for k in range(self.k):
+                column = chunk[:, :, k]
+                if k == 0:
+                    high, least = column.copy(), column.copy()
+                else:
+                    np.maximum(high, column, out=high)
+                    np.minimum(least, column, out=least)
+                if not every:
+                    column = np.where(allowed[:, k][None, :], column, np.inf)
+                low_k = column.copy() if low_k is None else np.minimum(low_k, column, out=low_k)
+            spread[:, rows] = high - least
+            low += low_k.sum(axis=1, dtype=np.float64)
+            relative = np.tensordot(weight, chunk, axes=1)
+            if not every:
+                relative[~allowed] = np.inf
             thrifty += self.used_by(np.argmin(relative, axis=1), rows)
+        self.spread = spread
         return low, thrifty
+
+    def spread_of_usage(self) -> np.ndarray:
+        """(M, N) max_k - min_k of each customer's use of each limit (computed once)."""
+        if self.spread is None:
+            spread = np.empty((self.m, self.n), dtype=np.float32)
+            for rows in _chunks(self.n):
+                chunk = self.usage[:, rows, :]
+                high, least = chunk[:, :, 0].copy(), chunk[:, :, 0].copy()
+                for k in range(1, self.k):
+                    np.maximum(high, chunk[:, :, k], out=high)
+                    np.minimum(least, chunk[:, :, k], out=least)
+                spread[:, rows] = high - least
+            self.spread = spread
+        return self.spread
 
 
 def _tolerance(problem: _Problem) -> np.ndarray:
@@ -266,11 +301,7 @@ def _screen(
     (free), the value and use of the fixed choices, and L(center), its subgradient and
     the price-optimal choice, which the same pass yields.
     """
-    if problem.spread is None:
-        problem.spread = np.empty((problem.m, problem.n), dtype=np.float32)
-        for rows in _chunks(problem.n):
-            chunk = problem.usage[:, rows, :]
-            problem.spread[:, rows] = chunk.max(axis=2) - chunk.min(axis=2)
+    spread = problem.spread_of_usage()
     free = np.zeros(problem.n, dtype=bool)
     choice = np.empty(problem.n, dtype=np.int64)
     fixed_value, fixed_used, used = 0.0, np.zeros(problem.m), np.zeros(problem.m)
@@ -286,7 +317,7 @@ def _screen(
                 lead = top - np.partition(scores, -2, axis=1)[:, -2]
         else:
             lead = np.full(len(idx), np.inf)
-        reach = radius @ problem.spread[:, rows] + 1e-9 * (1.0 + np.abs(top))
+        reach = radius @ spread[:, rows] + 1e-9 * (1.0 + np.abs(top))
         loose = ~(lead > reach)
         free[rows] = loose
         choice[rows] = best
@@ -688,6 +719,52 @@ def _primal(
     return best
 
 
+def _near_primal(
+    problem: _Problem,
+    prices: np.ndarray,
+    choice: np.ndarray,
+    *,
+    bound: float,
+    allowed_gap: float,
+    deadline: float,
+) -> np.ndarray | None:
+    """``_primal`` on the ``PRIMAL_NEAR`` customers the prices leave closest to a tie, the
+    others kept at their price-optimal action; None unless it comes within ``allowed_gap``
+    of ``bound`` (then the caller works on everyone).
+
+    Moving a customer whose best action leads the runner-up by a wide margin costs that
+    margin at least, so the repair and the fill would pass over them anyway; leaving
+    them out makes each of the primal's trials cost a few thousand customers instead of
+    the hundred thousand a large problem leaves undecided.
+    """
+    near = np.sort(_near_ties(problem, prices, limit_pairs=PRIMAL_NEAR * problem.k))
+    others = np.ones(problem.n, dtype=bool)
+    others[near] = False
+    value_others, used_others = 0.0, np.zeros(problem.m)
+    for rows in _chunks(problem.n):
+        idx = np.nonzero(others[rows])[0]
+        if not len(idx):
+            continue
+        picked = choice[rows][idx]
+        value_others += float(problem.value[rows][idx, picked].sum(dtype=np.float64))
+        used_others += problem.usage[:, rows, :][:, idx, picked].sum(axis=1, dtype=np.float64)
+    sub = problem.subset(near, problem.limit - used_others)
+    sub_bound = bound - value_others
+    found = _primal(
+        sub,
+        prices,
+        choice[near],
+        bound=sub_bound,
+        tolerance=allowed_gap / max(1.0, abs(sub_bound)),
+        deadline=deadline,
+    )
+    if found is None or sub_bound - sub.totals(found)[0] > allowed_gap:
+        return None
+    out = choice.copy()
+    out[near] = found
+    return out
+
+
 def _exact(
     problem: _Problem,
     customers: np.ndarray,
@@ -919,14 +996,26 @@ def solve_portfolio(
     )
     feasible = None
     if m and len(level.rest):
-        part = _primal(
-            level.part,
-            prices,
-            choice[level.rest],
-            bound=bound - level.fixed_value,
-            tolerance=tolerance * max(1.0, abs(bound)) / max(1.0, abs(bound - level.fixed_value)),
-            deadline=deadline,
-        )
+        allowed_gap = tolerance * max(1.0, abs(bound))
+        part = None
+        if len(level.rest) > 4 * PRIMAL_NEAR:
+            part = _near_primal(
+                level.part,
+                prices,
+                choice[level.rest],
+                bound=bound - level.fixed_value,
+                allowed_gap=allowed_gap,
+                deadline=deadline,
+            )
+        if part is None:
+            part = _primal(
+                level.part,
+                prices,
+                choice[level.rest],
+                bound=bound - level.fixed_value,
+                tolerance=allowed_gap / max(1.0, abs(bound - level.fixed_value)),
+                deadline=deadline,
+            )
         if part is not None:
             feasible = choice.copy()
             feasible[level.rest] = part
