@@ -23,7 +23,8 @@ runs, becomes the coordinator:
 Chunk tasks go to their own queue, ``OPTIMISATION_CHUNK_QUEUE``: the coordinator waits
 for them, so a worker pool that takes runs must not be the only one that takes chunks
 (``docs/optimisation-runs.md`` shows the commands). If no worker takes a round within
-``OPTIMISATION_CHUNK_START_SECONDS`` the run fails saying so.
+``OPTIMISATION_CHUNK_START_SECONDS`` the run fails saying so. A chunk whose worker stops
+sending heartbeats for ``OPTIMISATION_CHUNK_LOST_SECONDS`` is sent again (``CeleryExecutor``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celery import current_app, group
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -79,6 +80,7 @@ class LocalChunkExecutor:
     """Every chunk operation in this process (``OPTIMISATION_DISTRIBUTED=on``, no broker)."""
 
     workers: set[str]
+    resent = 0  # nothing is ever lost in this process
 
     def __init__(self, check: Any) -> None:
         self.check = check
@@ -97,12 +99,22 @@ class LocalChunkExecutor:
 
 
 class CeleryExecutor:
-    """Each round of chunk operations as a Celery group on the chunk queue.
+    """Each round of chunk operations as Celery tasks on the chunk queue.
 
     Waits for the round while checking, about twice a second, that the run was not
     cancelled (``check`` raises), that a worker took the round and that the run's time is
     not up; a round abandoned for any of those is revoked.
+
+    A chunk whose worker died is sent again: a started task refreshes its state every
+    ``lost_seconds / 6`` (``tasks.run_chunk_task``), and one whose refreshes stop for
+    ``lost_seconds`` is presumed lost. Chunk operations are idempotent, so a presumed-lost
+    task that was only slow does no harm; each chunk is sent again at most
+    ``MAX_RESENDS`` times a round before the run fails. (A message a worker had taken but
+    not started when it died is not seen here: with one task prefetched per worker and
+    the task started at once, that window is milliseconds, and the broker redelivers it.)
     """
+
+    MAX_RESENDS = 3
 
     def __init__(self, check: Any, deadline: float) -> None:
         self.check = check
@@ -110,38 +122,54 @@ class CeleryExecutor:
         self.workers: set[str] = set()
         self.queue = settings.OPTIMISATION_CHUNK_QUEUE
         self.start_seconds = settings.OPTIMISATION_CHUNK_START_SECONDS
+        self.lost_seconds = float(settings.OPTIMISATION_CHUNK_LOST_SECONDS)
+        self.resent = 0
+        """Chunk tasks sent again over the run because their worker was presumed lost."""
 
     def map(
         self, operation: str, calls: list[dict[str, Any]], each: Each | None = None
     ) -> list[dict[str, Any]]:
         """The results in call order; ``each(i, result)`` is called as each arrives."""
-        from decisions.tasks import run_chunk_task
-
-        result = group(run_chunk_task.s(operation, call) for call in calls).apply_async(
-            queue=self.queue
-        )
+        results = [self._send(operation, call) for call in calls]
         try:
-            values = self._gather(result, each)
+            values = self._gather(operation, calls, results, each)
         except BaseException:
-            result.revoke()
+            for result in results:
+                result.revoke()
             raise
         finally:
-            result.forget()
+            for result in results:
+                result.forget()
         self.workers.update(v["worker"] for v in values)
         return [v["result"] for v in values]
 
-    def _gather(self, result: Any, each: Each | None) -> list[dict[str, Any]]:
+    def _send(self, operation: str, call: dict[str, Any]) -> Any:
+        from decisions.tasks import run_chunk_task
+
+        beat = max(0.1, self.lost_seconds / 6)
+        return run_chunk_task.apply_async((operation, call), {"beat": beat}, queue=self.queue)
+
+    def _gather(
+        self,
+        operation: str,
+        calls: list[dict[str, Any]],
+        results: list[Any],
+        each: Each | None,
+    ) -> list[dict[str, Any]]:
         from decisions.optimisation import RunFailed
 
         sent = time.monotonic()
         last_check, pause, taken = sent, 0.001, False
-        values: list[Any] = [None] * len(result.results)
+        values: list[Any] = [None] * len(results)
         pending = list(range(len(values)))
+        # Per pending chunk: the last heartbeat seen and when (this clock), and resends.
+        seen: dict[int, tuple[Any, float]] = {}
+        resends = [0] * len(results)
         while pending:
-            for i in [i for i in pending if result.results[i].ready()]:
+            for i in [i for i in pending if results[i].ready()]:
                 # The coordinator may itself be a task: waiting on its own subtasks is safe
                 # here because they go to a queue of their own (see the module's docstring).
-                values[i] = result.results[i].get(disable_sync_subtasks=False, propagate=True)
+                values[i] = results[i].get(disable_sync_subtasks=False, propagate=True)
                 pending.remove(i)
                 taken = True
                 if each is not None:
@@ -153,8 +181,9 @@ class CeleryExecutor:
             if now - last_check >= 0.5:
                 last_check = now
                 self.check()
+                states = {i: results[i].state for i in pending}
                 if not taken:
-                    taken = any(result.results[i].state != "PENDING" for i in pending)
+                    taken = any(state != "PENDING" for state in states.values())
                 if not taken and now - sent > self.start_seconds:
                     raise RunFailed(
                         f"No worker took the run's chunk tasks within {self.start_seconds:g} s. "
@@ -168,9 +197,45 @@ class CeleryExecutor:
                         "The run exceeded its time limit waiting for its chunks.",
                         code="time_limit",
                     )
+                for i in self._lost(pending, states, results, seen, now):
+                    resends[i] += 1
+                    if resends[i] > self.MAX_RESENDS:
+                        raise RunFailed(
+                            f"Chunk {i + 1} of the run lost its worker {self.MAX_RESENDS + 1} "
+                            "times; giving up.",
+                            code="chunk_lost",
+                            details={"chunk": i + 1, "operation": operation},
+                        )
+                    results[i].revoke()
+                    results[i] = self._send(operation, calls[i])
+                    seen.pop(i, None)
+                    self.resent += 1
             time.sleep(pause)
             pause = min(0.05, pause * 1.5)
         return values
+
+    def _lost(
+        self,
+        pending: list[int],
+        states: dict[int, str],
+        results: list[Any],
+        seen: dict[int, tuple[Any, float]],
+        now: float,
+    ) -> list[int]:
+        """The started chunks whose heartbeat has not moved for ``lost_seconds``."""
+        lost = []
+        for i in pending:
+            if states[i] != "STARTED":
+                seen.pop(i, None)
+                continue
+            info = results[i].info
+            marker = (info.get("hostname"), info.get("beat")) if isinstance(info, dict) else info
+            last = seen.get(i)
+            if last is None or last[0] != marker:
+                seen[i] = (marker, now)  # this clock: workers' clocks may differ
+            elif now - last[1] > self.lost_seconds:
+                lost.append(i)
+        return lost
 
 
 def _clear_old_folders(run_id: int) -> None:
@@ -238,6 +303,7 @@ def execute_chunked(
             "price_iterations": solution.iterations,
             "rounds": solution.rounds,
             "residual_customers": solution.residual,
+            "resent": executor.resent,
         }
         prices = runs.record_solution(run, function, solution)
         reporter.check()
@@ -252,6 +318,7 @@ def execute_chunked(
             )
             run.kpis["price_agreement"] = sum(f["agree"] for f in finished) / n
             run.execution["workers"] = sorted(executor.workers)
+            run.execution["resent"] = executor.resent
 
         if not run.log_decisions:
             reporter.phase("finishing", 60)

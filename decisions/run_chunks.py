@@ -45,7 +45,7 @@ from decisions.engine.decision_function import (
     compile_decision_function,
 )
 from decisions.engine.distributed import OPERATIONS as SOLVER_OPERATIONS
-from decisions.engine.distributed import chunk_choice, chunk_write
+from decisions.engine.distributed import chunk_choice, chunk_write, save_replacing
 from decisions.populations import ID_COLUMN, Population
 from governance.models import Version
 
@@ -169,12 +169,15 @@ def chunk_score(directory: str) -> dict[str, Any]:
     chunk_write(folder, result.value, result.usage, result.eligible)
     quantities = list(result.quantities)
     rules = list(result.failed_rules)
-    np.savez(
+    save_replacing(
         folder / EXTRAS,
-        allow_pickle=False,
-        names=np.array(json.dumps({"quantities": quantities, "rules": rules})),
-        **{f"q{i}": result.quantities[q] for i, q in enumerate(quantities)},
-        **{f"r{i}": result.failed_rules[r] for i, r in enumerate(rules)},
+        lambda handle: np.savez(
+            handle,
+            allow_pickle=False,
+            names=np.array(json.dumps({"quantities": quantities, "rules": rules})),
+            **{f"q{i}": result.quantities[q] for i, q in enumerate(quantities)},
+            **{f"r{i}": result.failed_rules[r] for i, r in enumerate(rules)},
+        ),
     )
     return {"n": population.size}
 
@@ -221,13 +224,15 @@ def chunk_finish(
     }
     if common is not None:
         population = population_load(folder / POPULATION, function)
-        target = folder / STAGED
-        scratch = folder / (STAGED + ".partial")
-        with scratch.open("w", encoding="utf-8", newline="\n") as staged:
+
+        def stage(handle: Any) -> None:
+            # A redelivered (or resent) task never leaves half a file behind.
             for batch in log_rows(function, common, population, priced, choice):
-                staged.writelines(copy_lines(batch))
+                handle.write("".join(copy_lines(batch)).encode("utf-8"))
                 out["logged"] += len(batch)
-        scratch.replace(target)  # a redelivered task never leaves half a file behind
+
+        out["logged"] = 0
+        save_replacing(folder / STAGED, stage)
     return out
 
 

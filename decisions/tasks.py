@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import shared_task, states
 
 from decisions.decision_log import decision_blocks_seal
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="decisions.tasks.decision_blocks_seal_task", acks_late=True)
@@ -34,10 +42,44 @@ def optimisation_run_task(run_id: int) -> str:
     # The coordinator tells "no worker took it" from "a worker is on it" by the state.
     track_started=True,
 )
-def run_chunk_task(self, operation: str, call: dict) -> dict:
+def run_chunk_task(self, operation: str, call: dict, beat: float | None = None) -> dict:
     """One operation of a distributed optimisation run on one chunk (``run_chunks``).
 
-    Idempotent: a redelivered operation rewrites the same files."""
+    Idempotent: a redelivered (or resent) operation rewrites the same files. With
+    ``beat``, the task's STARTED state is refreshed every ``beat`` seconds with a count,
+    from a thread, while the operation computes: the coordinator resends a chunk whose
+    count stops moving (``distributed_runs``: its worker died).
+    """
     from decisions.run_chunks import chunk_operation
 
-    return {"worker": self.request.hostname, "result": chunk_operation(operation, call)}
+    with _heartbeat(self, beat):
+        result = chunk_operation(operation, call)
+    return {"worker": self.request.hostname, "result": result}
+
+
+@contextmanager
+def _heartbeat(task: Any, beat: float | None) -> Iterator[None]:
+    task_id, hostname = task.request.id, task.request.hostname
+    if not beat or task.request.is_eager or not task_id:
+        yield
+        return
+    stop = threading.Event()
+
+    def beating() -> None:
+        count = 0
+        while not stop.wait(beat):
+            count += 1
+            try:
+                task.backend.store_result(
+                    task_id, {"hostname": hostname, "beat": count}, states.STARTED
+                )
+            except Exception:  # a missed beat is only a missed beat; the next one retries
+                logger.warning("chunk task %s could not store its heartbeat", task_id)
+
+    thread = threading.Thread(target=beating, name=f"heartbeat-{task_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()  # no beat may land after the task's own result

@@ -38,6 +38,7 @@ ENVIRONMENT_VARIABLES = {
     "SECURE_SSL_REDIRECT": "production only: redirect HTTP to HTTPS (default on)",
     "OPTIMISATION_DISTRIBUTED": "optimisation runs in chunks on workers: auto (default), on, off",
     "OPTIMISATION_CHUNK_CUSTOMERS": "customers per chunk of a distributed run (100000)",
+    "OPTIMISATION_CHUNK_LOST_SECONDS": "silence after which a chunk's worker is presumed lost (60)",
 }
 
 env = environ.Env()
@@ -235,6 +236,11 @@ if OPTIMISATION_CHUNK_CUSTOMERS < 1:
     raise ImproperlyConfigured("OPTIMISATION_CHUNK_CUSTOMERS must be at least 1.")
 OPTIMISATION_CHUNK_QUEUE = "arbiter-chunks"
 OPTIMISATION_CHUNK_START_SECONDS = 60.0
+# A started chunk task refreshes its state every sixth of this; one whose refreshes stop
+# for this long is presumed lost with its worker and sent again.
+OPTIMISATION_CHUNK_LOST_SECONDS = env.float("OPTIMISATION_CHUNK_LOST_SECONDS", default=60.0)
+if OPTIMISATION_CHUNK_LOST_SECONDS <= 0:
+    raise ImproperlyConfigured("OPTIMISATION_CHUNK_LOST_SECONDS must be positive.")
 # The near-tie (customer, action) pairs a distributed run solves exactly on the
 # coordinator, and for how long at most.
 OPTIMISATION_RESIDUAL_PAIRS = 4_000

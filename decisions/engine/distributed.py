@@ -35,6 +35,7 @@ same prices and objective. No Django here.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,22 @@ ARRAYS = ("value", "usage", "allowed")
 CHOICE = "choice.npy"
 
 
+def save_replacing(target: Path, write: Callable[[Any], None]) -> None:
+    """Write ``target`` through a scratch file of this writer's own, then rename it in.
+
+    A chunk operation may run twice at once (a worker presumed lost was only slow, and
+    its chunk was sent again): each writer has its own scratch file, and readers only
+    ever see a whole file, the last one renamed in.
+    """
+    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with scratch.open("wb") as handle:
+            write(handle)
+        scratch.replace(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 # --- the chunk side -------------------------------------------------------------------------
 
 
@@ -73,7 +90,11 @@ def chunk_write(
     if usage.shape[1:] != (n, k) or allowed.shape != (n, k):
         raise ValueError("usage must be (M, n, K) and allowed (n, K) for value (n, K)")
     for name, array in zip(ARRAYS, (value, usage, allowed.astype(bool)), strict=True):
-        np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        contiguous = np.ascontiguousarray(array)
+        save_replacing(
+            folder / f"{name}.npy",
+            lambda handle, a=contiguous: np.save(handle, a, allow_pickle=False),
+        )
 
 
 def _chunk(directory: str, limit: Sequence[float] | None = None) -> _Problem:
@@ -168,10 +189,10 @@ def chunk_settle(
     if send_rows:
         out["arrays"] = _rows_payload(part, index)
     if write:
-        target = Path(directory) / CHOICE
-        scratch = target.with_suffix(".partial.npy")
-        np.save(scratch, choice, allow_pickle=False)
-        scratch.replace(target)  # readers never see half a file
+        save_replacing(
+            Path(directory) / CHOICE,
+            lambda handle: np.save(handle, choice, allow_pickle=False),
+        )
     return out
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -46,6 +47,45 @@ def _reset_connections() -> None:
     app._local = threading.local()
 
 
+def _start_worker(name: str, queue: str, log: IO[str]) -> subprocess.Popen:
+    """A real ``celery worker`` process (solo pool) on ``queue``; the test's artifact root
+    is its shared storage, and it has no database."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "arbiter.settings.test",
+        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+        "CELERY_BROKER_URL": BROKER,
+        "CELERY_RESULT_BACKEND": BROKER,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "arbiter", "worker", "-Q", queue]
+    command += ["-n", name, "--pool", "solo", "--without-gossip", "--without-mingle"]
+    command += ["--loglevel", "INFO"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_until_answering(names: list[str], processes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 120
+    answered: set[str] = set()
+    while answered != set(names):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            logs = "\n".join(
+                path.read_text()[-3000:] for path in Path(settings.ARTIFACT_ROOT).glob("*.log")
+            )
+            pytest.fail(f"the workers did not start; their logs:\n{logs}")
+        for reply in app.control.ping(destination=names, timeout=1.0):
+            answered.update(reply)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.fixture(scope="module")
 def workers():
     try:
@@ -55,66 +95,17 @@ def workers():
         pytest.skip(f"no broker at {BROKER}: {exc}")
     queue = f"arbiter-chunks-test-{uuid.uuid4().hex[:8]}"
     names = [f"chunks{i}-{uuid.uuid4().hex[:6]}@localhost" for i in (1, 2)]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "arbiter.settings.test",
-        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
-        "CELERY_BROKER_URL": BROKER,
-        "CELERY_RESULT_BACKEND": BROKER,
-    }
     logs = [open(Path(settings.ARTIFACT_ROOT) / f"worker-{i}.log", "w") for i in (1, 2)]  # noqa: SIM115
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "arbiter",
-                "worker",
-                "-Q",
-                queue,
-                "-n",
-                name,
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        for name, log in zip(names, logs, strict=True)
-    ]
+    processes = [_start_worker(name, queue, log) for name, log in zip(names, logs, strict=True)]
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     app.conf.update(task_always_eager=False, broker_url=BROKER, result_backend=BROKER)
     _reset_connections()
     try:
-        deadline = time.monotonic() + 120
-        answered: set[str] = set()
-        while answered != set(names):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                output = "\n".join(
-                    (Path(settings.ARTIFACT_ROOT) / f"worker-{i}.log").read_text()[-3000:]
-                    for i in (1, 2)
-                )
-                pytest.fail(f"the workers did not start; their logs:\n{output}")
-            for reply in app.control.ping(destination=names, timeout=1.0):
-                answered.update(reply)
+        _wait_until_answering(names, processes)
         with override_settings(OPTIMISATION_CHUNK_QUEUE=queue):
             yield names
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
         for log in logs:
             log.close()
         app.conf.update(**saved)
@@ -149,6 +140,81 @@ def test_two_workers_solve_a_portfolio_as_one_process_does(workers):
     assert allowed[rows, choice].all()
     assert value[rows, choice].sum() == pytest.approx(distributed.objective, rel=1e-12)
     assert np.all(usage[:, rows, choice].sum(axis=1) <= limit + 1e-6)
+
+
+def test_a_chunk_whose_worker_dies_is_sent_again(workers):
+    """A worker killed in the middle of a chunk: its heartbeat stops, the chunk goes to
+    another worker, and the solve ends as if nothing had happened."""
+    value, usage, limit = offers(8_000, seed=5)
+    allowed = np.ones(value.shape, dtype=bool)
+    folder = runs_root() / f"test-{uuid.uuid4().hex[:8]}"
+    options = {"sample": 1000, "residual_pairs": 120, "residual_seconds": 20.0}
+    local = solve_chunks(
+        LocalExecutor(), split(folder / "local", value, usage, allowed, 3), limit, **options
+    )
+    folders = split(folder / "celery", value, usage, allowed, 3)
+    # The first chunk's values are a named pipe for now: the worker that takes the first
+    # task blocks reading it, so it is surely in the middle of a chunk when it is killed.
+    real = Path(folders[0]) / "value.real"
+    pipe = Path(folders[0]) / "value.npy"
+    pipe.replace(real)
+    os.mkfifo(pipe)
+    queue = f"arbiter-chunks-loss-{uuid.uuid4().hex[:8]}"
+    victim, survivor = (f"{who}-{uuid.uuid4().hex[:6]}@localhost" for who in ("victim", "survivor"))
+    root = Path(settings.ARTIFACT_ROOT)
+    with open(root / "victim.log", "w") as victim_log, open(root / "survivor.log", "w") as log:
+        processes = [_start_worker(victim, queue, victim_log)]
+        try:
+            _wait_until_answering([victim], processes)
+            with override_settings(
+                OPTIMISATION_CHUNK_QUEUE=queue, OPTIMISATION_CHUNK_LOST_SECONDS=3.0
+            ):
+                executor = CeleryExecutor(check=lambda: None, deadline=time.monotonic() + 600)
+                sent = []
+                send = executor._send
+                executor._send = lambda operation, call: (
+                    sent.append(send(operation, call)) or sent[-1]
+                )
+                outcome: dict[str, object] = {}
+
+                def coordinate() -> None:
+                    try:
+                        outcome["solution"] = solve_chunks(executor, folders, limit, **options)
+                    except BaseException as error:  # reported below
+                        outcome["error"] = error
+
+                thread = threading.Thread(target=coordinate, daemon=True)
+                thread.start()
+                deadline = time.monotonic() + 60
+                # The victim took the first chunk's task and is beating while it waits on
+                # the pipe (the other chunks' tasks of the round wait in the queue).
+                blocked = None
+                while blocked is None:
+                    assert time.monotonic() < deadline, "the victim never blocked on the chunk"
+                    time.sleep(0.05)
+                    for result in list(sent):
+                        info = result.info if result.state == "STARTED" else None
+                        if isinstance(info, dict) and info.get("beat", 0) >= 2:
+                            blocked = info
+                assert blocked["hostname"] == victim
+                processes[0].kill()
+                processes[0].wait(timeout=30)
+                real.replace(pipe)  # the chunk is readable again, for whoever takes it next
+                processes.append(_start_worker(survivor, queue, log))
+                thread.join(timeout=300)
+            assert not thread.is_alive(), "the run stalled on the lost chunk"
+            assert "error" not in outcome, outcome.get("error")
+        finally:
+            _stop(processes)
+            with Connection(BROKER) as connection:
+                connection.default_channel.queue_purge(queue)
+    distributed = outcome["solution"]
+    assert executor.resent == 1
+    assert executor.workers == {survivor}  # the victim finished nothing
+    assert distributed.status == local.status
+    np.testing.assert_allclose(distributed.prices, local.prices, rtol=1e-9, atol=1e-12)
+    assert distributed.objective == pytest.approx(local.objective, rel=1e-9)
+    assert distributed.bound == pytest.approx(local.bound, rel=1e-9)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -181,3 +181,32 @@ def test_a_strategy_and_its_constraint_set_are_reviewed_together(
         {"move": "approve", "comment": "ok", "next": "https://evil.example/"},
     )
     assert response["Location"] == url
+
+
+def test_a_distributed_run_page_says_how_it_was_computed_and_what_was_resent(
+    users, django_capture_on_commit_callbacks
+):
+    maker = logged_in(users["maker"])
+    with django_capture_on_commit_callbacks(execute=True):
+        maker.post("/optimisation/start/", {"deployment": "cross-sell", "customers": "300"})
+    run = OptimisationRun.objects.get()
+    execution = {
+        "mode": "workers",
+        "chunks": 3,
+        "chunk_customers": 100,
+        "workers": ["a@host", "b@host"],
+        "price_iterations": 12,
+        "rounds": 15,
+        "residual_customers": 40,
+        "resent": 0,
+    }
+    OptimisationRun.objects.filter(pk=run.pk).update(execution=execution)
+    page = maker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "in 3 chunks of up to 100 customers by 2 workers (a@host, b@host)" in page
+    assert "sent again" not in page
+    OptimisationRun.objects.filter(pk=run.pk).update(execution={**execution, "resent": 1})
+    page = maker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "; 1 chunk task sent again after losing its worker" in page
+    OptimisationRun.objects.filter(pk=run.pk).update(execution={**execution, "resent": 2})
+    page = maker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "; 2 chunk tasks sent again after losing their worker" in page

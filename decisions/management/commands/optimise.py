@@ -100,9 +100,16 @@ class Command(BaseCommand):
                 if execution["mode"] == "workers"
                 else "in this process"
             )
+            resent = execution.get("resent") or 0
+            again = (
+                f"; {resent} chunk task{'s' if resent != 1 else ''} sent again after losing "
+                f"{'its' if resent == 1 else 'their'} worker"
+                if resent
+                else ""
+            )
             self.stdout.write(
                 f"Computed in {execution['chunks']} chunks {where}: "
-                f"{execution['price_iterations']} price iterations."
+                f"{execution['price_iterations']} price iterations{again}."
             )
         for limit in run.limits:
             self.stdout.write(
