@@ -35,6 +35,21 @@ def best_of(repeats: int, function) -> float:
     return best
 
 
+def measure(tables, explainer, rows: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Largest difference; us per row in a batch (tables, shap); us per single row (same)."""
+    expected = np.asarray(explainer.shap_values(rows, check_additivity=False))
+    difference = float(np.max(np.abs(tables.shap_values(rows) - expected)))
+    fast = best_of(3, lambda: tables.shap_values(rows)) / len(rows) * 1e6
+    slow = best_of(1, lambda: explainer.shap_values(rows, check_additivity=False))
+    one = rows[:200]
+    fast_one = best_of(3, lambda: [tables.shap_values(one[i : i + 1]) for i in range(200)])
+    slow_one = best_of(
+        3,
+        lambda: [explainer.shap_values(one[i : i + 1], check_additivity=False) for i in range(200)],
+    )
+    return difference, fast, slow / len(rows) * 1e6, fast_one / 200 * 1e6, slow_one / 200 * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -61,24 +76,7 @@ def main() -> None:
             explainer = shap.TreeExplainer(
                 final, model_output="raw", feature_perturbation="tree_path_dependent"
             )
-            expected = np.asarray(explainer.shap_values(rows, check_additivity=False))
-            difference = float(np.max(np.abs(tables.shap_values(rows) - expected)))
-            fast = best_of(3, lambda: tables.shap_values(rows)) / args.rows * 1e6
-            slow = (
-                best_of(1, lambda: explainer.shap_values(rows, check_additivity=False))
-                / args.rows
-                * 1e6
-            )
-            one = rows[:200]
-            fast_one = best_of(3, lambda: [tables.shap_values(one[i : i + 1]) for i in range(200)])
-            slow_one = best_of(
-                3,
-                lambda: [
-                    explainer.shap_values(one[i : i + 1], check_additivity=False)
-                    for i in range(200)
-                ],
-            )
-            fast_one, slow_one = fast_one / 200 * 1e6, slow_one / 200 * 1e6
+            difference, fast, slow, fast_one, slow_one = measure(tables, explainer, rows)
             print(
                 f"| {name} | {len(final._predictors)} | {tables.values.size:,} | {build:.3f} "
                 f"| {fast:.1f} | {slow:.1f} | {slow / fast:.1f}x | {fast_one:.1f} | "
