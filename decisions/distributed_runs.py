@@ -7,7 +7,8 @@ With a broker configured, a run whose population is larger than
 process when no broker is configured; ``off`` never splits). The run's task, wherever it
 runs, becomes the coordinator:
 
-1. it reads and validates the population once, writes each chunk's customers and the
+1. it reads and validates the population a chunk at a time (an uploaded file is never in
+   its memory whole), writes each chunk's customers and the
    decision function's bundle to a folder of shared storage (``run_chunks``), and sends
    one ``score`` task per chunk;
 2. it solves the portfolio problem with ``engine.distributed.solve_chunks``: every price
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from decisions.decision_log import log_writer_enter
 from decisions.engine.decision_function import DecisionFunction
 from decisions.engine.distributed import solve_chunks
 from decisions.models import Decision, OptimisationRun
-from decisions.populations import Population
+from decisions.populations import Population, population_slice
 from decisions.run_chunks import (
     POPULATION,
     STAGED,
@@ -250,12 +251,16 @@ def execute_chunked(
     run: OptimisationRun,
     reporter: Any,
     function: DecisionFunction,
-    population: Population,
+    pieces: Iterable[Population],
     *,
     mode: str,
     deadline: float,
 ) -> None:
-    """The scoring, solving and logging of ``_execute``, in chunks (see the module)."""
+    """The scoring, solving and logging of ``_execute``, in chunks (see the module).
+
+    ``pieces``: the validated population, in pieces of any size (a file being read), cut
+    here into chunks of ``OPTIMISATION_CHUNK_CUSTOMERS``.
+    """
     from decisions import optimisation as runs
 
     _clear_old_folders(run.pk)
@@ -263,13 +268,21 @@ def execute_chunked(
     folder.mkdir(parents=True)
     try:
         bundle_write(folder, run.strategy_version, run.constraint_set_version)
-        n, size = population.size, settings.OPTIMISATION_CHUNK_CUSTOMERS
-        chunks = []
-        for i, start in enumerate(range(0, n, size)):
-            chunk = folder / f"chunk-{i:05d}"
-            chunk.mkdir()
-            population_write(chunk / POPULATION, population, slice(start, min(n, start + size)))
-            chunks.append(str(chunk))
+        size = settings.OPTIMISATION_CHUNK_CUSTOMERS
+        chunks, n = [], 0
+        # Each piece becomes a chunk as it is read; the iterator raises after the last
+        # piece if the population had problems (the folder is then removed, below).
+        for piece in pieces:
+            for start in range(0, piece.size, size):
+                part = population_slice(piece, slice(start, start + size))
+                chunk = folder / f"chunk-{len(chunks):05d}"
+                chunk.mkdir()
+                population_write(chunk / POPULATION, part, slice(None))
+                chunks.append(str(chunk))
+                n += part.size
+            reporter.check()
+        run.customers = n
+        OptimisationRun.objects.filter(pk=run.pk).update(customers=n)
         executor: CeleryExecutor | LocalChunkExecutor = (
             CeleryExecutor(reporter.check, deadline)
             if mode == ON_WORKERS

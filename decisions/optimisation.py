@@ -16,6 +16,7 @@ so a failed or cancelled run has logged none.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -45,10 +46,11 @@ from decisions.engine.decision_function import DecisionFunction, Evaluation
 from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
 from decisions.populations import (
     Population,
-    population_check,
+    PopulationCheck,
     population_format,
-    population_read,
+    population_pieces,
     population_simulated,
+    population_slice,
 )
 from governance import services as governance
 from governance.artifacts import (
@@ -644,23 +646,47 @@ def _finish(
 
 
 def _population(run: OptimisationRun, function: DecisionFunction) -> Population:
+    """The whole population, validated (``ValidationFailed`` names rows and columns)."""
+    pieces = list(_population_pieces(run, function, rows=None))
+    return pieces[0]
+
+
+def _population_pieces(
+    run: OptimisationRun, function: DecisionFunction, *, rows: int | None
+) -> Iterator[Population]:
+    """The run's population in validated pieces of at most ``rows`` customers (None: one).
+
+    An uploaded file is read piece by piece (``population_pieces``), so this process never
+    holds more than one piece of it; every piece is checked as it comes and, after the
+    last, ``ValidationFailed`` is raised naming the rows and columns of every problem in
+    the file (a piece with problems is yielded all the same: the caller must consume the
+    whole iterator before it acts on anything).
+    """
     spec = run.population
+    check = PopulationCheck(function.features)
+    path = None
     if spec["kind"] == "simulated":
-        frame = population_simulated(spec["use_case"], spec["customers"], seed=spec["seed"])
+        frames: Any = [population_simulated(spec["use_case"], spec["customers"], seed=spec["seed"])]
     else:
         target = Path(settings.ARTIFACT_ROOT) / "staging" / f"run-{run.pk}-{uuid.uuid4().hex}"
         path = artifact_open_verified(spec["path"], spec["sha256"], into=target)
-        try:
-            frame = population_read(path, spec["format"])
-        finally:
+        frames = population_pieces(path, spec["format"], rows=rows)
+    try:
+        for frame in frames:
+            if check.rows + len(frame) > settings.OPTIMISATION_MAX_CUSTOMERS:
+                raise ValidationFailed(
+                    f"The population has more than {settings.OPTIMISATION_MAX_CUSTOMERS:,} "
+                    f"customers, the limit.",
+                    details={"population": ["too many customers"]},
+                )
+            population = check.piece(frame)
+            size = rows or max(1, population.size)
+            for start in range(0, population.size, size):
+                yield population_slice(population, slice(start, start + size))
+        check.finish()
+    finally:
+        if path is not None:
             path.unlink(missing_ok=True)
-    if len(frame) > settings.OPTIMISATION_MAX_CUSTOMERS:
-        raise ValidationFailed(
-            f"The population has {len(frame):,} customers; the limit is "
-            f"{settings.OPTIMISATION_MAX_CUSTOMERS:,}.",
-            details={"population": ["too many customers"]},
-        )
-    return population_check(frame, function.features)
 
 
 def _score(function: DecisionFunction, population: Population, reporter: _Reporter) -> Evaluation:
@@ -883,13 +909,27 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
     deadline = time.monotonic() + run.time_limit_seconds
     reporter.progress(0, force=True)
     function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
-    population = _population(run, function)
+    size = settings.OPTIMISATION_CHUNK_CUSTOMERS
+    if chunked_mode(size + 1) is None:  # never in chunks: read the population whole
+        population = _population(run, function)
+    else:
+        # Read a chunk at a time: a population of more than one chunk goes to the chunks
+        # piece by piece, without ever being in this process whole.
+        pieces = _population_pieces(run, function, rows=size)
+        first = next(pieces)
+        second = next(pieces, None)  # after the last piece the whole file is checked
+        if second is not None:
+            chunks = itertools.chain([first, second], pieces)
+            mode = chunked_mode(size + 1)
+            execute_chunked(run, reporter, function, chunks, mode=mode, deadline=deadline)
+            return
+        population = first
     run.customers = population.size
     OptimisationRun.objects.filter(pk=run.pk).update(customers=run.customers)
     reporter.check()
     mode = chunked_mode(population.size)
     if mode is not None:
-        execute_chunked(run, reporter, function, population, mode=mode, deadline=deadline)
+        execute_chunked(run, reporter, function, iter([population]), mode=mode, deadline=deadline)
         return
 
     reporter.phase("scoring", 10)

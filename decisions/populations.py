@@ -11,7 +11,8 @@ Rows are numbered from 1 in file order (the first data row after a CSV header is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ class Population:
         return len(self.customer_ids)
 
 
+def population_slice(population: Population, rows: slice) -> Population:
+    """The customers ``rows`` of ``population`` (views, not copies, of its columns)."""
+    if rows.start in (0, None) and (rows.stop is None or rows.stop >= population.size):
+        return population
+    return Population(
+        customer_ids=population.customer_ids[rows],
+        columns={name: values[rows] for name, values in population.columns.items()},
+    )
+
+
 def population_format(filename: str) -> str:
     """``csv`` or ``parquet`` from a file name; ``ValidationFailed`` for anything else."""
     suffix = Path(filename).suffix.lower()
@@ -51,32 +62,52 @@ def population_format(filename: str) -> str:
 
 def population_read(path: Path, fmt: str) -> pd.DataFrame:
     """The file as a frame of strings or numbers; ``ValidationFailed`` when unreadable."""
+    pieces = list(population_pieces(path, fmt, rows=None))
+    return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+
+
+def population_pieces(path: Path, fmt: str, *, rows: int | None) -> Iterator[pd.DataFrame]:
+    """The file in frames of at most ``rows`` rows (None: one frame), read as they are
+    needed, so a large file is never in memory whole; ``ValidationFailed`` when
+    unreadable, also midway. CSV values are strings (types are checked per column
+    against the schema, so a stray "n/a" is reported by row instead of silently becoming
+    NaN); Parquet keeps its own types."""
     try:
         if fmt == "csv":
-            # Strings first: types are checked per column against the schema, so a stray
-            # "n/a" is reported by row instead of silently becoming NaN.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            if rows is None:
+                frames: Any = [pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])]
+            else:
+                frames = pd.read_csv(
+                    path, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
+                )
+        elif rows is None:
+            frames = [pd.read_parquet(path)]
         else:
-            frame = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            frames = (pa_batch.to_pandas() for pa_batch in parquet.iter_batches(batch_size=rows))
+        for frame in frames:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ValidationFailed(
-            f"The population file could not be read as {fmt.upper()}: {exc}",
-            details={"population": [f"not a readable {fmt.upper()} file"]},
-        ) from None
+        raise _unreadable(fmt, exc) from None
     except Exception as exc:  # pyarrow raises its own types for corrupt files
         if type(exc).__module__.startswith("pyarrow"):
-            raise ValidationFailed(
-                f"The population file could not be read as {fmt.upper()}: {exc}",
-                details={"population": [f"not a readable {fmt.upper()} file"]},
-            ) from None
+            raise _unreadable(fmt, exc) from None
         raise
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
 
 
-def _rows(mask: np.ndarray) -> tuple[list[int], int]:
-    bad = np.flatnonzero(mask)
-    return [int(i) + 1 for i in bad[:MAX_ROWS_NAMED]], len(bad)
+def _unreadable(fmt: str, exc: Exception) -> ValidationFailed:
+    return ValidationFailed(
+        f"The population file could not be read as {fmt.upper()}: {exc}",
+        details={"population": [f"not a readable {fmt.upper()} file"]},
+    )
+
+
+Found = list[tuple[str, np.ndarray]]
+"""A column's problems in one piece: (problem, mask of the piece's rows with it), in a
+fixed order per check so that a file read in pieces is described as if read whole."""
 
 
 def _describe(rows: list[int], count: int, problem: str) -> str:
@@ -86,8 +117,7 @@ def _describe(rows: list[int], count: int, problem: str) -> str:
     return f"{noun} {named}{more}: {problem}"
 
 
-def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
-    problems: list[str] = []
+def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, Found]:
     missing = raw.isna().to_numpy()
     if raw.dtype == object:
         text = raw.astype("string").str.strip()
@@ -97,43 +127,125 @@ def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, list[
         missing = np.zeros(len(raw), dtype=bool)
     else:
         values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
-    not_number = np.isnan(values) & ~missing
-    if missing.any():
-        problems.append(_describe(*_rows(missing), "missing"))
-    if not_number.any():
-        problems.append(_describe(*_rows(not_number), "must be a number"))
     finite = np.isfinite(values)
-    infinite = ~finite & ~np.isnan(values)
-    if infinite.any():
-        problems.append(_describe(*_rows(infinite), "must be a finite number"))
+    found: Found = [
+        ("missing", missing),
+        ("must be a number", np.isnan(values) & ~missing),
+        ("must be a finite number", ~finite & ~np.isnan(values)),
+    ]
     if "min" in spec:
-        low = finite & (values < spec["min"])
-        if low.any():
-            problems.append(_describe(*_rows(low), f"must be at least {spec['min']}"))
+        found.append((f"must be at least {spec['min']}", finite & (values < spec["min"])))
     if "max" in spec:
-        high = finite & (values > spec["max"])
-        if high.any():
-            problems.append(_describe(*_rows(high), f"must be at most {spec['max']}"))
-    return values, problems
+        found.append((f"must be at most {spec['max']}", finite & (values > spec["max"])))
+    return values, found
 
 
-def _categorical(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
-    problems: list[str] = []
+def _categorical(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, Found]:
     missing = raw.isna().to_numpy()
     values = raw.astype(object).where(~raw.isna(), None).to_numpy(dtype=object)
     text = np.array([v if isinstance(v, str) else None for v in values], dtype=object)
-    wrong_type = np.array([v is None for v in text]) & ~missing
+    wrong_type = np.array([v is None for v in text], dtype=bool) & ~missing
     allowed = set(spec["categories"])
     unknown = np.array([v is not None and v not in allowed for v in text], dtype=bool)
-    if missing.any():
-        problems.append(_describe(*_rows(missing), "missing"))
-    if wrong_type.any():
-        problems.append(_describe(*_rows(wrong_type), "must be text"))
-    if unknown.any():
-        problems.append(
-            _describe(*_rows(unknown), f"must be one of {', '.join(spec['categories'])}")
+    found: Found = [
+        ("missing", missing),
+        ("must be text", wrong_type),
+        (f"must be one of {', '.join(spec['categories'])}", unknown),
+    ]
+    return text, found
+
+
+class PopulationCheck:
+    """Validates a population piece by piece (a file read in pieces, or whole as one piece),
+    keeping only the problems: the first ``MAX_ROWS_NAMED`` rows and a count per problem,
+    and a 128-bit digest per customer id for the repeats. ``finish`` raises one
+    ``ValidationFailed`` naming rows and columns, as if the file had been read whole.
+    """
+
+    def __init__(self, features: Mapping[str, Mapping[str, Any]]) -> None:
+        self.features = features
+        self.rows = 0
+        # field -> problem -> (first rows named, how many)
+        self.problems: dict[str, dict[str, tuple[list[int], int]]] = {}
+        self._digests: list[np.ndarray] = []
+        self._blank: list[np.ndarray] = []
+
+    def piece(self, frame: pd.DataFrame) -> Population:
+        """Check the next rows; their values (valid ones exact, bad ones NaN or None)."""
+        needed = [ID_COLUMN, *self.features]
+        missing = [name for name in needed if name not in frame.columns]
+        if missing:
+            raise ValidationFailed(
+                f"The population lacks the column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}.",
+                details={f"population.columns.{name}": ["column missing"] for name in missing},
+            )
+        ids_raw = frame[ID_COLUMN]
+        ids = ids_raw.astype(object).where(~ids_raw.isna(), None).to_numpy(dtype=object)
+        id_text = [None if v is None else str(v).strip() for v in ids]
+        blank = np.array([not v for v in id_text], dtype=bool)
+        too_long = np.array([bool(v) and len(v) > 200 for v in id_text], dtype=bool)
+        self._note(ID_COLUMN, [("missing", blank), ("longer than 200 characters", too_long)])
+        self._digests.append(
+            np.frombuffer(
+                b"".join(
+                    hashlib.blake2b((v or "").encode("utf-8"), digest_size=16).digest()
+                    for v in id_text
+                ),
+                dtype="V16",
+            )
         )
-    return text, problems
+        self._blank.append(blank)
+        columns: dict[str, np.ndarray] = {}
+        for name, spec in self.features.items():
+            check = _numeric if spec["type"] == "numeric" else _categorical
+            columns[name], found = check(frame[name], spec)
+            self._note(name, found)
+        self.rows += len(frame)
+        return Population(customer_ids=[str(v) for v in id_text], columns=columns)
+
+    def _note(self, field: str, found: Found, *, offset: int | None = None) -> None:
+        """Add one piece's problems; its first row is row ``offset + 1`` (default: the
+        rows checked so far)."""
+        offset = self.rows if offset is None else offset
+        for problem, mask in found:
+            known = self.problems.setdefault(field, {})
+            rows, count = known.get(problem, ([], 0))
+            bad = np.flatnonzero(mask)
+            room = MAX_ROWS_NAMED - len(rows)
+            rows = rows + [offset + int(i) + 1 for i in bad[: max(0, room)]]
+            known[problem] = (rows, count + len(bad))
+
+    def finish(self) -> None:
+        """Raise ``ValidationFailed`` for every problem found, or return (all rows good)."""
+        if not self.rows:
+            raise ValidationFailed(
+                "The population has no customers.", details={"population": ["has no rows"]}
+            )
+        digests = np.concatenate(self._digests)
+        blank = np.concatenate(self._blank)
+        _, first = np.unique(digests, return_index=True)
+        repeats = np.ones(len(digests), dtype=bool)
+        repeats[first] = False
+        # A 128-bit digest is the id for this purpose: two different ids share one with a
+        # probability of about 1e-26 in a population of two million.
+        self._note(ID_COLUMN, [("repeats an earlier customer_id", repeats & ~blank)], offset=0)
+        problems: dict[str, list[str]] = {}
+        for field, known in self.problems.items():
+            described = [
+                _describe(rows, count, problem) for problem, (rows, count) in known.items() if count
+            ]
+            if described:
+                problems[f"population.{field}"] = described
+        if problems:
+            first_field = next(iter(problems))
+            column = first_field.removeprefix("population.")
+            raise ValidationFailed(
+                f"The population has bad values in {len(problems)} column"
+                f"{'s' if len(problems) > 1 else ''}; first, {column}: "
+                f"{problems[first_field][0]}.",
+                details=problems,
+            )
 
 
 def population_check(frame: pd.DataFrame, features: Mapping[str, Mapping[str, Any]]) -> Population:
@@ -142,49 +254,10 @@ def population_check(frame: pd.DataFrame, features: Mapping[str, Mapping[str, An
         raise ValidationFailed(
             "The population has no customers.", details={"population": ["has no rows"]}
         )
-    needed = [ID_COLUMN, *features]
-    missing = [name for name in needed if name not in frame.columns]
-    if missing:
-        raise ValidationFailed(
-            f"The population lacks the column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}.",
-            details={f"population.columns.{name}": ["column missing"] for name in missing},
-        )
-    problems: dict[str, list[str]] = {}
-    ids_raw = frame[ID_COLUMN]
-    ids = ids_raw.astype(object).where(~ids_raw.isna(), None).to_numpy(dtype=object)
-    id_text = [None if v is None else str(v).strip() for v in ids]
-    blank = np.array([not v for v in id_text], dtype=bool)
-    if blank.any():
-        problems.setdefault(f"population.{ID_COLUMN}", []).append(
-            _describe(*_rows(blank), "missing")
-        )
-    too_long = np.array([bool(v) and len(v) > 200 for v in id_text], dtype=bool)
-    if too_long.any():
-        problems.setdefault(f"population.{ID_COLUMN}", []).append(
-            _describe(*_rows(too_long), "longer than 200 characters")
-        )
-    duplicated = pd.Series(id_text).duplicated(keep="first").to_numpy() & ~blank
-    if duplicated.any():
-        problems.setdefault(f"population.{ID_COLUMN}", []).append(
-            _describe(*_rows(duplicated), "repeats an earlier customer_id")
-        )
-    columns: dict[str, np.ndarray] = {}
-    for name, spec in features.items():
-        check = _numeric if spec["type"] == "numeric" else _categorical
-        values, column_problems = check(frame[name], spec)
-        if column_problems:
-            problems[f"population.{name}"] = column_problems
-        columns[name] = values
-    if problems:
-        first = next(iter(problems))
-        column = first.removeprefix("population.")
-        raise ValidationFailed(
-            f"The population has bad values in {len(problems)} column"
-            f"{'s' if len(problems) > 1 else ''}; first, {column}: {problems[first][0]}.",
-            details=problems,
-        )
-    return Population(customer_ids=[str(v) for v in id_text], columns=columns)
+    check = PopulationCheck(features)
+    population = check.piece(frame)
+    check.finish()
+    return population
 
 
 def population_simulated(use_case: str, customers: int, *, seed: int) -> pd.DataFrame:
