@@ -132,14 +132,15 @@ class CeleryExecutor:
     ) -> list[dict[str, Any]]:
         """The results in call order; ``each(i, result)`` is called as each arrives."""
         results = [self._send(operation, call) for call in calls]
+        replaced: list[Any] = []  # tasks presumed lost, sent again
         try:
-            values = self._gather(operation, calls, results, each)
+            values = self._gather(operation, calls, results, each, replaced)
         except BaseException:
             for result in results:
                 result.revoke()
             raise
         finally:
-            for result in results:
+            for result in results + replaced:
                 result.forget()
         self.workers.update(v["worker"] for v in values)
         return [v["result"] for v in values]
@@ -156,6 +157,7 @@ class CeleryExecutor:
         calls: list[dict[str, Any]],
         results: list[Any],
         each: Each | None,
+        replaced: list[Any],
     ) -> list[dict[str, Any]]:
         from decisions.optimisation import RunFailed
 
@@ -208,6 +210,7 @@ class CeleryExecutor:
                             details={"chunk": i + 1, "operation": operation},
                         )
                     results[i].revoke()
+                    replaced.append(results[i])
                     results[i] = self._send(operation, calls[i])
                     seen.pop(i, None)
                     self.resent += 1
