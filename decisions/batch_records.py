@@ -142,7 +142,21 @@ def _explanations(
     runner = np.argmax(scores, axis=1).tolist()
     # Python lists: indexing them per row is far cheaper than numpy scalar indexing.
     value, score = result.value.tolist(), result.score.tolist()
-    failed = {name: mask.tolist() for name, mask in result.failed_rules.items()}
+    # Which rules each (row, action) fails: the few distinct combinations are named once,
+    # and each pair points at its combination's names.
+    rule_names = list(result.failed_rules)
+    if rule_names:
+        stacked = np.stack([np.asarray(m, dtype=bool) for m in result.failed_rules.values()], -1)
+        combinations, which = np.unique(
+            stacked.reshape(-1, len(rule_names)), axis=0, return_inverse=True
+        )
+        named = [
+            sorted(name for name, failed in zip(rule_names, combo, strict=True) if failed)
+            for combo in combinations.tolist()
+        ]
+        failing = which.reshape(n, function.k).tolist()
+    else:
+        named, failing = [[]], [[0] * function.k for _ in range(n)]
     priced = [
         (lim, float(result.prices[m]), result.usage[m].tolist())
         for m, lim in enumerate(function.limits)
@@ -164,11 +178,7 @@ def _explanations(
             "runner_up": None,
             "price_effects": [],
             "ineligible": [
-                {
-                    "action": ids[k],
-                    "rules": sorted(name for name, mask in failed.items() if mask[row][k]),
-                }
-                for k in ineligible[row]
+                {"action": ids[k], "rules": list(named[failing[row][k]])} for k in ineligible[row]
             ],
         }
         if not has_runner[row]:
