@@ -645,3 +645,19 @@ def test_a_file_over_the_customer_limit_fails_before_it_is_read_to_the_end(
     assert "more than 500 customers" in run.error
     assert run.error_details == {"population": ["too many customers"]}
     assert seen == [200, 200]  # the third piece would pass the limit: never checked
+
+
+def test_the_optimise_command_says_when_chunks_were_sent_again(demo, settings, capsys, monkeypatch):
+    from decisions import distributed_runs
+
+    settings.OPTIMISATION_DISTRIBUTED = "on"
+    settings.OPTIMISATION_CHUNK_CUSTOMERS = 400
+    # In one process nothing is ever lost; pretend two chunk tasks had to be sent again.
+    monkeypatch.setattr(distributed_runs.LocalChunkExecutor, "resent", 2)
+    call_command("optimise", deployment="cross-sell", simulated=800, seed=4, user="maker")
+    out = capsys.readouterr().out
+    assert (
+        "Computed in 2 chunks in this process: " in out
+        and "; 2 chunk tasks sent again after losing their worker." in out
+    )
+    assert OptimisationRun.objects.latest("pk").execution["resent"] == 2
