@@ -104,6 +104,10 @@ class _Problem:
         self.spread: np.ndarray | None = None
         """(M, N) max_k - min_k of each customer's use of each limit, once computed."""
         self.scored = [0]
+        # (M, N * K) view of a C-contiguous usage: one flat take gathers a choice's use,
+        # about twice as fast as fancy indexing over (M, rows, actions).
+        contiguous = self.m and usage.flags.c_contiguous
+        self._flat = usage.reshape(self.m, self.n * self.k) if contiguous else None
 
     def subset(self, rows: np.ndarray, limit: np.ndarray) -> _Problem:
         """The customers ``rows`` alone, within ``limit`` (what the others leave)."""
@@ -142,6 +146,9 @@ class _Problem:
     def used_by(self, choice: np.ndarray, rows: slice) -> np.ndarray:
         if not self.m:
             return np.zeros(0)
+        if self._flat is not None:
+            flat = np.arange(rows.start, rows.stop, dtype=np.intp) * self.k + choice
+            return np.take(self._flat, flat, axis=1).sum(axis=1, dtype=np.float64)
         idx = np.arange(rows.stop - rows.start)
         return self.usage[:, rows, :][:, idx, choice].sum(axis=1, dtype=np.float64)
 
@@ -439,8 +446,17 @@ def _minimise_dual(
     deadline: float,
     tolerance: float,
     max_iterations: int = 500,
+    *,
+    trust_fraction: float = 1.0,
+    null_steps: int = 5,
 ) -> _Dual:
     """Box-step bundle minimisation of L from ``start``, evaluated on screened customers.
+
+    The trust region starts at ``trust_fraction`` of the box and halves after
+    ``null_steps`` null steps in a row. From a sample's prices, close to the optimum, a
+    quarter of the box and 3 null steps took 1M customers from 55 evaluations to 48 and
+    1.4x less time; from zero prices (small problems) the whole box and 5 stay best (at
+    10k, a quarter took 3.5x longer to reach the LP's gap).
 
     The trust region is kept inside a screened box (see ``_Screen``), so each evaluation
     costs only the customers whose choice can still change there. As the trust region
@@ -455,7 +471,7 @@ def _minimise_dual(
     screens = [outer]
     if m == 0:
         return _Dual(center, f_center, screens, choice, 1, True)
-    trust = radius.copy()
+    trust = radius * trust_fraction
     cuts = Cuts(m)
     cuts.add(g, f_center, center)
     iterations, nulls, converged = 1, 0, False
@@ -510,7 +526,7 @@ def _minimise_dual(
             # A null step: the new cut sharpens the model; shrink the box only when cuts
             # alone keep failing to produce a serious step.
             nulls += 1
-            if nulls >= 5:
+            if nulls >= null_steps:
                 trust = np.maximum(trust * 0.5, 1e-12 * scale)
                 nulls = 0
         box = screens[-1]
@@ -981,7 +997,16 @@ def solve_portfolio(
     # Prices must be precise for the price-optimal choice to be nearly feasible: a loose
     # dual leaves the repair to move thousands of customers (a 0.3% gap at 100k, not 1e-5).
     begin, radius = _start(problem, deadline, sample)
-    dual = _minimise_dual(problem, begin, radius, deadline, 1e-9)
+    sampled = problem.n >= 4 * sample and m > 0  # _start began from a sample's prices
+    dual = _minimise_dual(
+        problem,
+        begin,
+        radius,
+        deadline,
+        1e-9,
+        trust_fraction=0.25 if sampled else 1.0,
+        null_steps=3 if sampled else 5,
+    )
     prices, bound, iterations, converged = dual.prices, dual.bound, dual.iterations, dual.converged
     choice = dual.choice.copy()
     outer = dual.screens[0]
