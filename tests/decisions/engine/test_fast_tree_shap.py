@@ -221,3 +221,22 @@ def test_rows_with_missing_values_are_explained_by_shap() -> None:
     alone = [served.explain(rows.iloc[[i]]).contributions[0] for i in range(len(rows))]
     assert np.array_equal(np.vstack(alone), fast.contributions)
     assert np.array_equal(fast.contributions[gap], slow.contributions[gap])
+
+
+def test_tables_that_disagree_with_shap_are_not_used(monkeypatch, caplog):
+    import dataclasses
+
+    runtime, frame = _pipeline_runtime(missing=False)
+    honest = fast_tree_shap.compile_tree_shap
+
+    def off_by_a_little(model):
+        tables = honest(model)
+        return dataclasses.replace(tables, values=tables.values * (1 + 1e-6))
+
+    monkeypatch.setattr(fast_tree_shap, "compile_tree_shap", off_by_a_little)
+    with caplog.at_level("WARNING", logger="decisions.engine.explain"):
+        served = explainer_for(runtime, tables=True)
+    assert not served.uses_tables
+    assert "differ from shap" in caplog.text
+    slow = explainer_for(runtime).explain(frame)
+    assert np.array_equal(served.explain(frame).contributions, slow.contributions)
