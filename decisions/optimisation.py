@@ -910,7 +910,8 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
     reporter.progress(0, force=True)
     function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
     size = settings.OPTIMISATION_CHUNK_CUSTOMERS
-    if chunked_mode(size + 1) is None:  # never in chunks: read the population whole
+    large_mode = chunked_mode(size + 1)  # how a population of more than one chunk runs
+    if large_mode is None:  # never in chunks: read the population whole
         population = _population(run, function)
     else:
         # Read a chunk at a time: a population of more than one chunk goes to the chunks
@@ -920,8 +921,7 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
         second = next(pieces, None)  # after the last piece the whole file is checked
         if second is not None:
             chunks = itertools.chain([first, second], pieces)
-            mode = chunked_mode(size + 1)
-            execute_chunked(run, reporter, function, chunks, mode=mode, deadline=deadline)
+            execute_chunked(run, reporter, function, chunks, mode=large_mode, deadline=deadline)
             return
         population = first
     run.customers = population.size

@@ -60,12 +60,6 @@ def population_format(filename: str) -> str:
     return FORMATS[suffix]
 
 
-def population_read(path: Path, fmt: str) -> pd.DataFrame:
-    """The file as a frame of strings or numbers; ``ValidationFailed`` when unreadable."""
-    pieces = list(population_pieces(path, fmt, rows=None))
-    return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
-
-
 def population_pieces(path: Path, fmt: str, *, rows: int | None) -> Iterator[pd.DataFrame]:
     """The file in frames of at most ``rows`` rows (None: one frame), read as they are
     needed, so a large file is never in memory whole; ``ValidationFailed`` when

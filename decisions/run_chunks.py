@@ -231,7 +231,6 @@ def chunk_finish(
                 handle.write("".join(copy_lines(batch)).encode("utf-8"))
                 out["logged"] += len(batch)
 
-        out["logged"] = 0
         save_replacing(folder / STAGED, stage)
     return out
 
