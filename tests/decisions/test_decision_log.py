@@ -146,6 +146,36 @@ def test_postgres_refuses_changes_to_the_log(sealed_log, sql):
     assert decision_log_verify().ok
 
 
+@on_postgres
+@pytest.mark.postgres
+def test_the_logs_json_is_compressed_with_lz4_and_reads_back_whole(
+    cross_sell_deployment, api_client_user
+):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute "
+            "WHERE attrelid = 'decisions_decision'::regclass AND atttypid = 'jsonb'::regtype"
+        )
+        methods = dict(cursor.fetchall())
+    assert set(methods) == {
+        "versions", "features", "actions", "action", "prices", "reasons", "contributions",
+        "explanation",
+    }  # fmt: skip
+    assert set(methods.values()) == {"l"}  # lz4 (this PostgreSQL has it, as Debian's does)
+    made = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="lz4", features=features(3)
+    ).decision
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(actions) FROM decisions_decision WHERE seq = %s",
+            [made.seq],
+        )
+        assert cursor.fetchone() == ("lz4",)  # a decision is big enough to be compressed
+    stored = Decision.objects.get(pk=made.pk)
+    assert stored.actions == made.actions and stored.contributions == made.contributions
+    assert decision_log_verify().ok
+
+
 def test_replay_matches_for_a_thousand_random_decisions(
     cross_sell_deployment, api_client_user, auditor
 ):
