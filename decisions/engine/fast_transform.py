@@ -9,9 +9,12 @@ scikit-learn's own output on the model version's reference sample (to 1e-12), an
 otherwise ``None`` sends callers back to scikit-learn.
 
 The same goes for a final HistGradientBoosting model (``TreeReplay``): scikit-learn walks
-its trees one Python call at a time (about 1 ms for 150 trees, whatever the number of
-rows); walking all of them at once, level by level, in NumPy gives the same sums, added
-in the same order, in under half of that.
+its trees one Python call at a time (about 0.9 ms for 150 trees, whatever the number of
+rows), each tree over every row before the next. A compiled walk (Numba), row by row
+through every tree, gives the same sums, added in the same order: 2 us for one row of the
+demo's 150-tree onboarding model, 29 us for the 21 rows of one onboarding decision
+(a NumPy walk of all trees level by level took 0.29 ms), and 2.6 us a row in large batches
+against scikit-learn's 3.9 (the rows stay in cache while the trees are walked).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numba import njit
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -50,8 +54,8 @@ class TreeReplay:
     """A fitted single-output HistGradientBoosting model's trees as flat arrays.
 
     All trees' nodes are numbered together, the split nodes first (``feature``,
-    ``threshold`` and ``missing_left`` cover only those); a leaf points to itself on both
-    sides, so walking ``depth`` levels from the roots leaves every (row, tree) on its leaf.
+    ``threshold`` and ``missing_left`` cover only those), so a node numbered
+    ``len(feature)`` or above is a leaf.
     """
 
     feature: np.ndarray
@@ -61,43 +65,52 @@ class TreeReplay:
     right: np.ndarray
     value: np.ndarray
     roots: np.ndarray
-    depth: int
     baseline: float
     final: Any
 
-    max_rows = 64
-    """Above this many rows scikit-learn's own loop is faster: the walk compares every row
-    with every split up front, which pays only while the per-tree call overhead dominates."""
-
     def raw(self, matrix: np.ndarray) -> np.ndarray:
         """(n,) the raw score: baseline plus every tree's leaf value, added in tree order."""
-        n, splits = len(matrix), len(self.feature)
-        values = matrix[:, self.feature]
-        # Left when the value is <= the threshold, or when it is missing and the split sends
-        # missing values left (scikit-learn's _predict_one_from_raw_data). The leaves'
-        # columns stay unset: a leaf goes to itself either way.
-        goes_left = np.empty((n, len(self.value)), dtype=bool)
-        np.less_equal(values, self.threshold, out=goes_left[:, :splits])
-        if np.isnan(values).any():
-            goes_left[:, :splits] = np.where(
-                np.isnan(values), self.missing_left, goes_left[:, :splits]
-            )
-        flat = goes_left.ravel()
-        node = np.tile(self.roots, (n, 1))
-        row_start = (np.arange(n) * len(self.value))[:, None]
-        for _ in range(self.depth):
-            node = np.where(flat[row_start + node], self.left[node], self.right[node])
-        terms = np.empty((len(self.roots) + 1, n), dtype=np.float64)
-        terms[0] = self.baseline
-        terms[1:] = self.value[node].T
-        # cumsum adds strictly in order, as scikit-learn's += per tree does: the same bits.
-        return np.cumsum(terms, axis=0)[-1]
+        out = np.empty(len(matrix), dtype=np.float64)
+        _walk(
+            np.ascontiguousarray(matrix, dtype=np.float64),
+            self.feature,
+            self.threshold,
+            self.missing_left,
+            self.left,
+            self.right,
+            self.value,
+            self.roots,
+            self.baseline,
+            out,
+        )
+        return out
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.final._loss.predict_proba(self.raw(matrix)), dtype=np.float64)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.final._loss.link.inverse(self.raw(matrix)), dtype=np.float64)
+
+
+@njit(cache=True, nogil=True)
+def _walk(
+    matrix, feature, threshold, missing_left, left, right, value, roots, baseline, out
+):  # pragma: no cover (compiled)
+    """Every row through every tree: left when the value is <= the split's threshold, or
+    when it is missing and the split sends missing values left (scikit-learn's
+    ``_predict_one_from_raw_data``); the leaf values added to ``baseline`` in tree order,
+    as scikit-learn's ``+=`` per tree does, so the sums are the same to the bit."""
+    splits = feature.shape[0]
+    for r in range(matrix.shape[0]):
+        total = baseline
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while node < splits:
+                x = matrix[r, feature[node]]
+                go_left = missing_left[node] if x != x else x <= threshold[node]
+                node = left[node] if go_left else right[node]
+            total += value[node]
+        out[r] = total
 
 
 def compile_tree_replay(final: Any, reference: np.ndarray) -> TreeReplay | None:
@@ -139,20 +152,17 @@ def compile_tree_replay(final: Any, reference: np.ndarray) -> TreeReplay | None:
         right=number[right][order],
         value=nodes["value"][order].astype(np.float64),
         roots=number[starts],
-        depth=int(max(int(t["depth"].max()) for t in trees)),
         baseline=baseline,
         final=final,
     )
     classifier = type(final) is HistGradientBoostingClassifier
     try:
-        for start in range(0, len(reference), TreeReplay.max_rows):
-            rows = reference[start : start + TreeReplay.max_rows]
-            if classifier:
-                same = np.array_equal(replay.predict_proba(rows), final.predict_proba(rows))
-            else:
-                same = np.array_equal(replay.predict(rows), final.predict(rows))
-            if not same:
-                return None
+        if classifier:
+            same = np.array_equal(replay.predict_proba(reference), final.predict_proba(reference))
+        else:
+            same = np.array_equal(replay.predict(reference), final.predict(reference))
+        if not same:
+            return None
     except (AttributeError, ValueError, TypeError):  # private scikit-learn names moved
         return None
     return replay
