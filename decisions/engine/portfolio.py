@@ -1020,7 +1020,7 @@ def solve_portfolio(
         (box for box in reversed(dual.screens) if len(box.rest) >= min(n, PRIMAL_SIZE)), outer
     )
     feasible = None
-    settled_first = False
+    settled_first = settled_enough = False
     if m and len(level.rest):
         allowed_gap = tolerance * max(1.0, abs(bound))
         part = None
@@ -1047,10 +1047,9 @@ def solve_portfolio(
                     good_enough=bound - 10 * tolerance * max(1.0, abs(bound)),
                 )
                 if settled is not None:
-                    feasible = settled
-                    if bound - problem.totals(settled)[0] <= allowed_gap:
-                        part = settled[level.rest]
-        if part is None:
+                    feasible = settled  # a whole choice: its fixed customers may differ
+                    settled_enough = bound - problem.totals(settled)[0] <= allowed_gap
+        if part is None and not settled_enough:
             part = _primal(
                 level.part,
                 prices,
