@@ -1,13 +1,15 @@
 """Compiled passes over customers for the portfolio solver (``portfolio``).
 
 Each pass the solver repeats (the dual function and its subgradient, the screen of a
-price box, the spread of each customer's use) is one loop over customers here, compiled
-by Numba (already installed with shap). Written with NumPy the same pass materialises a
-float64 score matrix, masks it, reduces it and gathers from it, each a separate sweep
-through memory; fused, it reads each customer's value and use once. The arithmetic is
-the NumPy version's, in float64 whatever the inputs' type: value - sum_m p_m * use_m,
-limit by limit in order, so the results agree to the last few bits (the summation
-order of the totals differs) and the ties break the same way (the first best action).
+price box, the survey and the spread of each customer's use, the Farkas function, a
+choice's totals, the copy of a subset of customers) is one loop over customers here,
+compiled by Numba (already installed with shap; ADR 0009). Written with NumPy the same
+pass materialises a float64 score matrix, masks it, reduces it and gathers from it, each
+a separate sweep through memory; fused, it reads each customer's value and use once.
+The arithmetic is the NumPy version's, in float64 whatever the inputs' type:
+value - sum_m p_m * use_m, limit by limit in order, so the results agree to the last few
+bits (the summation order of the totals differs) and the ties break the same way (the
+first best action).
 
 Kernels take the whole arrays and a half-open range of customers, so callers keep their
 chunking; compiled code is cached next to this file (``cache=True``) when it is writable.
