@@ -1019,6 +1019,17 @@ def solve_portfolio(
     level = next(
         (box for box in reversed(dual.screens) if len(box.rest) >= min(n, PRIMAL_SIZE)), outer
     )
+
+    def settle() -> np.ndarray | None:
+        return _settle_near_ties(
+            problem,
+            prices,
+            min(exact_size, RESIDUAL_PAIRS),
+            residual_seconds,
+            deadline,
+            good_enough=bound - 10 * tolerance * max(1.0, abs(bound)),
+        )
+
     feasible = None
     settled_first = settled_enough = False
     if m and len(level.rest):
@@ -1038,14 +1049,7 @@ def solve_portfolio(
                 # onboarding customers, to a gap of 1.2e-4): everyone at the price-optimal
                 # action but the nearest ties, solved exactly (2.4 s there, to 3.9e-7).
                 settled_first = True
-                settled = _settle_near_ties(
-                    problem,
-                    prices,
-                    min(exact_size, RESIDUAL_PAIRS),
-                    residual_seconds,
-                    deadline,
-                    good_enough=bound - 10 * tolerance * max(1.0, abs(bound)),
-                )
+                settled = settle()
                 if settled is not None:
                     feasible = settled  # a whole choice: its fixed customers may differ
                     settled_enough = bound - problem.totals(settled)[0] <= allowed_gap
@@ -1111,14 +1115,7 @@ def solve_portfolio(
             and remaining > 0
             and not settled_first
         ):
-            settled = _settle_near_ties(
-                problem,
-                prices,
-                min(exact_size, RESIDUAL_PAIRS),
-                residual_seconds,
-                deadline,
-                good_enough=bound - 10 * tolerance * max(1.0, abs(bound)),
-            )
+            settled = settle()
             if settled is not None and problem.totals(settled)[0] > reached:
                 feasible = settled
 
