@@ -129,6 +129,34 @@ def _is_number_list(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values[:1])
 
 
+def failed_rule_combinations(
+    failed_rules: Mapping[str, np.ndarray], n: int, k: int
+) -> tuple[list[list[str]], list[list[int]]]:
+    """Which rules each (row, action) fails, as the few distinct combinations (each a
+    sorted list of rule names) and, per row and action, the index of its combination."""
+    rule_names = list(failed_rules)
+    if not rule_names:
+        return [[]], [[0] * k for _ in range(n)]
+    masks = [np.asarray(m, dtype=bool).reshape(n, k) for m in failed_rules.values()]
+    if len(rule_names) < 63:
+        # Each pair's failed rules as one integer, bit j for rule j: a 1-D unique is far
+        # cheaper than the unique rows of a boolean matrix.
+        code = np.zeros((n, k), dtype=np.int64)
+        for j, mask in enumerate(masks):
+            code |= mask.astype(np.int64) << j
+        codes, which = np.unique(code, return_inverse=True)
+        combinations = [[bool(c >> j & 1) for j in range(len(rule_names))] for c in codes.tolist()]
+    else:
+        stacked = np.stack(masks, -1).reshape(-1, len(rule_names))
+        unique_rows, which = np.unique(stacked, axis=0, return_inverse=True)
+        combinations = unique_rows.tolist()
+    named = [
+        sorted(name for name, failed in zip(rule_names, combo, strict=True) if failed)
+        for combo in combinations
+    ]
+    return named, which.reshape(n, k).tolist()
+
+
 def _explanations(
     function: DecisionFunction, result: Evaluation, chosen: np.ndarray
 ) -> list[dict[str, Any]]:
@@ -144,19 +172,18 @@ def _explanations(
     value, score = result.value.tolist(), result.score.tolist()
     # Which rules each (row, action) fails: the few distinct combinations are named once,
     # and each pair points at its combination's names.
-    rule_names = list(result.failed_rules)
-    if rule_names:
-        stacked = np.stack([np.asarray(m, dtype=bool) for m in result.failed_rules.values()], -1)
-        combinations, which = np.unique(
-            stacked.reshape(-1, len(rule_names)), axis=0, return_inverse=True
-        )
-        named = [
-            sorted(name for name, failed in zip(rule_names, combo, strict=True) if failed)
-            for combo in combinations.tolist()
-        ]
-        failing = which.reshape(n, function.k).tolist()
-    else:
-        named, failing = [[]], [[0] * function.k for _ in range(n)]
+    named, failing = failed_rule_combinations(result.failed_rules, n, function.k)
+    # One shared entry per (action, rule combination): rows with the same ineligible
+    # action for the same reasons serialise the same object.
+    ineligible_entry: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def entry_of(k: int, combo: int) -> dict[str, Any]:
+        key = (k, combo)
+        found = ineligible_entry.get(key)
+        if found is None:
+            found = ineligible_entry[key] = {"action": ids[k], "rules": list(named[combo])}
+        return found
+
     priced = [
         (lim, float(result.prices[m]), result.usage[m].tolist())
         for m, lim in enumerate(function.limits)
@@ -177,9 +204,7 @@ def _explanations(
             },
             "runner_up": None,
             "price_effects": [],
-            "ineligible": [
-                {"action": ids[k], "rules": list(named[failing[row][k]])} for k in ineligible[row]
-            ],
+            "ineligible": [entry_of(k, failing[row][k]) for k in ineligible[row]],
         }
         if not has_runner[row]:
             entry["summary"] = f"{text_chosen} was the only eligible action."

@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -1143,18 +1144,24 @@ def _slice(result: Evaluation, rows: slice) -> Evaluation:
 
 
 class _copy_writer:
-    """PostgreSQL: COPY each chunk into the log (JSON columns as text).
+    """PostgreSQL: COPY each chunk into the log (JSON columns as text), in a thread of
+    its own, so that the server takes in one chunk while this process builds the next.
 
-    One COPY per chunk, not one for the whole run: between chunks the connection is free
-    for other statements of the same transaction.
+    One COPY per chunk, not one for the whole run: a chunk is sent while the next is being
+    built, and ``write`` waits for the chunk before it, so at most one COPY is in flight
+    and the connection is only ever used by one thread at a time. The run's progress and
+    cancel checks meanwhile go through the reporter's side connection. A COPY error is
+    raised by the next ``write`` or on leaving, and the caller's transaction rolls back.
     """
 
     def __enter__(self) -> Callable[[list[dict[str, Any]]], None]:
         self.cursor = connection.cursor()
-        raw = self.cursor.cursor
+        raw = self.cursor.cursor  # psycopg's own cursor: usable from the sending thread
         sql = f"COPY decisions_decision ({', '.join(COLUMNS)}) FROM STDIN"
+        self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-copy")
+        self.pending: Future[None] | None = None
 
-        def write(batch: list[dict[str, Any]]) -> None:
+        def send(batch: list[dict[str, Any]]) -> None:
             with raw.copy(sql) as copy:
                 for row in batch:
                     texts = row["_texts"]
@@ -1162,10 +1169,28 @@ class _copy_writer:
                         [texts[c].decode() if c in JSON_COLUMNS else row[c] for c in COLUMNS]
                     )
 
+        def write(batch: list[dict[str, Any]]) -> None:
+            self._wait()
+            self.pending = self.sender.submit(send, batch)
+
         return write
 
-    def __exit__(self, *exc: Any) -> None:
-        self.cursor.close()
+    def _wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()  # raises the COPY's error, if any
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self.pending is not None:
+                # Already failing: let the COPY in flight end before the rollback, and
+                # keep the first error.
+                self.pending.exception()
+        finally:
+            self.sender.shutdown(wait=True)
+            self.cursor.close()
 
 
 class _bulk_writer:
