@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
+from decisions.engine import portfolio
 from decisions.engine.portfolio import solve_portfolio
 
 
@@ -186,3 +187,56 @@ def test_many_limits_take_their_prices_from_the_lp_and_end_feasible():
     assert solution.bound == pytest.approx(relaxation, rel=1e-7)  # and exactly it
     assert solution.gap < 0.02
     assert np.all(solution.prices >= 0)
+
+
+def milp_optimum(value, usage, limit, allowed):
+    """The optimum by HiGHS's MILP (an independent exact solver)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n, k = value.shape
+    a_eq = np.zeros((n, n * k))
+    for i in range(n):
+        a_eq[i, i * k : (i + 1) * k] = 1
+    result = milp(
+        -np.where(allowed, value, 0.0).reshape(-1),
+        constraints=[
+            LinearConstraint(a_eq, 1, 1),
+            LinearConstraint(usage.reshape(len(limit), -1), -np.inf, limit),
+        ],
+        integrality=np.ones(n * k),
+        bounds=Bounds(0, allowed.reshape(-1).astype(float)),
+    )
+    return -result.fun if result.status == 0 else None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_many_limits_with_masks_and_at_least_limits_reach_the_optimum(seed, monkeypatch):
+    # 34 limits take the LP route; some are ">=" limits (passed negated), some actions
+    # are not allowed to some customers.
+    rng = np.random.default_rng(40 + seed)
+    n, k, m = 16, 3, 34
+    value = rng.normal(1, 1, size=(n, k))
+    usage = rng.uniform(0, 1, size=(m, n, k)) * (rng.random((m, n, k)) < 0.4)
+    allowed = rng.random((n, k)) > 0.15
+    planted = rng.integers(0, k, size=n)  # a feasible choice, for the limits' sizes
+    allowed[np.arange(n), planted] = True
+    planted_use = usage[:, np.arange(n), planted].sum(axis=1)
+    limit = planted_use * 1.02 + 0.01
+    at_least = np.arange(m) % 6 == 0  # at least 90% of what the planted choice uses
+    usage[at_least] *= -1.0
+    limit[at_least] = -0.9 * planted_use[at_least]
+    best = milp_optimum(value, usage, limit, allowed)
+    assert best is not None
+    relaxations = []
+    solve_lp = portfolio._lp_relaxation
+    monkeypatch.setattr(
+        portfolio, "_lp_relaxation", lambda *a: relaxations.append(solve_lp(*a)) or relaxations[-1]
+    )
+    solution = solve_portfolio(value, usage, limit, allowed=allowed, time_limit=20.0)
+    assert relaxations and relaxations[0] is not None  # the prices came from the LP
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(best, abs=1e-7)
+    assert solution.bound >= best - 1e-7
+    rows = np.arange(n)
+    assert allowed[rows, solution.choice].all()
+    assert np.all(usage[:, rows, solution.choice].sum(axis=1) <= limit + 1e-9)
