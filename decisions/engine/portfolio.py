@@ -1102,7 +1102,9 @@ def solve_portfolio(
         null_steps=3 if sampled else 5,
     )
     relaxation = None
+    lp_tried = False
     if lp_fallback and not dual.converged:
+        lp_tried = True
         relaxation = _lp_relaxation(problem, deadline)
         if relaxation is not None:
             # The LP's prices minimise L: evaluate it there (the certified bound) and
@@ -1210,7 +1212,7 @@ def solve_portfolio(
             if m
             else choice
         )
-    if feasible is None and lp_fallback and relaxation is None:
+    if feasible is None and lp_fallback and not lp_tried:
         relaxation = _lp_relaxation(problem, deadline)
         if relaxation is not None and pairs > exact_size:
             feasible = settle(relaxation)  # else the exact search starts from the LP's choice
