@@ -553,6 +553,11 @@ class _Relaxation:
     split: np.ndarray
 
 
+def _price_floor(problem: _Problem) -> float:
+    """A price too small to matter: 1e-9 of the largest value per unit of the largest use."""
+    return float(1e-9 * (np.abs(problem.value).max() + 1.0) / (np.abs(problem.usage).max() + 1e-12))
+
+
 def _lp_fits(problem: _Problem) -> bool:
     """Whether the LP relaxation can have at most ``LP_NONZEROS`` non-zeros."""
     return 2 * int(np.count_nonzero(problem.allowed)) <= LP_NONZEROS
@@ -560,14 +565,13 @@ def _lp_fits(problem: _Problem) -> bool:
 
 def _lp_relaxation(problem: _Problem, deadline: float) -> _Relaxation | None:
     """Solve the LP relaxation with HiGHS (interior point, then crossover to a vertex,
-    which splits at most M customers); None when it is too large, fails or runs out of
+    which splits at most M customers), for a problem that ``_lp_fits``; None when it
+    has more than ``LP_NONZEROS`` non-zeros after all, fails or runs out of
     time (it may take half of what is left). Its dual prices minimise L exactly: the
     relaxation of "one action per customer" has integral vertices, so the LP's bound is
     the Lagrangian dual's."""
     import scipy.sparse as sparse
 
-    if not _lp_fits(problem):
-        return None
     rows_n, cols_k = np.nonzero(problem.allowed)
     pairs = len(rows_n)
     rows, cols, data = [], [], []
@@ -778,7 +782,7 @@ def _primal(
     within ``tolerance``.
     """
     best, best_objective = None, -np.inf
-    floor = 1e-9 * (np.abs(problem.value).max() + 1.0) / (np.abs(problem.usage).max() + 1e-12)
+    floor = _price_floor(problem)
     over = problem.totals(choice)[1] > problem.limit
     trials: list[np.ndarray | None] = [None]
     for raise_by in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2):
@@ -1109,9 +1113,7 @@ def solve_portfolio(
         if relaxation is not None:
             # The LP's prices minimise L: evaluate it there (the certified bound) and
             # screen a hair's breadth around them, with no bundle steps.
-            floor = (
-                1e-9 * (np.abs(problem.value).max() + 1.0) / (np.abs(problem.usage).max() + 1e-12)
-            )
+            floor = _price_floor(problem)
             at_lp = _minimise_dual(
                 problem,
                 relaxation.prices,
@@ -1320,7 +1322,7 @@ def _settle_near_ties(
         near = np.union1d(near, relaxation.split)
     fixed = np.ones(problem.n, dtype=bool)
     fixed[near] = False
-    floor = 1e-9 * (np.abs(problem.value).max() + 1.0) / (np.abs(problem.usage).max() + 1e-12)
+    floor = _price_floor(problem)
     best, best_objective, tries = None, -np.inf, 0
     for raise_by in RAISES if relaxation is None else (0.0,):
         if time.monotonic() > deadline:
