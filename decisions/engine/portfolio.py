@@ -80,6 +80,18 @@ LP_NONZEROS = 1_000_000
 has 384,000 (1.1 s); a 10,000 x 41 x 41 call-centre portfolio has 1.6M and took 9.5 s."""
 LP_BUNDLE_SHARE = 0.15
 """Where the LP can take over, the share of the time limit the bundle gets first."""
+EXACT_FIRST_SHARE = 0.1
+"""Of the time left for the exact search of a small problem, the share of the first search
+over everything: most small instances are proven optimal in it (each of the OR-Library
+gap1 and gap12 problems and of the Hiremath-Hill sets in under 1.5 s)."""
+CORE_PLAN = ((2, 0.5), (3, 0.4))
+"""Then, unless proven: searches over cores, each customer's few best actions at the
+prices (and its action in the best choice so far), as (actions per customer, share of the
+time left after the first search). CP-SAT finds better choices there than over everything
+in the same time (benchmarks/RESULTS.md, 2026-11-30): Khan I09 1.1e-03 from the best known
+value in 9.5 s over everything, 5.7e-04 with the cores; Yagiura e20200 9.6e-03 and
+4.9e-04. What is left goes to a last search over everything from the best choice found,
+for the bound: a core's search proves nothing about the whole."""
 
 
 @dataclass(frozen=True)
@@ -1225,21 +1237,24 @@ def solve_portfolio(
             start = feasible
         else:
             start = relaxation.choice if relaxation is not None else choice
+        searches = _exact_searches(problem, prices, start, feasible, deadline)
         try:
-            exact = _finish(problem, np.arange(n), start, remaining)
+            for candidate, proven, exact_bound in searches:
+                if exact_bound is not None:
+                    bound = min(bound, exact_bound)
+                reached, used = problem.totals(candidate)
+                if np.all(used <= limit + _tolerance(problem)) and (
+                    feasible is None or reached >= problem.totals(feasible)[0]
+                ):
+                    feasible = candidate
+                if proven:
+                    break
         except _ProvenInfeasible:
             return infeasible(
                 [int(i) for i in range(m)],
                 "no choice meets every limit at once (proven by exact search), although "
                 "each can be met on its own",
             )
-        if exact is not None:
-            candidate, proven, exact_bound = exact
-            _, used = problem.totals(candidate)
-            if np.all(used <= limit + _tolerance(problem)):
-                feasible = candidate
-                if exact_bound is not None:
-                    bound = min(bound, exact_bound)
     elif feasible is not None and m and remaining > 0 and residual_seconds > 0:
         # The customers the prices leave nearly indifferent decide the residual gap.
         reached = problem.totals(feasible)[0]
@@ -1297,6 +1312,65 @@ def solve_portfolio(
         iterations=iterations,
         passes=problem.scored[0] / max(1, n),
     )
+
+
+def _exact_searches(
+    problem: _Problem,
+    prices: np.ndarray,
+    start: np.ndarray,
+    feasible: np.ndarray | None,
+    deadline: float,
+) -> Iterator[tuple[np.ndarray, bool, float | None]]:
+    """The exact search of a small problem, in steps: (choice, proven, bound) after each.
+
+    First over everything for a share of the time; unless that proves the choice optimal,
+    over cores (each customer's best few actions at ``prices``, and its action in the best
+    choice so far), then over everything again from the best choice. Only a search over
+    everything bounds the whole or proves it infeasible (``_ProvenInfeasible``); a core's
+    bound is of the core alone and is not reported.
+    """
+    everyone = np.arange(problem.n)
+    best = start
+    best_value = problem.totals(feasible)[0] if feasible is not None else -np.inf
+    remaining = deadline - time.monotonic()
+    first = _finish(problem, everyone, best, EXACT_FIRST_SHARE * remaining)
+    if first is not None:
+        yield first
+        if first[1]:
+            return
+        objective, used = problem.totals(first[0])
+        if np.all(used <= problem.limit + _tolerance(problem)) and objective >= best_value:
+            best, best_value = first[0], objective
+        elif feasible is not None:
+            best = feasible
+    remaining = deadline - time.monotonic()
+    scores = np.empty((problem.n, problem.k))
+    for rows in _chunks(problem.n):
+        scores[rows] = problem.reduced(prices, rows)
+    # Each customer's actions ranked by price-adjusted value (not allowed: last).
+    rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+    for size, share in CORE_PLAN:
+        if size >= problem.allowed.sum(axis=1).max() or time.monotonic() >= deadline:
+            break
+        keep = problem.allowed & (rank < size)
+        keep[everyone, best] |= problem.allowed[everyone, best]
+        core = _Problem(problem.value, problem.usage, problem.limit, keep)
+        try:
+            found = _finish(core, everyone, best, share * remaining)
+        except _ProvenInfeasible:  # the core is; the whole need not be
+            continue
+        if found is None:
+            continue
+        candidate = found[0]
+        objective, used = problem.totals(candidate)
+        if np.all(used <= problem.limit + _tolerance(problem)) and objective > best_value:
+            best, best_value = candidate, objective
+            yield candidate, False, None
+    last = deadline - time.monotonic()
+    if last > 0:
+        final = _finish(problem, everyone, best, last)
+        if final is not None:
+            yield final
 
 
 def _settle_near_ties(

@@ -240,3 +240,88 @@ def test_many_limits_with_masks_and_at_least_limits_reach_the_optimum(seed):
     rows = np.arange(n)
     assert allowed[rows, solution.choice].all()
     assert np.all(usage[:, rows, solution.choice].sum(axis=1) <= limit + 1e-9)
+
+
+def correlated_mmkp(rng, classes, items, dimensions):
+    """A multiple-choice multidimensional knapsack in the style of Khan's instances:
+    integral weights, values correlated with them, each capacity half of what the
+    heaviest choices would use (hard to prove optimal in seconds)."""
+    weight = rng.integers(1, 100, size=(dimensions, classes, items)).astype(float)
+    value = np.round(weight.sum(axis=0) * rng.uniform(0.8, 1.2, size=(classes, items)))
+    limit = np.floor(0.5 * weight.max(axis=2).sum(axis=1))
+    return value, weight, limit
+
+
+def test_small_hard_instances_also_search_the_best_few_actions_at_the_prices(monkeypatch):
+    # Unproven after the first exact search over everything, the solver searches cores
+    # (each customer's best actions at the prices, and its action in the best choice so
+    # far), then everything again; only searches over everything may lower the bound.
+    rng = np.random.default_rng(11)
+    value, usage, limit = correlated_mmkp(rng, 60, 10, 10)
+    searched = []
+    finish = portfolio._finish
+
+    def recording(problem, customers, choice, seconds):
+        found = finish(problem, customers, choice, seconds)
+        searched.append((problem.allowed.copy(), choice.copy(), found))
+        return found
+
+    monkeypatch.setattr(portfolio, "_finish", recording)
+    solution = solve_portfolio(value, usage, limit, time_limit=4.0)
+
+    assert len(searched) >= 3
+    everything = np.ones_like(value, dtype=bool)
+    first, *cores, last = searched
+    assert first[0].all() and last[0].all()
+    assert first[2] is not None and not first[2][1]  # not proven: the cores ran
+    rows = np.arange(60)
+    sizes = []
+    for mask, start, _ in cores:
+        assert mask[rows, start].all()  # the best choice so far is in the core
+        sizes.append(int(mask.sum(axis=1).max()))
+        assert (mask & ~everything).sum() == 0
+    assert sizes == sorted(sizes) and sizes[0] <= 3 and max(sizes) < 10
+    # The answer: feasible, no worse than any search's, with a bound from the searches over
+    # everything only (a core's own bound is below the best choice outside it).
+    assert solution.status in ("feasible", "optimal")
+    assert np.all(usage[:, rows, solution.choice].sum(axis=1) <= limit)
+    assert solution.objective == pytest.approx(value[rows, solution.choice].sum())
+    found = [s[2][0] for s in searched if s[2] is not None]
+    assert solution.objective >= max(value[rows, c].sum() for c in found) - 1e-9
+    dual_only = solve_portfolio(value, usage, limit, exact_size=0, residual_seconds=0)
+    whole_bounds = [s[2][2] for s in (first, last) if s[2] is not None]
+    assert solution.bound == pytest.approx(min([dual_only.bound, *whole_bounds]))
+    assert solution.bound >= solution.objective
+
+
+def test_a_core_missing_the_optimum_does_not_lower_the_bound(monkeypatch):
+    # A core (each customer's two best actions at the prices) can miss the optimum: its
+    # own optimum is then below the whole's, and reporting it as the bound would "prove"
+    # a choice optimal that is not. Here the searches over everything find nothing in
+    # time, so the bound can only be the dual's, and the choice is the core's optimum.
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        value, usage, limit = random_instance(rng, 6, 4, 2)
+        usage *= 4.0  # tight limits: the price-optimal actions do not fit
+        dual = solve_portfolio(value, usage, limit, exact_size=0, residual_seconds=0)
+        scores = value - np.einsum("m,mnk->nk", dual.prices, usage)
+        core = np.argsort(np.argsort(-scores, axis=1), axis=1) < 2
+        core[np.arange(6), dual.choice] = True  # the core keeps the heuristic's choice
+        optimum = brute_force(value, usage, limit, np.ones_like(core))
+        in_core = brute_force(value, usage, limit, core)
+        if dual.objective + 1e-6 < in_core < optimum - 1e-6:
+            break  # the core search improves on the heuristic, but misses the optimum
+    else:
+        pytest.fail("no instance whose core misses the optimum")
+    finish = portfolio._finish
+    monkeypatch.setattr(
+        portfolio,
+        "_finish",
+        lambda problem, *a: None if problem.allowed.all() else finish(problem, *a),
+    )
+    monkeypatch.setattr(portfolio, "CORE_PLAN", ((2, 0.5),))
+    solution = solve_portfolio(value, usage, limit, time_limit=2.0)
+    assert solution.objective == pytest.approx(in_core)
+    assert solution.bound >= optimum - 1e-9
+    assert solution.bound == pytest.approx(dual.bound)
+    assert solution.status == "feasible"
