@@ -1048,11 +1048,14 @@ def solve_portfolio(
     """Choose one allowed action per customer, maximising value within the limits.
 
     ``usage`` is (M, N, K) in "<=" form (a ">=" limit is passed negated) and may be
-    float32. Instances with at most ``exact_size`` allowed pairs go to SCIP whole; larger
-    ones give SCIP ``residual_seconds`` for the customers the prices leave nearly
-    indifferent. Returns the choice, its objective, a proven upper bound and the certified
-    gap, the dual prices, per-limit use and a status among optimal, feasible, infeasible,
-    time_limit (stopped before finding a feasible choice).
+    float32. Instances with at most ``exact_size`` allowed pairs go to the exact solver
+    (CP-SAT on integral data, else SCIP) whole, and unless it proves its choice optimal
+    in a tenth of the time, over cores of each customer's best actions at the prices
+    (``CORE_PLAN``), then whole again; larger ones give it ``residual_seconds`` for the
+    customers the prices leave nearly indifferent. Returns the choice, its objective, a
+    proven upper bound and the certified gap, the dual prices, per-limit use and a status
+    among optimal, feasible, infeasible, time_limit (stopped before finding a feasible
+    choice).
     """
     started = time.monotonic()
     deadline = started + (time_limit if time_limit is not None else 3600.0)
