@@ -1344,8 +1344,6 @@ def _exact_searches(
         objective, used = problem.totals(first[0])
         if np.all(used <= problem.limit + _tolerance(problem)) and objective >= best_value:
             best, best_value = first[0], objective
-        elif feasible is not None:
-            best = feasible
     remaining = deadline - time.monotonic()
     scores = np.empty((problem.n, problem.k))
     for rows in _chunks(problem.n):
