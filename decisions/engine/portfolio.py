@@ -40,6 +40,7 @@ x 8 actions x 5 limits stay within memory.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -972,11 +973,17 @@ def _exact_cpsat(
     seconds: float,
     scale: int,
 ) -> tuple[np.ndarray, bool, float | None] | None:
-    """As ``_exact``, with CP-SAT on integral data (its search proves these far faster)."""
+    """As ``_exact``, with CP-SAT on integral data (its search proves these far faster).
+
+    The model is written straight into CP-SAT's proto, a repeated field at a time: the
+    expression API costs about a microsecond a term in Python (0.6 s for Yagiura's c15900,
+    13,500 pairs x 15 limits, a tenth of its time budget; 0.07 s this way).
+    """
     from ortools.sat.python import cp_model
 
     if seconds <= 0:
         return None
+    customers = np.asarray(customers, dtype=np.int64)
     fixed = np.ones(problem.n, dtype=bool)
     fixed[customers] = False
     used_fixed = np.zeros(problem.m)
@@ -984,30 +991,39 @@ def _exact_cpsat(
         idx = np.nonzero(fixed[rows])[0]
         if len(idx):
             used_fixed += problem.usage[:, rows, :][:, idx, choice[rows][idx]].sum(axis=1)
+    # Variable i is the pair (nn[i], kk[i]); each customer's pairs are consecutive.
+    local, kk = np.nonzero(problem.allowed[customers])
+    nn = customers[local]
+    count = len(nn)
     model = cp_model.CpModel()
-    pairs: list[tuple[int, int]] = []
-    variables = []
-    for n in customers:
-        row = []
-        for k in np.nonzero(problem.allowed[n])[0]:
-            var = model.new_bool_var(f"x_{n}_{k}")
-            pairs.append((int(n), int(k)))
-            variables.append(var)
-            row.append(var)
-            model.add_hint(var, bool(choice[n] == k))
-        model.add_exactly_one(row)
-    nn = np.array([p[0] for p in pairs])
-    kk = np.array([p[1] for p in pairs])
+    proto = model.proto
+    for _ in range(count):
+        proto.variables.add().domain.extend((0, 1))
+    index = np.arange(count)
+    proto.solution_hint.vars.extend(index.tolist())
+    proto.solution_hint.values.extend((choice[nn] == kk).astype(np.int64).tolist())
+    bounds = np.searchsorted(local, np.arange(len(customers) + 1)).tolist()
+    for first, last in itertools.pairwise(bounds):
+        proto.constraints.add().exactly_one.literals.extend(range(first, last))
     for m in range(problem.m):
         coefficients = np.round(problem.usage[m, nn, kk]).astype(np.int64)
-        used = [(var, int(c)) for var, c in zip(variables, coefficients, strict=True) if c]
+        used = np.nonzero(coefficients)[0]
         capacity = int(np.floor(problem.limit[m] - used_fixed[m] + 1e-9))
-        if used:
-            model.add(sum(c * var for var, c in used) <= capacity)
+        if len(used):
+            linear = proto.constraints.add().linear
+            linear.vars.extend(used.tolist())
+            linear.coeffs.extend(coefficients[used].tolist())
+            linear.domain.extend((cp_model.INT_MIN, capacity))
         elif capacity < 0:
             raise _ProvenInfeasible
     gains = np.round(problem.value[nn, kk].astype(np.float64) * scale).astype(np.int64)
-    model.maximize(sum(int(g) * var for var, g in zip(variables, gains, strict=True) if g))
+    paid = np.nonzero(gains)[0]
+    if len(paid):  # maximise: CP-SAT minimises the negated sum, scaled back by -1
+        proto.objective.vars.extend(paid.tolist())
+        proto.objective.coeffs.extend((-gains[paid]).tolist())
+        proto.objective.scaling_factor = -1.0
+    else:
+        proto.objective.scaling_factor = 1.0
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(seconds)
     solver.parameters.num_workers = 2
@@ -1016,10 +1032,9 @@ def _exact_cpsat(
         raise _ProvenInfeasible
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
+    taken = np.asarray(solver.response_proto.solution, dtype=np.int64)[index] > 0
     improved = choice.copy()
-    for (n, k), var in zip(pairs, variables, strict=True):
-        if solver.boolean_value(var):
-            improved[n] = k
+    improved[nn[taken]] = kk[taken]
     return improved, status == cp_model.OPTIMAL, float(solver.best_objective_bound / scale)
 
 

@@ -325,3 +325,50 @@ def test_a_core_missing_the_optimum_does_not_lower_the_bound(monkeypatch):
     assert solution.bound >= optimum - 1e-9
     assert solution.bound == pytest.approx(dual.bound)
     assert solution.status == "feasible"
+
+
+def test_the_exact_search_on_integral_data_matches_brute_force_around_fixed_customers():
+    """CP-SAT's model (written straight into its proto): masks, customers outside the
+    search keeping their action and its use of the limits, actions worth nothing, limits
+    nothing in the search uses, and infeasibility proven."""
+    rng = np.random.default_rng(7)
+    proven_infeasible = 0
+    for trial in range(80):
+        n, k, m = int(rng.integers(2, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        value = rng.integers(-3, 6, size=(n, k)).astype(float)
+        if trial % 10 == 0:
+            value[:] = 0.0  # no objective at all: any feasible choice is optimal
+        usage = rng.integers(0, 4, size=(m, n, k)).astype(float)
+        limit = rng.integers(0, 3 * n, size=m).astype(float)
+        allowed = rng.random((n, k)) > 0.25
+        allowed[np.arange(n), rng.integers(0, k, n)] = True
+        choice = np.argmax(allowed, axis=1)
+        free = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
+        problem = portfolio._Problem(value, usage, limit, allowed)
+        assert portfolio._integral_scales(problem, free) == 1  # the CP-SAT path
+
+        best, rows = -np.inf, np.arange(n)
+        for combo in itertools.product(range(k), repeat=len(free)):
+            candidate = choice.copy()
+            candidate[free] = combo
+            if allowed[rows, candidate].all() and np.all(
+                usage[:, rows, candidate].sum(axis=1) <= limit
+            ):
+                best = max(best, float(value[free, candidate[free]].sum()))
+
+        try:
+            found = portfolio._finish(problem, free, choice, 5.0)
+        except portfolio._ProvenInfeasible:
+            assert best == -np.inf
+            proven_infeasible += 1
+            continue
+        assert best > -np.inf
+        improved, proven, bound = found
+        assert proven
+        kept = np.setdiff1d(rows, free)
+        assert np.array_equal(improved[kept], choice[kept])
+        assert allowed[rows, improved].all()
+        assert np.all(usage[:, rows, improved].sum(axis=1) <= limit)
+        assert value[free, improved[free]].sum() == best
+        assert bound == pytest.approx(best)
+    assert proven_infeasible > 0
