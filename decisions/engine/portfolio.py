@@ -895,14 +895,57 @@ def _exact(
     """Solve the sub-problem of ``customers`` exactly (others fixed) with SCIP.
 
     Returns the improved choice, whether SCIP proved optimality, and its best bound (of the
-    sub-problem, valid for the whole only when every customer is included).
+    sub-problem, valid for the whole only when every customer is included). The model is
+    written as an ``MPModelProto``, a repeated field at a time: through the modelling API,
+    20,000 pairs x 5 limits took 0.85 s of Python before SCIP started, against 0.08 s so.
     """
-    from ortools.linear_solver import pywraplp
+    from ortools.linear_solver import linear_solver_pb2, pywraplp
 
     solver = pywraplp.Solver.CreateSolver("SCIP")
     if solver is None or seconds <= 0:
         return None
+    customers = np.asarray(customers, dtype=np.int64)
+    used_fixed = _used_by_others(problem, customers, choice)
+    # Variable i is the pair (nn[i], kk[i]); each customer's pairs are consecutive.
+    local, kk = np.nonzero(problem.allowed[customers])
+    nn = customers[local]
+    model = linear_solver_pb2.MPModelProto(maximize=True)
+    for gain in problem.value[nn, kk].astype(np.float64).tolist():
+        model.variable.add(
+            lower_bound=0.0, upper_bound=1.0, objective_coefficient=gain, is_integer=True
+        )
+    bounds = np.searchsorted(local, np.arange(len(customers) + 1)).tolist()
+    for first, last in itertools.pairwise(bounds):
+        row = model.constraint.add(lower_bound=1.0, upper_bound=1.0)
+        row.var_index.extend(range(first, last))
+        row.coefficient.extend(itertools.repeat(1.0, last - first))
+    for m in range(problem.m):
+        coefficients = problem.usage[m, nn, kk].astype(np.float64)
+        used = np.nonzero(coefficients)[0]
+        row = model.constraint.add(
+            lower_bound=-np.inf, upper_bound=float(problem.limit[m] - used_fixed[m])
+        )
+        row.var_index.extend(used.tolist())
+        row.coefficient.extend(coefficients[used].tolist())
+    error = solver.LoadModelFromProto(model)
+    if error:  # not expected: the proto is built above from finite numbers
+        raise ValueError(f"SCIP refused the model: {error}")
+    variables = solver.variables()
+    solver.SetHint(variables, (choice[nn] == kk).astype(np.float64).tolist())
     solver.SetTimeLimit(max(1, int(seconds * 1000)))
+    status = solver.Solve()
+    if status == pywraplp.Solver.INFEASIBLE:
+        raise _ProvenInfeasible
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return None
+    taken = np.array([var.solution_value() > 0.5 for var in variables], dtype=bool)
+    improved = choice.copy()
+    improved[nn[taken]] = kk[taken]
+    return improved, status == pywraplp.Solver.OPTIMAL, float(solver.Objective().BestBound())
+
+
+def _used_by_others(problem: _Problem, customers: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """(M,) what the customers outside ``customers`` use of each limit, at ``choice``."""
     fixed = np.ones(problem.n, dtype=bool)
     fixed[customers] = False
     used_fixed = np.zeros(problem.m)
@@ -910,44 +953,7 @@ def _exact(
         idx = np.nonzero(fixed[rows])[0]
         if len(idx):
             used_fixed += problem.usage[:, rows, :][:, idx, choice[rows][idx]].sum(axis=1)
-    variables: dict[tuple[int, int], object] = {}
-    objective = solver.Objective()
-    for n in customers:
-        allowed = np.nonzero(problem.allowed[n])[0]
-        row = []
-        for k in allowed:
-            var = solver.BoolVar(f"x_{n}_{k}")
-            variables[(int(n), int(k))] = var
-            objective.SetCoefficient(var, float(problem.value[n, k]))
-            row.append(var)
-        solver.Add(solver.Sum(row) == 1)
-    objective.SetMaximization()
-    for m in range(problem.m):
-        terms = [
-            (var, float(problem.usage[m, n, k]))
-            for (n, k), var in variables.items()
-            if problem.usage[m, n, k] != 0
-        ]
-        constraint = solver.RowConstraint(
-            -solver.infinity(), float(problem.limit[m] - used_fixed[m])
-        )
-        for var, coefficient in terms:
-            constraint.SetCoefficient(var, coefficient)
-    hint_vars, hint_values = [], []
-    for (n, k), var in variables.items():
-        hint_vars.append(var)
-        hint_values.append(1.0 if choice[n] == k else 0.0)
-    solver.SetHint(hint_vars, hint_values)
-    status = solver.Solve()
-    if status == pywraplp.Solver.INFEASIBLE:
-        raise _ProvenInfeasible
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        return None
-    improved = choice.copy()
-    for (n, k), var in variables.items():
-        if var.solution_value() > 0.5:
-            improved[n] = k
-    return improved, status == pywraplp.Solver.OPTIMAL, float(objective.BestBound())
+    return used_fixed
 
 
 def _integral_scales(problem: _Problem, customers: np.ndarray) -> int | None:
@@ -961,7 +967,9 @@ def _integral_scales(problem: _Problem, customers: np.ndarray) -> int | None:
     value = np.where(problem.allowed[customers], problem.value[customers], 0.0)
     for scale in (1, 10, 100, 1000):
         scaled = value.astype(np.float64) * scale
-        if np.all(np.abs(scaled) < 2**40) and np.allclose(scaled, np.round(scaled), atol=1e-9):
+        if np.all(np.abs(scaled) < 2**40) and np.allclose(
+            scaled, np.round(scaled), rtol=0.0, atol=1e-9
+        ):
             return scale
     return None
 
@@ -984,13 +992,7 @@ def _exact_cpsat(
     if seconds <= 0:
         return None
     customers = np.asarray(customers, dtype=np.int64)
-    fixed = np.ones(problem.n, dtype=bool)
-    fixed[customers] = False
-    used_fixed = np.zeros(problem.m)
-    for rows in _chunks(problem.n):
-        idx = np.nonzero(fixed[rows])[0]
-        if len(idx):
-            used_fixed += problem.usage[:, rows, :][:, idx, choice[rows][idx]].sum(axis=1)
+    used_fixed = _used_by_others(problem, customers, choice)
     # Variable i is the pair (nn[i], kk[i]); each customer's pairs are consecutive.
     local, kk = np.nonzero(problem.allowed[customers])
     nn = customers[local]

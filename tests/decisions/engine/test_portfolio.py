@@ -327,10 +327,12 @@ def test_a_core_missing_the_optimum_does_not_lower_the_bound(monkeypatch):
     assert solution.status == "feasible"
 
 
-def test_the_exact_search_on_integral_data_matches_brute_force_around_fixed_customers():
-    """CP-SAT's model (written straight into its proto): masks, customers outside the
-    search keeping their action and its use of the limits, actions worth nothing, limits
-    nothing in the search uses, and infeasibility proven."""
+@pytest.mark.parametrize("data", ["integral", "fractional"])
+def test_the_exact_search_matches_brute_force_around_fixed_customers(data):
+    """The exact searches' models (CP-SAT on integral data, SCIP otherwise; both written
+    straight into the solver's proto): masks, customers outside the search keeping their
+    action and its use of the limits, actions worth nothing, limits nothing in the search
+    uses, and infeasibility proven."""
     rng = np.random.default_rng(7)
     proven_infeasible = 0
     for trial in range(80):
@@ -338,6 +340,8 @@ def test_the_exact_search_on_integral_data_matches_brute_force_around_fixed_cust
         value = rng.integers(-3, 6, size=(n, k)).astype(float)
         if trial % 10 == 0:
             value[:] = 0.0  # no objective at all: any feasible choice is optimal
+        if data == "fractional":
+            value += rng.uniform(0.01, 0.99, size=(n, k))
         usage = rng.integers(0, 4, size=(m, n, k)).astype(float)
         limit = rng.integers(0, 3 * n, size=m).astype(float)
         allowed = rng.random((n, k)) > 0.25
@@ -345,7 +349,8 @@ def test_the_exact_search_on_integral_data_matches_brute_force_around_fixed_cust
         choice = np.argmax(allowed, axis=1)
         free = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
         problem = portfolio._Problem(value, usage, limit, allowed)
-        assert portfolio._integral_scales(problem, free) == 1  # the CP-SAT path
+        scale = portfolio._integral_scales(problem, free)
+        assert scale == 1 if data == "integral" else scale is None  # CP-SAT, else SCIP
 
         best, rows = -np.inf, np.arange(n)
         for combo in itertools.product(range(k), repeat=len(free)):
@@ -369,6 +374,19 @@ def test_the_exact_search_on_integral_data_matches_brute_force_around_fixed_cust
         assert np.array_equal(improved[kept], choice[kept])
         assert allowed[rows, improved].all()
         assert np.all(usage[:, rows, improved].sum(axis=1) <= limit)
-        assert value[free, improved[free]].sum() == best
-        assert bound == pytest.approx(best)
+        assert value[free, improved[free]].sum() == pytest.approx(best, abs=1e-9)
+        assert bound == pytest.approx(best, abs=1e-6)
     assert proven_infeasible > 0
+
+
+def test_values_merely_near_a_scaled_integer_are_not_rounded_for_cp_sat():
+    """CP-SAT takes integers: values are scaled by a power of ten only when that makes
+    them integral, not when they are within a relative 1e-5 of it (4.50002 x 1000 =
+    4500.02 used to pass, and CP-SAT then weighed 4,500)."""
+    usage = np.ones((1, 2, 2))
+    allowed = np.ones((2, 2), dtype=bool)
+    value = np.array([[0.0, 4.50002], [0.0, 1.0]])
+    problem = portfolio._Problem(value, usage, np.array([1.0]), allowed)
+    assert portfolio._integral_scales(problem, np.arange(2)) is None
+    value[0, 1] = 4.5
+    assert portfolio._integral_scales(problem, np.arange(2)) == 10
