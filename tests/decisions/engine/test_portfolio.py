@@ -390,3 +390,32 @@ def test_values_merely_near_a_scaled_integer_are_not_rounded_for_cp_sat():
     assert portfolio._integral_scales(problem, np.arange(2)) is None
     value[0, 1] = 4.5
     assert portfolio._integral_scales(problem, np.arange(2)) == 10
+
+
+@pytest.mark.parametrize("data", ["integral", "fractional"])
+def test_the_residual_search_gives_scip_only_the_nearest_ties(monkeypatch, data):
+    """Around a feasible choice of a large problem, the customers the prices leave nearly
+    indifferent are searched exactly: up to ``exact_size`` pairs with CP-SAT (integral
+    data), but only the nearest ``RESIDUAL_PAIRS`` with SCIP, whose root LP over thousands
+    of near ties outlasted its time limit without improving anything."""
+    rng = np.random.default_rng(11)
+    value, usage, limit = random_instance(rng, 3000, 5, 3)
+    if data == "integral":
+        value, usage, limit = np.round(value * 20), np.round(usage * 20), np.round(limit * 20)
+    monkeypatch.setattr(portfolio, "RESIDUAL_PAIRS", 100)
+    calls = []
+    finish = portfolio._finish
+
+    def recording(problem, customers, choice, seconds):
+        calls.append(int(problem.allowed[customers].sum()))
+        return finish(problem, customers, choice, seconds)
+
+    monkeypatch.setattr(portfolio, "_finish", recording)
+    solution = solve_portfolio(value, usage, limit, exact_size=1000, tolerance=1e-12)
+    assert solution.status in ("optimal", "feasible")
+    assert np.all(usage[:, np.arange(3000), solution.choice].sum(axis=1) <= limit + 1e-9)
+    assert calls
+    if data == "integral":
+        assert max(calls) == 1000  # the residual search: exact_size // K customers x K
+    else:
+        assert max(calls) <= 100
