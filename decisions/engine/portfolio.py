@@ -905,17 +905,12 @@ def _exact(
     solver = pywraplp.Solver.CreateSolver("SCIP")
     if solver is None or seconds <= 0:
         return None
-    customers = np.asarray(customers, dtype=np.int64)
-    used_fixed = _used_by_others(problem, customers, choice)
-    # Variable i is the pair (nn[i], kk[i]); each customer's pairs are consecutive.
-    local, kk = np.nonzero(problem.allowed[customers])
-    nn = customers[local]
+    nn, kk, bounds, used_fixed = _pairs(problem, customers, choice)
     model = linear_solver_pb2.MPModelProto(maximize=True)
     for gain in problem.value[nn, kk].astype(np.float64).tolist():
         model.variable.add(
             lower_bound=0.0, upper_bound=1.0, objective_coefficient=gain, is_integer=True
         )
-    bounds = np.searchsorted(local, np.arange(len(customers) + 1)).tolist()
     for first, last in itertools.pairwise(bounds):
         row = model.constraint.add(lower_bound=1.0, upper_bound=1.0)
         row.var_index.extend(range(first, last))
@@ -945,8 +940,17 @@ def _exact(
     return improved, status == pywraplp.Solver.OPTIMAL, float(solver.Objective().BestBound())
 
 
-def _used_by_others(problem: _Problem, customers: np.ndarray, choice: np.ndarray) -> np.ndarray:
-    """(M,) what the customers outside ``customers`` use of each limit, at ``choice``."""
+def _pairs(
+    problem: _Problem, customers: np.ndarray, choice: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
+    """The exact search's variables over ``customers``, the others fixed at ``choice``.
+
+    Variable i is customer ``nn[i]`` taking allowed action ``kk[i]``; the j-th customer's
+    variables are ``bounds[j]:bounds[j + 1]``. Also (M,) what the others use of each limit.
+    """
+    customers = np.asarray(customers, dtype=np.int64)
+    local, kk = np.nonzero(problem.allowed[customers])
+    bounds = np.searchsorted(local, np.arange(len(customers) + 1)).tolist()
     fixed = np.ones(problem.n, dtype=bool)
     fixed[customers] = False
     used_fixed = np.zeros(problem.m)
@@ -954,7 +958,7 @@ def _used_by_others(problem: _Problem, customers: np.ndarray, choice: np.ndarray
         idx = np.nonzero(fixed[rows])[0]
         if len(idx):
             used_fixed += problem.usage[:, rows, :][:, idx, choice[rows][idx]].sum(axis=1)
-    return used_fixed
+    return customers[local], kk, bounds, used_fixed
 
 
 def _integral_scales(problem: _Problem, customers: np.ndarray) -> int | None:
@@ -992,11 +996,7 @@ def _exact_cpsat(
 
     if seconds <= 0:
         return None
-    customers = np.asarray(customers, dtype=np.int64)
-    used_fixed = _used_by_others(problem, customers, choice)
-    # Variable i is the pair (nn[i], kk[i]); each customer's pairs are consecutive.
-    local, kk = np.nonzero(problem.allowed[customers])
-    nn = customers[local]
+    nn, kk, bounds, used_fixed = _pairs(problem, customers, choice)
     count = len(nn)
     model = cp_model.CpModel()
     proto = model.proto
@@ -1005,7 +1005,6 @@ def _exact_cpsat(
     index = np.arange(count)
     proto.solution_hint.vars.extend(index.tolist())
     proto.solution_hint.values.extend((choice[nn] == kk).astype(np.int64).tolist())
-    bounds = np.searchsorted(local, np.arange(len(customers) + 1)).tolist()
     for first, last in itertools.pairwise(bounds):
         proto.constraints.add().exactly_one.literals.extend(range(first, last))
     for m in range(problem.m):
