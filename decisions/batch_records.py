@@ -125,6 +125,16 @@ def _explain(
     return contributions, reasons
 
 
+def _check_finite(what: str, *arrays: np.ndarray) -> None:
+    """The log's bulk writers serialise records with ``canonical_json_plain``, which would
+    write NaN as null: refuse it here, as ``canonical_json`` would. (Every other float of a
+    record is finite already: values and scores go through ``_num``, populations are
+    checked, and SHAP values that do not add up, NaN among them, raise ``AdditivityError``.)"""
+    for array in arrays:
+        if not np.isfinite(np.asarray(array, dtype=np.float64)).all():
+            raise ValueError(f"{what} are not all finite numbers")
+
+
 def _is_number_list(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values[:1])
 
@@ -258,6 +268,11 @@ def batch_records(
     ``customer`` holds the customer's inputs as Python lists (what the log stores).
     """
     chosen = np.asarray(chosen, dtype=np.int64)
+    _check_finite(
+        "the chosen actions' values and the prices",
+        result.value[np.arange(len(chosen)), chosen],
+        result.prices,
+    )
     contributions, reasons = _explain(function, customer, result, chosen)
     explanations = _explanations(function, result, chosen)
     ids = function.action_ids

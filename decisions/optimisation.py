@@ -68,7 +68,7 @@ from governance.exceptions import (
     PreconditionFailed,
     ValidationFailed,
 )
-from governance.hashing import canonical_json
+from governance.hashing import canonical_json, canonical_json_plain
 from governance.models import Version, VersionStatus
 from governance.roles import Role, require_role, roles_of
 
@@ -1083,9 +1083,10 @@ def log_rows(
             texts = dict(shared)
             texts["prices"] = prices_text
             texts["created_at"] = now_text
-            texts["decision_id"] = canonical_json(str(row["decision_id"]))
+            texts["decision_id"] = canonical_json_plain(str(row["decision_id"]))
+            # Plain JSON types with finite numbers (batch_records checks the floats).
             for name in _ROW_FIELDS:
-                texts[name] = canonical_json(row[name])
+                texts[name] = canonical_json_plain(row[name])
             row["content_hash"] = decision_hash_of_texts(texts) or decision_hash(
                 SimpleNamespace(**row)
             )

@@ -24,3 +24,33 @@ def test_each_row_and_action_gets_the_sorted_names_of_the_rules_it_fails(rules: 
             assert named[failing[row][action]] == expected
     # Combinations are distinct: each is named once however many pairs share it.
     assert len({tuple(combo) for combo in named}) == len(named)
+
+
+@pytest.mark.django_db
+def test_a_record_with_a_non_finite_number_is_refused_not_logged_as_null() -> None:
+    # The bulk writers serialise with msgspec, which writes NaN as null where the
+    # canonical JSON of a real-time decision refuses it: batch_records refuses it first.
+    from dataclasses import replace
+
+    from decisions import runtime
+    from decisions.batch_records import batch_records
+    from decisions.demo_setup import demo_load
+    from decisions.populations import population_simulated
+
+    demo_load()
+    function = runtime.arm_runtime(
+        "champion", runtime.active_deployment("cross-sell").content
+    ).function
+    frame = population_simulated("cross-sell", 6, seed=1)
+    customer = {name: frame[name].tolist() for name in function.features}
+    result = function.evaluate({name: frame[name].to_numpy() for name in function.features})
+    chosen = result.choice.copy()
+    assert len(batch_records(function, customer, result, chosen)) == 6  # finite: logged
+
+    value = result.value.copy()
+    value[3, chosen[3]] = np.nan
+    with pytest.raises(ValueError, match="not all finite"):
+        batch_records(function, customer, replace(result, value=value), chosen)
+    prices = np.full_like(np.asarray(result.prices, dtype=np.float64), np.inf)
+    with pytest.raises(ValueError, match="not all finite"):
+        batch_records(function, customer, replace(result, prices=prices), chosen)
