@@ -19,7 +19,10 @@ against scikit-learn's 3.9 (the rows stay in cache while the trees are walked).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,10 +72,30 @@ class TreeReplay:
     final: Any
 
     def raw(self, matrix: np.ndarray) -> np.ndarray:
-        """(n,) the raw score: baseline plus every tree's leaf value, added in tree order."""
+        """(n,) the raw score: baseline plus every tree's leaf value, added in tree order.
+
+        Large batches (an optimisation run scores 420,000 rows a call) are split over the
+        machine's cores, a thread each: the compiled walk releases the GIL, and each row's
+        sum is the same whichever thread adds it.
+        """
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         out = np.empty(len(matrix), dtype=np.float64)
+        threads = min(_cores(), len(matrix) // PARALLEL_ROWS)
+        if threads <= 1:
+            self._walk_rows(matrix, out)
+            return out
+        bounds = np.linspace(0, len(matrix), threads + 1).astype(int)
+        parts = zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        list(
+            _pool().map(
+                lambda ab: self._walk_rows(matrix[ab[0] : ab[1]], out[ab[0] : ab[1]]), parts
+            )
+        )
+        return out
+
+    def _walk_rows(self, matrix: np.ndarray, out: np.ndarray) -> None:
         _walk(
-            np.ascontiguousarray(matrix, dtype=np.float64),
+            matrix,
             self.feature,
             self.threshold,
             self.missing_left,
@@ -83,13 +106,34 @@ class TreeReplay:
             self.baseline,
             out,
         )
-        return out
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.final._loss.predict_proba(self.raw(matrix)), dtype=np.float64)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.final._loss.link.inverse(self.raw(matrix)), dtype=np.float64)
+
+
+PARALLEL_ROWS = 50_000
+"""Rows a thread takes at least: below it one thread walks them all (a real-time decision's
+21 rows take 29 us, less than handing work to a thread)."""
+_POOL: list[tuple[ThreadPoolExecutor, int]] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool per process, made on first use (so a forked worker makes its own)."""
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0][1] != os.getpid():
+            _POOL[:] = [(ThreadPoolExecutor(_cores(), thread_name_prefix="tree-walk"), os.getpid())]
+        return _POOL[0][0]
 
 
 @njit(cache=True, nogil=True)

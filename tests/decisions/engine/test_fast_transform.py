@@ -166,3 +166,22 @@ def test_every_simulator_model_gets_the_fast_path():
                 key=model_name, estimator=estimator, content=content
             )
             assert runtime.fast is not None, model_name
+
+
+def test_a_large_batch_walked_on_several_threads_equals_scikit_learn_to_the_bit(monkeypatch):
+    from decisions.engine import fast_transform
+
+    data = frame(600, seed=5)
+    estimator = PIPELINES["imputer-chain+ordinal+trees"]().fit(data, target(data))
+    runtime = runtime_for(estimator, data, "probability")
+    trees = runtime.fast.trees
+    assert trees is not None
+    rows = frame(5_003, seed=6)  # not a multiple of the threads: uneven slices
+    rows.loc[rows.index[::7], "score"] = np.nan  # missing values take the trained side
+    matrix = runtime.fast.transform({c: rows[c].to_numpy() for c in rows.columns}, len(rows))
+    alone = trees.raw(matrix)  # below PARALLEL_ROWS: one thread
+    monkeypatch.setattr(fast_transform, "PARALLEL_ROWS", 1_000)
+    monkeypatch.setattr(fast_transform, "_cores", lambda: 3)
+    threaded = trees.raw(matrix)
+    assert np.array_equal(threaded, alone)
+    np.testing.assert_array_equal(trees.predict_proba(matrix), estimator[-1].predict_proba(matrix))
