@@ -83,3 +83,9 @@ def test_values_it_cannot_encode_the_canonical_way_raise_as_canonical_json_does(
     assert canonical_json_plain({2: "b", 1: "a"}) == canonical_json({2: "b", 1: "a"})
     with pytest.raises(TypeError):
         canonical_json_plain({"a": object()})
+    # Text that is not UTF-8 (a lone surrogate, from a JSON "\ud800" escape) either way.
+    for value in ("a\ud800", {"k": "a\ud800"}):
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json(value)
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json_plain(value)
