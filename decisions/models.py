@@ -10,10 +10,38 @@ the triggers changed.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from psycopg.types.json import Json, Jsonb
+
+
+class LogJSONField(models.JSONField):
+    """A JSON column of the decision log: ``json`` on PostgreSQL, not ``jsonb``.
+
+    The log is written once and read whole, never queried inside its JSON, and parsing
+    a decision's JSON into ``jsonb`` was half of the server's work per logged row
+    (ADR 0011). ``json`` keeps the text as written: for an optimisation run's rows, the
+    canonical JSON that was hashed. Other databases keep ``JSONField``'s own type.
+    """
+
+    def db_type(self, connection: Any) -> str | None:
+        if connection.vendor == "postgresql":
+            return "json"
+        return super().db_type(connection)
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        adapted = super().get_db_prep_value(value, connection, prepared)
+        if isinstance(adapted, Jsonb):  # sent as json, so the server does not parse it twice
+            return Json(adapted.obj, dumps=adapted.dumps)
+        return adapted
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            return value  # psycopg has parsed a json column already (jsonb comes as text)
+        return super().from_db_value(value, expression, connection)
 
 
 class Decision(models.Model):
@@ -36,17 +64,17 @@ class Decision(models.Model):
     constraint_set_version = models.ForeignKey(
         "governance.Version", on_delete=models.PROTECT, related_name="+"
     )
-    versions = models.JSONField(help_text="every version used, with its content hash")
+    versions = LogJSONField(help_text="every version used, with its content hash")
     arm = models.CharField(max_length=40)
-    features = models.JSONField()
-    actions = models.JSONField(help_text="each action: eligible, value, score, failed rules")
+    features = LogJSONField()
+    actions = LogJSONField(help_text="each action: eligible, value, score, failed rules")
     action_id = models.CharField(max_length=64)
-    action = models.JSONField()
+    action = LogJSONField()
     value = models.FloatField()
-    prices = models.JSONField()
-    reasons = models.JSONField()
-    contributions = models.JSONField(help_text="raw SHAP contributions per model")
-    explanation = models.JSONField()
+    prices = LogJSONField()
+    reasons = LogJSONField()
+    contributions = LogJSONField(help_text="raw SHAP contributions per model")
+    explanation = LogJSONField()
     latency_ms = models.FloatField()
     created_at = models.DateTimeField()
     content_hash = models.CharField(max_length=64)

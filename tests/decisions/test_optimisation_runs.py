@@ -370,6 +370,28 @@ def test_a_simulation_run_on_submitted_versions_logs_nothing(demo):
         optimisation.optimisation_run_decisions(actor=demo["auditor"], run=run)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+def test_a_run_stores_each_decision_as_the_canonical_json_it_hashed(demo):
+    # The log's json columns keep the text as COPY wrote it: the bytes the hash covers.
+    from governance.hashing import canonical_json
+
+    run = run_now(demo["maker"], deployment="collections", simulated={"customers": 400, "seed": 8})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    columns = ["features", "actions", "reasons", "contributions", "explanation"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, features::text, actions::text, reasons::text, contributions::text, "
+            "explanation::text FROM decisions_decision WHERE run_id = %s ORDER BY seq LIMIT 50",
+            [run.pk],
+        )
+        stored = cursor.fetchall()
+    assert len(stored) == 50
+    decisions = Decision.objects.in_bulk([row[0] for row in stored])
+    for seq, *texts in stored:
+        for column, text in zip(columns, texts, strict=True):
+            assert text.encode() == canonical_json(getattr(decisions[seq], column)), column
+
+
 def test_the_log_verifies_after_a_run_and_sealing(demo):
     run_now(demo["maker"], deployment="cross-sell", simulated={"customers": 1200, "seed": 6})
     decision_make(
