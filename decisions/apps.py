@@ -7,7 +7,11 @@ class DecisionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from decisions import registry, ui_extensions
+        from django.db.backends.signals import connection_created
 
+        from decisions import registry, ui_extensions
+        from decisions.models import json_columns_as_text
+
+        connection_created.connect(json_columns_as_text, dispatch_uid="decisions-json-as-text")
         registry.register_kinds()
         ui_extensions.register_ui_extensions()

@@ -38,10 +38,15 @@ class LogJSONField(models.JSONField):
             return Json(adapted.obj, dumps=adapted.dumps)
         return adapted
 
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        if value is not None and not isinstance(value, str):
-            return value  # psycopg has parsed a json column already (jsonb comes as text)
-        return super().from_db_value(value, expression, connection)
+
+def json_columns_as_text(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """``connection_created``: read ``json`` columns as text, as Django has psycopg read
+    ``jsonb``, so that ``JSONField.from_db_value`` parses both alike (and a column holding
+    a JSON string is not parsed twice)."""
+    if connection.vendor == "postgresql":
+        from psycopg.types.string import TextLoader
+
+        connection.connection.adapters.register_loader("json", TextLoader)
 
 
 class Decision(models.Model):
