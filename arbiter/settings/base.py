@@ -28,6 +28,7 @@ ENVIRONMENT_VARIABLES = {
     "CSRF_TRUSTED_ORIGINS": "comma-separated origins (scheme://host) allowed to post forms",
     "DATABASE_URL": "database; default a SQLite file in the project folder",
     "DATABASE_CONN_MAX_AGE": "seconds a database connection is kept between requests (60)",
+    "DATABASE_PREPARED_STATEMENTS": "prepare the decision path's statements on PostgreSQL (on)",
     "CELERY_BROKER_URL": "Celery broker; unset runs tasks in-process",
     "CELERY_RESULT_BACKEND": "where Celery keeps task results; default the broker",
     "ARTIFACT_ROOT": "folder for model artifacts and reports",
@@ -111,6 +112,13 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # default) costs a backend process start and several milliseconds of CPU on both sides.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that asks the socket, not the server (no
+    # round trip per request); see arbiter/db/postgresql/base.py.
+    DATABASES["default"]["ENGINE"] = "arbiter.db.postgresql"
+# The real-time decision path's statements run prepared on PostgreSQL (arbiter.db). Off for
+# a pooler that cannot keep prepared statements (PgBouncer before 1.21, transaction mode).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for each other instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})

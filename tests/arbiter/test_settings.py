@@ -85,7 +85,8 @@ def test_environment_drives_database_broker_and_mail(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
-    assert lines[0] == "django.db.backends.postgresql"
+    # Django's PostgreSQL backend with a health check that asks the socket first.
+    assert lines[0] == "arbiter.db.postgresql"
     assert lines[1] == "False"  # a broker is configured: tasks go to workers
     assert lines[2] == "django.core.mail.backends.smtp.EmailBackend mailer 2525"
     assert lines[3] == str(tmp_path)
