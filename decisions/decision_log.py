@@ -17,11 +17,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from decisions.models import Decision, DecisionBlock
-from governance.hashing import GENESIS_HASH, canonical_json, sha256_hex
+from arbiter.db import prepared_cursor, prepares_statements
+from decisions.models import Decision, DecisionBlock, LogJSONField
+from governance.hashing import GENESIS_HASH, canonical_json, canonical_json_plain, sha256_hex
 from governance.models import ChainHead
 
 CHAIN = "decision-blocks"
@@ -108,6 +109,84 @@ def decision_hash(decision: Decision) -> str:
     if _unstable(data):  # rare: only then walk the values
         data = canonical_json(_jsonb_stable(payload))
     return sha256_hex(data)
+
+
+def decision_texts(decision: Any) -> dict[str, bytes]:
+    """Each hashed field's ``canonical_json``, for ``decision_hash_of_texts`` and for the
+    row's JSON columns. The values are the decision service's: plain JSON types whose
+    floats are finite (features are checked, values and scores go through ``_num``, SHAP
+    values that do not add up raise); a top-level float goes through ``canonical_json``,
+    which refuses NaN."""
+    texts = {}
+    for name in HASHED_FIELDS:
+        value = getattr(decision, name)
+        if name == "decision_id":
+            value = str(value)
+        elif name == "created_at":
+            value = value.isoformat()
+        texts[name] = canonical_json_plain(value)
+    run_id = getattr(decision, "run_id", None)
+    if run_id is not None:
+        texts["run_id"] = canonical_json_plain(run_id)
+    return texts
+
+
+def _as_is(text: bytes) -> bytes:
+    return text
+
+
+@dataclass(frozen=True)
+class _Insert:
+    sql: str
+    fields: tuple[Any, ...]
+
+
+_inserts: dict[str, _Insert] = {}
+
+
+def _insert_of(using: str) -> _Insert:
+    found = _inserts.get(using)
+    if found is None:
+        qn = connections[using].ops.quote_name
+        meta = Decision._meta
+        fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+        # Only quoted names from the model's metadata go into the text; values are parameters.
+        sql = (
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(meta.pk.column)}"
+        )
+        found = _inserts.setdefault(using, _Insert(sql, fields))
+    return found
+
+
+def decision_write(decision: Decision, *, using: str = "default") -> None:
+    """Hash ``decision`` and INSERT it: one statement, committed by itself when no
+    transaction is open (autocommit), so one round trip.
+
+    Each JSON field is serialised once, for the hash and for its column (``json`` on
+    PostgreSQL keeps the text as sent), and on PostgreSQL the INSERT runs prepared.
+    Raises Django's ``IntegrityError`` (a repeated idempotency key) and ``DatabaseError``.
+    """
+    texts = decision_texts(decision)
+    decision.content_hash = decision_hash_of_texts(texts) or decision_hash(decision)
+    if not prepares_statements(using):
+        decision.save(force_insert=True, using=using)
+        return
+    from psycopg.types.json import Json
+
+    insert = _insert_of(using)
+    connection = connections[using]
+    params = []
+    for column in insert.fields:
+        if isinstance(column, LogJSONField) and column.attname in texts:
+            params.append(Json(texts[column.attname], dumps=_as_is))
+        else:
+            params.append(column.get_db_prep_save(column.pre_save(decision, True), connection))
+    with prepared_cursor(using) as cursor:
+        cursor.execute(insert.sql, params)
+        decision.seq = cursor.fetchone()[0]
+    decision._state.adding = False
+    decision._state.db = using
 
 
 def _block_hash(block: DecisionBlock) -> str:

@@ -11,8 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-
+from arbiter.db import prepared_cursor
 from decisions.engine.decision_function import DecisionFunction, compile_decision_function
 from decisions.engine.predictors import ModelRuntime
 from decisions.model_artifacts import model_artifact_load
@@ -156,12 +155,13 @@ _ACTIVE_SQL: list[str] = []
 
 
 def _active_row(name: str) -> tuple[int, int] | None:
-    """(pk, number) of the deployment's active version: plain SQL built once, since this
-    runs on every decision and building the ORM query cost more than running it. The
-    database allows one active version per item (a unique constraint)."""
+    """(pk, number) of the deployment's active version: plain SQL built once (and prepared
+    on PostgreSQL), since this runs on every decision and building the ORM query cost more
+    than running it. The database allows one active version per item (a unique
+    constraint)."""
     if not _ACTIVE_SQL:
         _ACTIVE_SQL.append(_active_sql())
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_ACTIVE_SQL[0], ["deployment", name, VersionStatus.ACTIVE.value])
         return cursor.fetchone()
 

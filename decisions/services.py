@@ -24,7 +24,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from decisions import runtime
-from decisions.decision_log import decision_hash
+from decisions.decision_log import decision_write
 from decisions.deployments import arm_for
 from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
 from decisions.exceptions import NoEligibleAction, ServiceUnavailable
@@ -384,10 +384,9 @@ def decision_make(
         **record,
     )
     decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    decision.content_hash = decision_hash(decision)
     try:
         # One INSERT, committed by itself (autocommit): no BEGIN/COMMIT round trips.
-        decision.save(force_insert=True)
+        decision_write(decision)
     except IntegrityError:
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from rest_framework.test import APIClient
 
 from decisions.decision_log import decision_blocks_seal, decision_log_verify
@@ -181,20 +182,38 @@ def test_sealed_log_verifies(cross_sell_deployment, client):
     assert report.ok and report.rows == 5 and report.blocks == 3
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: no test transaction
 def test_when_the_log_cannot_be_written_the_client_gets_503_and_no_decision(
-    cross_sell_deployment, client, monkeypatch
+    cross_sell_deployment, client
 ):
-    from django.db import DatabaseError
-
-    def broken_save(self, *args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(Decision, "save", broken_save)
-    response = decide(client, customer(0))
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "decision_log_unavailable"
-    monkeypatch.undo()
-    assert not Decision.objects.exists()
+    # The database itself refuses the INSERT (a trigger standing in for a full disk).
+    table = Decision._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(
+                "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER test_refuse BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER test_refuse BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+    try:
+        response = decide(client, customer(0))
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "decision_log_unavailable"
+        assert not Decision.objects.exists()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER test_refuse{' ON ' + table if postgres else ''}")
+            if postgres:
+                cursor.execute("DROP FUNCTION test_refuse()")
 
 
 def test_a_retired_deployment_answers_404(cross_sell_deployment, client, checker):

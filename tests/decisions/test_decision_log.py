@@ -179,6 +179,67 @@ def test_the_logs_json_is_json_compressed_with_lz4_and_reads_back_whole(
     assert decision_log_verify().ok
 
 
+@on_postgres
+@pytest.mark.postgres
+def test_a_real_time_decision_is_stored_as_the_canonical_json_it_hashed(
+    cross_sell_deployment, api_client_user
+):
+    # Each JSON field is serialised once, for the hash and for its json column.
+    from governance.hashing import canonical_json
+
+    made = [
+        decision_make(
+            actor=api_client_user,
+            deployment="cross-sell",
+            customer_id=f"t-{i}",
+            features=features(i),
+        ).decision
+        for i in range(20)
+    ]
+    columns = ["versions", "features", "actions", "action", "prices", "reasons", "contributions",
+               "explanation"]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, {', '.join(c + '::text' for c in columns)} "  # noqa: S608
+            "FROM decisions_decision ORDER BY seq"
+        )
+        stored = cursor.fetchall()
+    assert [row[0] for row in stored] == [d.seq for d in made]
+    for decision, (_, *texts) in zip(made, stored, strict=True):
+        for column, text in zip(columns, texts, strict=True):
+            assert text.encode() == canonical_json(getattr(decision, column)), column
+        reread = Decision.objects.get(pk=decision.pk)
+        assert reread.content_hash == decision.content_hash == decision_hash(reread)
+    assert decision_log_verify().ok
+
+
+@on_postgres
+@pytest.mark.postgres
+def test_a_decisions_statements_are_prepared_once_per_connection(
+    cross_sell_deployment, api_client_user
+):
+    # Planning the key lookup cost more than running it: the three statements every
+    # decision runs (key, active deployment, INSERT) are prepared, and stay few.
+    from rest_framework.test import APIClient
+
+    from governance.services import api_key_create
+
+    _, key = api_key_create(actor=None, user=api_client_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    for i in range(5):
+        body = {"deployment": "cross-sell", "customer_id": f"p-{i}", "features": features(i)}
+        assert client.post("/api/v1/decisions/", body, format="json").status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(s.startswith("SELECT k.") and "governance_apikey" in s for s in prepared)
+    assert any("governance_version" in s and "$3" in s for s in prepared)
+    assert any(s.startswith('INSERT INTO "decisions_decision"') for s in prepared)
+    assert len(prepared) <= 6  # not one per request
+    assert Decision.objects.count() == 5
+
+
 def test_replay_matches_for_a_thousand_random_decisions(
     cross_sell_deployment, api_client_user, auditor
 ):
