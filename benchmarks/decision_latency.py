@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/decision_latency.py [--requests 5000] [--rate 100]
 
 Creates a fresh PostgreSQL database, loads the demo, starts gunicorn (2 workers) with the
-production settings, and from a separate process sends requests open-loop at a fixed
-rate (each request is timed from its scheduled start, so a slow server cannot hide
-behind a slow client). Prints p50/p95/p99 and the ratio of p99 to the bare in-process
-time of the same work (predict + SHAP for one customer, no HTTP, no database), measured
+production settings and platform/gunicorn.conf.py (what the web role runs: gthread
+workers with keep-alive; ``--worker-class sync`` for one request per connection), and
+from a separate process sends requests open-loop at a fixed rate (each request is timed
+from its scheduled start, so a slow server cannot hide behind a slow client). Prints
+p50/p95/p99 and the ratio of p99 to the bare in-process time of the same work (predict +
+SHAP for one customer, no HTTP, no database), measured
 in the same run. Targets (issue 3): p99 <= 15 ms, ratio <= 3.
 """
 
@@ -186,7 +188,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="client connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument(
+        "--worker-class",
+        default=None,
+        choices=["sync", "gthread"],
+        help="default: platform/gunicorn.conf.py's (gthread, 4 threads, keep-alive)",
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     args = parser.parse_args()
 
@@ -221,7 +228,7 @@ def main() -> None:
                 PYTHON, "-m", "gunicorn", "arbiter.wsgi:application",
                 "-c", "platform/gunicorn.conf.py",
                 "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
-                "--worker-class", args.worker_class,
+                *(["--worker-class", args.worker_class] if args.worker_class else []),
                 "--log-level", "warning", "--access-logfile", "/dev/null",
             ],
             cwd=ROOT, env=prod_env,
@@ -292,6 +299,7 @@ def main() -> None:
     drop_database(args.postgres, name)
 
     p50, p95, p99 = (percentile(latencies, q) for q in (50, 95, 99))
+    print(f"gunicorn: {args.workers} workers, {args.worker_class or 'gthread (the config file)'}")
     print(f"requests: {len(latencies)} ok, {len(failures)} failed, {seconds:.1f} s")
     print(f"end-to-end latency ms: p50 {p50:.2f}  p95 {p95:.2f}  p99 {p99:.2f}")
     print(
