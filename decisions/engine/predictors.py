@@ -100,7 +100,7 @@ class ModelRuntime:
         matrix = self.transformed(columns)
         if matrix is None:
             return self.predict(self.frame(columns))
-        final = self.fast.final if self.fast.trees is None else self.fast.trees
+        final = self.fast.predictor
         if self.output_type == "probability":
             return np.asarray(final.predict_proba(matrix), dtype=np.float64)[:, self.positive_index]
         return np.asarray(final.predict(matrix), dtype=np.float64)

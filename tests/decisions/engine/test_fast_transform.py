@@ -185,3 +185,31 @@ def test_a_large_batch_walked_on_several_threads_equals_scikit_learn_to_the_bit(
     threaded = trees.raw(matrix)
     assert np.array_equal(threaded, alone)
     np.testing.assert_array_equal(trees.predict_proba(matrix), estimator[-1].predict_proba(matrix))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40))
+def test_a_logistic_models_replay_gives_scikit_learns_probabilities_to_the_bit(seed, n):
+    data = frame(400, seed=7)
+    estimator = PIPELINES["scalers+onehot+logistic"]().fit(data, target(data))
+    runtime = runtime_for(estimator, data, "probability")
+    assert runtime.fast.linear is not None and runtime.fast.predictor is runtime.fast.linear
+    rows = frame(n, seed=seed)
+    matrix = runtime.fast.transform({c: rows[c].to_numpy() for c in rows.columns}, n)
+    np.testing.assert_array_equal(
+        runtime.fast.linear.predict_proba(matrix), estimator[-1].predict_proba(matrix)
+    )
+    np.testing.assert_array_equal(
+        runtime.predict_columns({c: rows[c].to_numpy() for c in rows.columns}),
+        runtime.predict(rows),
+    )
+
+
+def test_only_a_binary_logistic_regression_gets_the_linear_replay():
+    data = frame(400, seed=8)
+    three = np.digitize(data["score"].to_numpy(), np.quantile(data["score"], [0.33, 0.66]))
+    multiclass = PIPELINES["scalers+onehot+logistic"]().fit(data, three)
+    fast = compile_fast_transform(multiclass, list(data.columns), data)
+    assert fast is not None and fast.linear is None and fast.predictor is fast.final
+    ridge = PIPELINES["passthrough+ridge"]().fit(data, data["score"])
+    assert compile_fast_transform(ridge, list(data.columns), data).linear is None
