@@ -31,7 +31,18 @@ def _prepared_cursor_class() -> type:
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
             kwargs["prepare"] = True
-            return super().execute(query, params, **kwargs)
+            try:
+                return super().execute(query, params, **kwargs)
+            except psycopg.errors.FeatureNotSupported:
+                # "cached plan must not change result type": a migration (on another
+                # connection) changed the type of a column this statement returns. Outside
+                # a transaction nothing was done: drop this connection's prepared
+                # statements (psycopg forgets its own on DEALLOCATE ALL) and run it again.
+                # Inside one, the rollback to come makes psycopg forget them.
+                if self.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raise
+                super().execute("DEALLOCATE ALL", prepare=False)
+                return super().execute(query, params, **kwargs)
 
     return PreparedCursor
 

@@ -100,3 +100,27 @@ def test_prepared_statements_can_be_turned_off(settings):
         cursor.execute("SELECT %s::int * 7", [6])
         assert cursor.fetchone() == (42,)
     assert not any("* 7" in text for text in prepared_statements())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_statement_survives_a_migration_changing_a_column_it_returns():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE test_prepared_cols (a integer)")
+        cursor.execute("INSERT INTO test_prepared_cols VALUES (7)")
+    try:
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT a FROM test_prepared_cols WHERE a = %s", [7])
+            assert cursor.fetchone() == (7,)
+        params = connection.get_connection_params()
+        for name in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(name, None)
+        with psycopg.connect(**params, autocommit=True) as other:  # a migration elsewhere
+            other.execute("ALTER TABLE test_prepared_cols ALTER COLUMN a TYPE bigint")
+        # PostgreSQL refuses the old plan ("cached plan must not change result type"):
+        # the cursor prepares the statement again instead of failing every request.
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT a FROM test_prepared_cols WHERE a = %s", [7])
+            assert cursor.fetchone() == (7,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE test_prepared_cols")
