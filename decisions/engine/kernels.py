@@ -225,3 +225,89 @@ def survey(usage, allowed, every, weight, start, stop, low, thrifty, spread):  #
             spread[i, n] = high - low_all
             total += low_allowed
         low[i] += total
+
+
+@njit(cache=True, nogil=True)
+def repair_ratios(
+    value, usage, allowed, every, weight, choice, start, stop, best_ratio, best_action
+):  # pragma: no cover
+    """For the repair: each customer's cheapest way to relieve the violated limits.
+
+    For customers ``start:stop`` and each allowed action other than the current one, the
+    relief ``-(weight . (use of the action - use of the current action))`` and the value
+    given up ``max(value of the current - value of the action, 0)``; where the relief is
+    positive (> 1e-15), their ratio. The smallest ratio (the first action on ties) goes to
+    ``best_ratio``, its action to ``best_action``; inf (and action 0) when no action
+    relieves anything.
+    """
+    m = usage.shape[0]
+    k = value.shape[1]
+    for n in range(start, stop):
+        current = choice[n]
+        kept = np.float64(value[n, current])
+        best = np.inf
+        pick = 0
+        for a in range(k):
+            if a == current or not (every or allowed[n, a]):
+                continue
+            change = 0.0
+            for i in range(m):
+                change += weight[i] * (
+                    np.float64(usage[i, n, a]) - np.float64(usage[i, n, current])
+                )
+            relief = -change
+            if relief > 1e-15:
+                ratio = max(kept - np.float64(value[n, a]), 0.0) / relief
+                if ratio < best:
+                    best = ratio
+                    pick = a
+        best_ratio[n] = best
+        best_action[n] = pick
+
+
+@njit(cache=True, nogil=True)
+def fill_candidates(
+    value, usage, allowed, every, prices, choice, start, stop, target, gain
+):  # pragma: no cover
+    """For the fill: each customer's best price-adjusted action among those worth more
+    than the current one (by more than 1e-12), the first on ties, into ``target`` (-1 when
+    none is) with its value gain into ``gain``."""
+    k = value.shape[1]
+    scores = np.empty(k)
+    for n in range(start, stop):
+        _scores(value, usage, allowed, every, prices, n, scores)
+        kept = np.float64(value[n, choice[n]])
+        best = -1
+        top = -np.inf
+        for a in range(k):
+            more = np.float64(value[n, a]) - kept
+            if more > 1e-12 and scores[a] > top:
+                best = a
+                top = scores[a]
+        target[n] = best
+        gain[n] = np.float64(value[n, best]) - kept if best >= 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def fill_moves(usage, ceiling, used, customers, target, choice, moved):  # pragma: no cover
+    """Take the moves ``customers[j] -> target[j]`` in order, each one that keeps every
+    limit's use within ``ceiling`` (M,) given the moves taken before it; updates ``used``
+    (M,) and marks ``moved``. Returns how many were taken."""
+    m = usage.shape[0]
+    taken = 0
+    delta = np.empty(m)
+    for j in range(customers.shape[0]):
+        n = customers[j]
+        a = target[j]
+        current = choice[n]
+        fits = True
+        for i in range(m):
+            delta[i] = np.float64(usage[i, n, a]) - np.float64(usage[i, n, current])
+            if used[i] + delta[i] > ceiling[i]:
+                fits = False
+        if fits:
+            for i in range(m):
+                used[i] += delta[i]
+            moved[j] = True
+            taken += 1
+    return taken

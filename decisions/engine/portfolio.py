@@ -667,7 +667,7 @@ def _repair(
 ) -> np.ndarray | None:
     """Move customers to cheaper actions until every limit holds; None if it cannot
     (or not before ``deadline``)."""
-    choice = choice.copy()
+    choice = np.array(choice, dtype=np.int64)
     _, used = problem.totals(choice)
     slack_tol = _tolerance(problem)
     for _ in range(4 * problem.m + 20):
@@ -680,24 +680,22 @@ def _repair(
         # Weight each limit by how far it is over (relative), plus the prices.
         weight = np.where(violated, over / (np.abs(problem.limit) + 1.0), 0.0)
         weight = weight / max(weight.max(), 1e-300) + 1e-3 * prices / (prices.max() + 1e-300)
-        best_ratio = np.full(problem.n, np.inf)
-        best_action = choice.copy()
-        for rows in _chunks(problem.n):
-            idx = np.arange(rows.stop - rows.start)
-            current = choice[rows]
-            delta_u = (
-                problem.usage[:, rows, :] - problem.usage[:, rows, :][:, idx, current][:, :, None]
-            )
-            relief = -np.tensordot(weight, delta_u, axes=1)
-            loss = problem.value[rows][idx, current][:, None] - problem.value[rows]
-            ratio = np.full(relief.shape, np.inf)
-            helps = relief > 1e-15
-            np.divide(np.maximum(loss, 0.0), relief, out=ratio, where=helps)
-            ratio[~problem.allowed[rows]] = np.inf
-            ratio[idx, current] = np.inf
-            pick = np.argmin(ratio, axis=1)
-            best_ratio[rows] = ratio[idx, pick]
-            best_action[rows] = pick
+        # Each customer's cheapest relief: value given up per unit of weighted relief.
+        best_ratio = np.empty(problem.n)
+        best_action = np.empty(problem.n, dtype=np.int64)
+        value, usage, allowed, every = problem._arrays()
+        kernels.repair_ratios(
+            value,
+            usage,
+            allowed,
+            every,
+            np.asarray(weight, dtype=np.float64),
+            choice,
+            0,
+            problem.n,
+            best_ratio,
+            best_action,
+        )
         order = np.argsort(best_ratio, kind="stable")
         order = order[np.isfinite(best_ratio[order])]
         if not len(order):
@@ -729,50 +727,38 @@ def _fill(problem: _Problem, choice: np.ndarray, prices: np.ndarray) -> np.ndarr
     """Spend remaining slack: move customers to better actions while every limit holds.
 
     Candidate moves (each customer's best price-adjusted improving action) are taken in
-    order of value gain, in vectorised batches; a move that would break a limit is skipped.
+    order of value gain, each one that still fits given the moves taken before it.
     """
-    choice = choice.copy()
+    choice = np.array(choice, dtype=np.int64)
     _, used = problem.totals(choice)
-    tol = _tolerance(problem)
+    ceiling = problem.limit + _tolerance(problem)
+    value, usage, allowed, every = problem._arrays()
+    target = np.empty(problem.n, dtype=np.int64)
+    gain = np.empty(problem.n)
     for _ in range(3):
-        movers, targets, gains = [], [], []
-        for rows in _chunks(problem.n):
-            idx = np.arange(rows.stop - rows.start)
-            current = choice[rows]
-            gain = problem.value[rows] - problem.value[rows][idx, current][:, None]
-            preference = np.where(gain > 1e-12, problem.reduced(prices, rows), -np.inf)
-            pick = np.argmax(preference, axis=1)
-            ok = np.isfinite(preference[idx, pick])
-            movers.append(rows.start + idx[ok])
-            targets.append(pick[ok])
-            gains.append(gain[idx[ok], pick[ok]])
-        customers = np.concatenate(movers)
+        problem.scored[0] += problem.n
+        kernels.fill_candidates(
+            value,
+            usage,
+            allowed,
+            every,
+            np.asarray(prices, dtype=np.float64),
+            choice,
+            0,
+            problem.n,
+            target,
+            gain,
+        )
+        customers = np.nonzero(target >= 0)[0]
         if not len(customers):
             break
-        target = np.concatenate(targets)
-        order = np.argsort(-np.concatenate(gains), kind="stable")
-        customers, target = customers[order], target[order]
-        delta = problem.usage[:, customers, target] - problem.usage[:, customers, choice[customers]]
+        order = np.argsort(-gain[customers], kind="stable")
+        customers = customers[order]
+        moves = target[customers]
         moved = np.zeros(len(customers), dtype=bool)
-        position = 0
-        while position < len(customers):
-            # Moves that cannot fit on their own are dropped before batching.
-            slack = problem.limit + tol - used
-            fits = np.all(delta[:, position:] <= slack[:, None], axis=0)
-            rest = np.nonzero(fits)[0] + position
-            if not len(rest):
-                break
-            batch = rest[:4096]
-            cumulative = used[:, None] + np.cumsum(delta[:, batch], axis=1)
-            within = np.all(cumulative <= (problem.limit + tol)[:, None], axis=0)
-            take = len(batch) if within.all() else int(np.argmin(within))
-            if take:
-                moved[batch[:take]] = True
-                used = cumulative[:, take - 1].copy()
-            position = int(batch[take]) + 1 if take < len(batch) else int(batch[-1]) + 1
-        if not moved.any():
+        if not kernels.fill_moves(usage, ceiling, used, customers, moves, choice, moved):
             break
-        choice[customers[moved]] = target[moved]
+        choice[customers[moved]] = moves[moved]
     return choice
 
 

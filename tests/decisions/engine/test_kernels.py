@@ -151,3 +151,74 @@ def test_read_only_memory_mapped_chunks_are_scored_like_arrays_in_memory(tmp_pat
     assert result[0] == in_memory[0]
     assert np.array_equal(result[1], in_memory[1])
     assert np.array_equal(result[2], in_memory[2])
+
+
+@pytest.mark.parametrize(("dtype", "ties", "masked"), CASES)
+def test_the_repairs_cheapest_relief_is_the_numpy_ratio_argmin(dtype, ties, masked):
+    rng = np.random.default_rng(9)
+    n, k, m = 2500, 6, 3
+    value, usage, allowed = instance(rng, n, k, m, dtype, ties=ties, masked=masked)
+    choice = np.array([rng.choice(np.nonzero(row)[0]) for row in allowed], dtype=np.int64)
+    weight = np.array([1.0, 0.0, 0.25]) if ties else rng.uniform(0, 1, size=m)
+    best_ratio, best_action = np.empty(n), np.empty(n, dtype=np.int64)
+    kernels.repair_ratios(
+        value, usage, allowed, bool(allowed.all()), weight, choice, 0, n, best_ratio, best_action
+    )
+
+    # The NumPy the repair used before: relief by tensordot, ratio, first smallest.
+    rows = np.arange(n)
+    use = usage.astype(np.float64)
+    relief = -np.tensordot(weight, use - use[:, rows, choice][:, :, None], axes=1)
+    loss = value.astype(np.float64)[rows, choice][:, None] - value
+    ratio = np.full(relief.shape, np.inf)
+    np.divide(np.maximum(loss, 0.0), relief, out=ratio, where=relief > 1e-15)
+    ratio[~allowed] = np.inf
+    ratio[rows, choice] = np.inf
+    expected = np.argmin(ratio, axis=1)
+    np.testing.assert_allclose(best_ratio, ratio[rows, expected], rtol=1e-12)
+    finite = np.isfinite(best_ratio)
+    assert finite.any() and not finite.all()  # some customers cannot relieve anything
+    assert np.array_equal(best_action[finite], expected[finite])
+
+
+@pytest.mark.parametrize(("dtype", "ties", "masked"), CASES)
+def test_the_fills_candidates_are_the_best_priced_actions_worth_more(dtype, ties, masked):
+    rng = np.random.default_rng(11)
+    n, k, m = 2000, 5, 3
+    value, usage, allowed = instance(rng, n, k, m, dtype, ties=ties, masked=masked)
+    choice = np.array([rng.choice(np.nonzero(row)[0]) for row in allowed], dtype=np.int64)
+    prices = np.array([0.5, 0.0, 2.0]) if ties else rng.uniform(0, 3, size=m)
+    target, gain = np.empty(n, dtype=np.int64), np.empty(n)
+    kernels.fill_candidates(
+        value, usage, allowed, bool(allowed.all()), prices, choice, 0, n, target, gain
+    )
+
+    rows = np.arange(n)
+    more = value.astype(np.float64) - value.astype(np.float64)[rows, choice][:, None]
+    preference = np.where(more > 1e-12, reference_scores(value, usage, allowed, prices), -np.inf)
+    pick = np.argmax(preference, axis=1)
+    some = np.isfinite(preference[rows, pick])
+    assert some.any() and not some.all()
+    assert np.array_equal(target, np.where(some, pick, -1))
+    assert np.array_equal(gain[some], more[rows, pick][some])
+
+
+def test_the_fill_takes_each_move_that_still_fits_in_order():
+    rng = np.random.default_rng(12)
+    n, k, m = 400, 4, 2
+    usage = rng.normal(0, 1, size=(m, n, k))
+    choice = rng.integers(0, k, size=n).astype(np.int64)
+    customers = rng.permutation(n)[:300].astype(np.int64)
+    target = rng.integers(0, k, size=300).astype(np.int64)
+    ceiling = np.array([3.0, 1.0])
+    used, moved = np.array([2.0, 0.5]), np.zeros(300, dtype=bool)
+    taken = kernels.fill_moves(usage, ceiling, used, customers, target, choice, moved)
+
+    expected_used, expected = np.array([2.0, 0.5]), []
+    for n_, a in zip(customers, target, strict=True):
+        delta = usage[:, n_, a] - usage[:, n_, choice[n_]]
+        expected.append(bool(np.all(expected_used + delta <= ceiling)))
+        if expected[-1]:
+            expected_used = expected_used + delta
+    assert moved.tolist() == expected and taken == sum(expected) and 0 < taken < 300
+    np.testing.assert_allclose(used, expected_used, rtol=1e-12)
