@@ -240,6 +240,20 @@ def test_a_decisions_statements_are_prepared_once_per_connection(
     assert Decision.objects.count() == 5
 
 
+def test_with_prepared_statements_off_decisions_log_through_the_orm_alike(
+    cross_sell_deployment, api_client_user, settings
+):
+    # DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): same rows.
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    made = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="orm", features=features(4)
+    ).decision
+    stored = Decision.objects.get(pk=made.pk)
+    assert stored.content_hash == made.content_hash == decision_hash(stored)
+    assert stored.actions == made.actions and stored.reasons == made.reasons
+    assert decision_log_verify().ok
+
+
 def test_replay_matches_for_a_thousand_random_decisions(
     cross_sell_deployment, api_client_user, auditor
 ):
