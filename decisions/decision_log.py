@@ -93,7 +93,8 @@ def decision_hash_of_texts(texts: dict[str, bytes]) -> str | None:
     return sha256_hex(data)
 
 
-def decision_hash(decision: Decision) -> str:
+def _hashed_payload(decision: Any) -> dict[str, Any]:
+    """The values a row's ``content_hash`` covers, by name (ids and times as text)."""
     payload: dict[str, Any] = {}
     for name in HASHED_FIELDS:
         value = getattr(decision, name)
@@ -105,6 +106,11 @@ def decision_hash(decision: Decision) -> str:
     run_id = getattr(decision, "run_id", None)
     if run_id is not None:  # real-time rows hash as they always did
         payload["run_id"] = run_id
+    return payload
+
+
+def decision_hash(decision: Decision) -> str:
+    payload = _hashed_payload(decision)
     data = canonical_json(payload)
     if _unstable(data):  # rare: only then walk the values
         data = canonical_json(_jsonb_stable(payload))
@@ -117,18 +123,7 @@ def decision_texts(decision: Any) -> dict[str, bytes]:
     floats are finite (features are checked, values and scores go through ``_num``, SHAP
     values that do not add up raise); a top-level float goes through ``canonical_json``,
     which refuses NaN."""
-    texts = {}
-    for name in HASHED_FIELDS:
-        value = getattr(decision, name)
-        if name == "decision_id":
-            value = str(value)
-        elif name == "created_at":
-            value = value.isoformat()
-        texts[name] = canonical_json_plain(value)
-    run_id = getattr(decision, "run_id", None)
-    if run_id is not None:
-        texts["run_id"] = canonical_json_plain(run_id)
-    return texts
+    return {name: canonical_json_plain(v) for name, v in _hashed_payload(decision).items()}
 
 
 def _as_is(text: bytes) -> bytes:
