@@ -152,15 +152,15 @@ class DecisionFunction:
             env[name] = values.reshape(1, k)
         env.update(quantities)
 
-        value = np.broadcast_to(self.value.evaluate(env), (n, k)).astype(np.float64)
+        value = _grid(self.value.evaluate(env), n, k).astype(np.float64)
         usage = np.empty((self.m, n, k), dtype=np.float64)
         for i, limit in enumerate(self.limits):
-            usage[i] = limit.sign * np.broadcast_to(limit.expression.evaluate(env), (n, k))
+            usage[i] = limit.sign * _grid(limit.expression.evaluate(env), n, k)
 
         eligible = np.ones((n, k), dtype=bool)
         failed: dict[str, np.ndarray] = {}
         for rule in self.rules:
-            passed = np.broadcast_to(rule.expression.evaluate(env), (n, k)).astype(bool)
+            passed = _grid(rule.expression.evaluate(env), n, k).astype(bool)
             failed[rule.name] = ~passed
             eligible &= passed
         eligible &= np.isfinite(value) & np.all(np.isfinite(usage), axis=0)
@@ -207,6 +207,11 @@ class DecisionFunction:
                 values = self.text_attributes[name]
             inputs[name] = np.tile(values, n)
         return runtime.predict_columns(inputs).reshape(n, k)
+
+
+def _grid(array: Any, n: int, k: int) -> np.ndarray:
+    """An expression's result as (n, k): most already are; others broadcast (a view)."""
+    return array if np.shape(array) == (n, k) else np.broadcast_to(array, (n, k))
 
 
 def _batch_size(columns: Mapping[str, np.ndarray]) -> int:

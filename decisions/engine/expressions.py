@@ -35,7 +35,7 @@ import keyword
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -333,44 +333,50 @@ def _lookup(node: Name, env: Mapping[str, ArrayLike | float | bool]) -> _Value:
     )
 
 
-def _apply(
-    node: Node, operands: Sequence[_Value], env: Mapping[str, ArrayLike | float | bool]
-) -> _Value:
-    """Compute one node from its already computed operands."""
+_Step: TypeAlias = Callable[[Sequence[_Value], Mapping[str, Any]], _Value]
+
+
+def _step(node: Node) -> _Step:
+    """What computing ``node`` from its already computed operands does, decided once."""
     match node:
         case Number(value=value):
-            return np.float64(value)
+            constant = np.float64(value)
+            return lambda operands, env: constant
         case Boolean(value=value):
-            return np.bool_(value)
+            flag = np.bool_(value)
+            return lambda operands, env: flag
         case Name():
-            return _lookup(node, env)
+            return lambda operands, env: _lookup(node, env)
         case Unary(op="-"):
-            negated: _Value = np.negative(_as_float(operands[0]))
-            return negated
+            return lambda operands, env: np.negative(_as_float(operands[0]))
         case Unary():
-            return _as_float(operands[0])
-        case Binary(op=op):
-            return _ARITHMETIC[op](_as_float(operands[0]), _as_float(operands[1]))
-        case Compare(op=op):
-            return _COMPARISONS[op](_as_float(operands[0]), _as_float(operands[1]))
-        case BoolOp(op="and"):
-            return functools.reduce(np.logical_and, map(_truth, operands))
-        case BoolOp():
-            return functools.reduce(np.logical_or, map(_truth, operands))
+            return lambda operands, env: _as_float(operands[0])
+        case Binary(op=op) | Compare(op=op):
+            ufunc = (_ARITHMETIC if isinstance(node, Binary) else _COMPARISONS)[op]
+            return lambda operands, env: ufunc(_as_float(operands[0]), _as_float(operands[1]))
+        case BoolOp(op=op):
+            combine = np.logical_and if op == "and" else np.logical_or
+            return lambda operands, env: functools.reduce(combine, map(_truth, operands))
         case Not():
-            return np.logical_not(_truth(operands[0]))
+            return lambda operands, env: np.logical_not(_truth(operands[0]))
         case Call(function=function):
-            return _FUNCTIONS[function].apply(operands)
+            apply = _FUNCTIONS[function].apply
+            return lambda operands, env: apply(operands)
     raise TypeError(f"not an expression node: {node!r}")  # pragma: no cover - closed hierarchy
 
 
-def _evaluate(root: Node, env: Mapping[str, ArrayLike | float | bool]) -> _Value:
-    """Post-order walk with an explicit stack.
+_Program: TypeAlias = tuple[tuple[_Step, int, Node], ...]
 
-    The parser bounds nesting, not length: ``1+1+...+1`` within the source limit is a 2000-deep
-    left-leaning tree, which a recursive evaluator could not walk under Python's recursion limit.
+
+def _compile(root: Node) -> _Program:
+    """The tree in post-order, each node with its step and its number of operands.
+
+    Walked with an explicit stack: the parser bounds nesting, not length, and
+    ``1+1+...+1`` within the source limit is a 2000-deep left-leaning tree, which a
+    recursive walk could not follow under Python's recursion limit. Evaluating the flat
+    program then needs neither the walk nor a dispatch on the node's type per call.
     """
-    results: list[_Value] = []
+    order: list[tuple[_Step, int, Node]] = []
     pending: list[tuple[Node, bool]] = [(root, False)]
     while pending:
         node, operands_ready = pending.pop()
@@ -379,11 +385,20 @@ def _evaluate(root: Node, env: Mapping[str, ArrayLike | float | bool]) -> _Value
             pending.append((node, True))
             pending.extend((child, False) for child in reversed(children))
             continue
-        start = len(results) - len(children)
-        operands = results[start:]
-        del results[start:]
+        order.append((_step(node), len(children), node))
+    return tuple(order)
+
+
+def _run(program: _Program, env: Mapping[str, ArrayLike | float | bool]) -> _Value:
+    results: list[_Value] = []
+    for step, arity, node in program:
+        if arity:
+            operands = results[-arity:]
+            del results[-arity:]
+        else:
+            operands = results[:0]
         try:
-            results.append(_apply(node, operands, env))
+            results.append(step(operands, env))
         except ExpressionError:
             raise
         except ValueError as exc:
@@ -418,7 +433,11 @@ class Expression:
         for a missing or non-numeric name, or arrays whose shapes do not broadcast.
         """
         with np.errstate(all="ignore"):
-            return np.asarray(_evaluate(self.root, env))
+            return np.asarray(_run(self._program, env))
+
+    @functools.cached_property
+    def _program(self) -> _Program:
+        return _compile(self.root)
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -742,8 +761,8 @@ class _Parser:
         operands = node.children()
         if all(id(operand) in self._constants for operand in operands):
             with np.errstate(all="ignore"):
-                self._constants[id(node)] = _apply(
-                    node, [self._constants[id(operand)] for operand in operands], {}
+                self._constants[id(node)] = _step(node)(
+                    [self._constants[id(operand)] for operand in operands], {}
                 )
         return node
 

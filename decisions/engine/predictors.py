@@ -128,8 +128,14 @@ class ModelRuntime:
 
 
 def _length(columns: Mapping[str, Any]) -> int:
-    lengths = {np.size(v) for v in columns.values() if np.ndim(v) > 0}
-    return lengths.pop() if lengths else 1
+    """The length of the first column that is not a scalar (1 if all are)."""
+    for value in columns.values():
+        if isinstance(value, np.ndarray):
+            if value.ndim:
+                return value.size
+        elif np.ndim(value) > 0:
+            return int(np.size(value))
+    return 1
 
 
 def frame_from_columns(
