@@ -64,7 +64,7 @@ def _explain(
     chosen: np.ndarray,
 ) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
     """Per row: the contributions of every model, and the principal reasons."""
-    from decisions.engine.explain import principal_reasons
+    from decisions.engine.explain import principal_reasons_of_rows
 
     n = len(chosen)
     ids = function.action_ids
@@ -111,17 +111,19 @@ def _explain(
                     "contributions": dict(zip(names, matrix[row], strict=True)),
                 }
             )
-            if source[row] != index:
-                continue
-            reasons[row] = principal_reasons(
+        mine = np.nonzero(source == index)[0]
+        if len(mine):
+            found = principal_reasons_of_rows(
                 explanation=explanation,
-                row=row,
-                values={name: values[row] for name, values in inputs.items()},
+                rows=mine,
+                values={name: [values[row] for row in mine] for name, values in inputs.items()},
                 catalog=prediction.runtime.reason_codes,
                 exclude=prediction.action_inputs,
-                direction=direction if adverse[row] else "magnitude",
+                directions=np.where(adverse[mine], direction, "magnitude").tolist(),
                 limit=MAX_REASONS,
             )
+            for row, row_reasons in zip(mine.tolist(), found, strict=True):
+                reasons[row] = row_reasons
     return contributions, reasons
 
 
@@ -135,18 +137,29 @@ def _check_finite(what: str, *arrays: np.ndarray) -> None:
             raise ValueError(f"{what} are not all finite numbers")
 
 
+def _json_numbers(array: np.ndarray) -> list[Any]:
+    """``_num`` of every element, as nested lists, in a few array passes (a run's every
+    action's value and score: ``_num`` per element was a third of building the records)."""
+    numbers = np.asarray(array, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+    finite = np.isfinite(numbers)
+    if finite.all():
+        return numbers.tolist()
+    return np.where(finite, numbers, None).tolist()
+
+
 def _is_number_list(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values[:1])
 
 
 def failed_rule_combinations(
     failed_rules: Mapping[str, np.ndarray], n: int, k: int
-) -> tuple[list[list[str]], list[list[int]]]:
+) -> tuple[list[list[str]], np.ndarray]:
     """Which rules each (row, action) fails, as the few distinct combinations (each a
-    sorted list of rule names) and, per row and action, the index of its combination."""
+    sorted list of rule names) and, per row and action, the index of its combination
+    (an (n, k) integer array)."""
     rule_names = list(failed_rules)
     if not rule_names:
-        return [[]], [[0] * k for _ in range(n)]
+        return [[]], np.zeros((n, k), dtype=np.int64)
     masks = [np.asarray(m, dtype=bool).reshape(n, k) for m in failed_rules.values()]
     if len(rule_names) < 63:
         # Each pair's failed rules as one integer, bit j for rule j: a 1-D unique is far
@@ -164,7 +177,29 @@ def failed_rule_combinations(
         sorted(name for name, failed in zip(rule_names, combo, strict=True) if failed)
         for combo in combinations
     ]
-    return named, which.reshape(n, k).tolist()
+    return named, which.reshape(n, k)
+
+
+def _ineligible_lists(function: DecisionFunction, result: Evaluation, n: int) -> list[list[Any]]:
+    """Per row, ``{"action", "rules"}`` of each ineligible action, in catalog order.
+
+    Most rows share their pattern (which actions fail which rules), so each distinct
+    pattern's list is built once and shared: the same object serialises the same.
+    """
+    named, failing = failed_rule_combinations(result.failed_rules, n, function.k)
+    ids = function.action_ids
+    # Per (row, action): the index of its failed-rule combination, -1 where eligible.
+    pattern = np.where(result.eligible, -1, failing)
+    distinct, which = np.unique(pattern, axis=0, return_inverse=True)
+    lists = [
+        [
+            {"action": ids[k], "rules": list(named[combo])}
+            for k, combo in enumerate(row)
+            if combo >= 0
+        ]
+        for row in distinct.tolist()
+    ]
+    return [lists[i] for i in which.reshape(-1).tolist()]
 
 
 def _explanations(
@@ -180,29 +215,12 @@ def _explanations(
     runner = np.argmax(scores, axis=1).tolist()
     # Python lists: indexing them per row is far cheaper than numpy scalar indexing.
     value, score = result.value.tolist(), result.score.tolist()
-    # Which rules each (row, action) fails: the few distinct combinations are named once,
-    # and each pair points at its combination's names.
-    named, failing = failed_rule_combinations(result.failed_rules, n, function.k)
-    # One shared entry per (action, rule combination): rows with the same ineligible
-    # action for the same reasons serialise the same object.
-    ineligible_entry: dict[tuple[int, int], dict[str, Any]] = {}
-
-    def entry_of(k: int, combo: int) -> dict[str, Any]:
-        key = (k, combo)
-        found = ineligible_entry.get(key)
-        if found is None:
-            found = ineligible_entry[key] = {"action": ids[k], "rules": list(named[combo])}
-        return found
-
+    ineligible = _ineligible_lists(function, result, n)
     priced = [
         (lim, float(result.prices[m]), result.usage[m].tolist())
         for m, lim in enumerate(function.limits)
         if result.prices[m] > 0
     ]
-    ineligible_rows, ineligible_cols = np.nonzero(~result.eligible)
-    ineligible: list[list[int]] = [[] for _ in range(n)]
-    for r, k in zip(ineligible_rows.tolist(), ineligible_cols.tolist(), strict=True):
-        ineligible[r].append(k)
     out: list[dict[str, Any]] = []
     for row, c in enumerate(chosen.tolist()):
         text_chosen = ids[c]
@@ -214,7 +232,7 @@ def _explanations(
             },
             "runner_up": None,
             "price_effects": [],
-            "ineligible": [entry_of(k, failing[row][k]) for k in ineligible[row]],
+            "ineligible": ineligible[row],
         }
         if not has_runner[row]:
             entry["summary"] = f"{text_chosen} was the only eligible action."
@@ -282,20 +300,17 @@ def batch_records(
     }
     attributes = [function.action_attributes(k) for k in range(function.k)]
     eligible = result.eligible.tolist()
-    values = value.tolist()
-    scores = result.score.tolist()
+    values = _json_numbers(value)
+    scores = _json_numbers(result.score)
     records = []
     for row, c in enumerate(chosen.tolist()):
         records.append(
             {
                 "actions": [
-                    {
-                        "action": ids[k],
-                        "eligible": eligible[row][k],
-                        "value": _num(values[row][k]),
-                        "score": _num(scores[row][k]),
-                    }
-                    for k in range(function.k)
+                    {"action": action, "eligible": ok, "value": v, "score": s}
+                    for action, ok, v, s in zip(
+                        ids, eligible[row], values[row], scores[row], strict=True
+                    )
                 ],
                 "action_id": ids[c],
                 "action": dict(attributes[c]),

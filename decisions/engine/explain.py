@@ -384,6 +384,87 @@ def principal_reasons(
     return reasons
 
 
+def principal_reasons_of_rows(
+    *,
+    explanation: Explanation,
+    rows: np.ndarray,
+    values: Mapping[str, Sequence[Any]],
+    catalog: Mapping[str, Mapping[str, str]],
+    exclude: Collection[str] = (),
+    directions: Sequence[str],
+    limit: int = 4,
+) -> list[list[dict[str, Any]]]:
+    """``principal_reasons`` of many rows at once, ranked in one sort (an optimisation run
+    gives reasons to every customer): for each ``rows[j]``, with ``directions[j]``, the
+    customer's values at ``values[name][j]``.
+
+    The same rule as ``principal_reasons`` (a property test holds them equal, ties and
+    float noise included): 3 us a row here against 13 us a call there, which stays for
+    one row, where this one's NumPy calls on tiny arrays cost 64 us.
+    """
+    for direction in set(directions):
+        if direction not in ("raise", "lower", "magnitude"):
+            raise ValueError(
+                f"direction must be 'raise', 'lower' or 'magnitude', not {direction!r}"
+            )
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit}")
+    excluded = set(exclude)
+    candidates = [i for i, f in enumerate(explanation.features) if f not in excluded]
+    for i in candidates:
+        entry = catalog.get(explanation.features[i])
+        if entry is None or "code" not in entry or "text" not in entry:
+            raise MissingReasonCode(
+                "reason-code catalog has no code and text for model feature "
+                f"{explanation.features[i]!r}"
+            )
+    rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+    contributions = np.asarray(explanation.contributions, dtype=np.float64)[rows]
+    kinds = np.asarray(directions, dtype=object).reshape(-1)
+    part = contributions[:, candidates]
+    score = np.where(
+        (kinds == "raise")[:, None],
+        part,
+        np.where((kinds == "lower")[:, None], -part, np.abs(part)),
+    )
+    # Float noise (a value at the background mean gives ~1e-17, not 0) is no reason.
+    floor = 1e-9 * np.maximum(1.0, np.abs(contributions).sum(axis=1))
+    # Largest first; ties keep the model's column order (a stable sort), so the same row
+    # gives the same reasons.
+    order = np.argsort(-score, axis=1, kind="stable")[:, :limit]
+    ranked = np.take_along_axis(score, order, axis=1)
+    valid = ranked > floor[:, None]
+    counts = valid.argmin(axis=1) if order.shape[1] else np.zeros(len(rows), dtype=np.intp)
+    counts = np.where(valid.all(axis=1), order.shape[1], counts)
+    names = explanation.features
+    texts = {
+        names[i]: (str(catalog[names[i]]["code"]), str(catalog[names[i]]["text"]))
+        for i in candidates
+    }
+    found: list[list[dict[str, Any]]] = []
+    chosen = order.tolist()
+    totals = counts.tolist()
+    for j, count in enumerate(totals):
+        reasons = []
+        for c in chosen[j][:count]:
+            i = candidates[c]
+            feature = names[i]
+            if feature not in values:
+                raise KeyError(f"no value given for model feature {feature!r}")
+            code, text = texts[feature]
+            reasons.append(
+                {
+                    "code": code,
+                    "text": text,
+                    "feature": feature,
+                    "value": _json_value(values[feature][j]),
+                    "contribution": float(contributions[j, i]),
+                }
+            )
+        found.append(reasons)
+    return found
+
+
 # --- which transformed column came from which input column ----------------------------------
 
 

@@ -53,6 +53,7 @@ from decisions.engine.explain import (
     UnsupportedModel,
     explainer_for,
     principal_reasons,
+    principal_reasons_of_rows,
 )
 from decisions.engine.predictors import ModelRuntime
 
@@ -514,3 +515,70 @@ def test_one_customer_is_explained_in_milliseconds() -> None:
         explainer.explain(row)
         timings.append(time.perf_counter() - start)
     assert float(np.median(timings)) < 0.025
+
+
+def _reference_reasons(
+    contributions: np.ndarray, features: list[str], direction: str, limit: int
+) -> list[tuple[str, float]]:
+    """The ranking rule in plain Python: largest score first, ties in column order."""
+    score = {"raise": contributions, "lower": -contributions, "magnitude": np.abs(contributions)}
+    floor = 1e-9 * max(1.0, float(np.abs(contributions).sum()))
+    ranked = sorted(range(len(features)), key=lambda i: (-score[direction][i], i))
+    kept = [i for i in ranked if score[direction][i] > floor][:limit]
+    return [(features[i], float(contributions[i])) for i in kept]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    grid=st.lists(
+        st.lists(st.sampled_from([-2.0, -1.0, -1e-12, 0.0, 1e-12, 1.0, 2.0, 0.5]), min_size=5,
+                 max_size=5),
+        min_size=1,
+        max_size=12,
+    ),
+    directions=st.lists(st.sampled_from(["raise", "lower", "magnitude"]), min_size=12,
+                        max_size=12),
+    limit=st.integers(0, 6),
+)  # fmt: skip
+def test_reasons_of_many_rows_rank_each_row_as_one_row_does(
+    grid: list[list[float]], directions: list[str], limit: int
+) -> None:
+    # Ties (equal scores) and float noise around zero are where a batched sort could differ.
+    features = ["a", "b", "c", "d", "e"]
+    contributions = np.array(grid)
+    n = len(grid)
+    explanation = Explanation(
+        base_value=np.zeros(n),
+        contributions=contributions,
+        features=features,
+        output=contributions.sum(axis=1),
+    )
+    catalog = {f: {"code": f.upper(), "text": f"feature {f}"} for f in features}
+    values = {f: [f"{f}{row}" for row in range(n)] for f in features}
+    rows = np.arange(n)[::-1]  # any order of rows
+    batched = principal_reasons_of_rows(
+        explanation=explanation,
+        rows=rows,
+        values={f: [values[f][r] for r in rows] for f in features},
+        catalog=catalog,
+        exclude={"e"},
+        directions=directions[:n],
+        limit=limit,
+    )
+    for j, row in enumerate(rows):
+        single = principal_reasons(
+            explanation=explanation,
+            row=int(row),
+            values={f: values[f][row] for f in features},
+            catalog=catalog,
+            exclude={"e"},
+            direction=directions[j],
+            limit=limit,
+        )
+        assert batched[j] == single
+        expected = _reference_reasons(contributions[row, :4], features[:4], directions[j], limit)
+        # The floor counts every contribution, the excluded one's too.
+        floor = 1e-9 * max(1.0, float(np.abs(contributions[row]).sum()))
+        expected = [(f, c) for f, c in expected if abs(c) > floor]
+        assert [(r["feature"], r["contribution"]) for r in single] == expected
+        assert all(r["value"] == f"{r['feature']}{row}" for r in single)
