@@ -9,7 +9,10 @@ from a separate process sends requests open-loop at a fixed rate (each request i
 from its scheduled start, so a slow server cannot hide behind a slow client). Prints
 p50/p95/p99 and the ratio of p99 to the bare in-process time of the same work (predict +
 SHAP for one customer, no HTTP, no database), measured
-in the same run. Targets (issue 3): p99 <= 15 ms, ratio <= 3.
+in the same run. Then the floor: the same client at the same rate against the same
+gunicorn serving an app that does nothing (``benchmarks/trivial_wsgi.py``), what the
+client, the server and the loopback cost on the machine before any decision code runs.
+Targets (issue 3): p99 <= 15 ms, ratio <= 3.
 """
 
 from __future__ import annotations
@@ -160,6 +163,57 @@ def client_process(
     out.put((latencies, failures, time.perf_counter() - start))
 
 
+def gunicorn(app: str, args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
+    """gunicorn serving ``app`` with the web role's config and the benchmark's options."""
+    return subprocess.Popen(
+        [
+            PYTHON, "-m", "gunicorn", app,
+            "-c", "platform/gunicorn.conf.py",
+            "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
+            *(["--worker-class", args.worker_class] if args.worker_class else []),
+            "--log-level", "warning", "--access-logfile", "/dev/null",
+        ],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+
+
+def floor_latencies(
+    args: argparse.Namespace, env: dict[str, str], bodies: list[bytes], key: str
+) -> list[float]:
+    """The same client, rate and gunicorn against an app that does nothing
+    (``benchmarks/trivial_wsgi.py``): the part of the latency no decision code can remove."""
+    if not bodies:
+        return []
+    server = gunicorn("benchmarks.trivial_wsgi:application", args, env)
+    try:
+        for _ in range(150):
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+                probe.request("POST", "/", body=b"{}")
+                probe.getresponse().read()
+                break
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+        else:
+            raise SystemExit("gunicorn (trivial app) did not answer")
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        runs = []
+        for batch, rate, threads in ((bodies[:100], 50.0, 4), (bodies, args.rate, args.threads)):
+            load = multiprocessing.Process(
+                target=client_process, args=(args.port, key, batch, rate, threads, queue)
+            )
+            load.start()
+            runs.append(queue.get())
+            load.join()
+        latencies, failures, _ = runs[-1]
+        if failures:
+            raise SystemExit(f"requests to the trivial app failed: {failures[:5]}")
+        return latencies
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def bare_in_process(env: dict[str, str], people: list[dict], repeats: int) -> float:
     """Median ms of the engine's work for one customer: predict every model + SHAP."""
     os.environ.update(env)
@@ -195,6 +249,12 @@ def main() -> None:
         help="default: platform/gunicorn.conf.py's (gthread, 4 threads, keep-alive)",
     )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--floor-requests",
+        type=int,
+        default=2000,
+        help="requests to an app that does nothing, for the harness's own floor (0: skip)",
+    )
     args = parser.parse_args()
 
     name = f"arbiter_bench_{os.getpid()}"
@@ -223,16 +283,7 @@ def main() -> None:
         print("loading the demo into", name, flush=True)
         manage(demo_env, "demo", "--no-serve")
         key = manage(prod_env, "create_api_key", "--user", "lending-app").strip()
-        server = subprocess.Popen(
-            [
-                PYTHON, "-m", "gunicorn", "arbiter.wsgi:application",
-                "-c", "platform/gunicorn.conf.py",
-                "--workers", str(args.workers), "--bind", f"127.0.0.1:{args.port}",
-                *(["--worker-class", args.worker_class] if args.worker_class else []),
-                "--log-level", "warning", "--access-logfile", "/dev/null",
-            ],
-            cwd=ROOT, env=prod_env,
-        )  # fmt: skip
+        server = gunicorn("arbiter.wsgi:application", args, prod_env)
         for _ in range(150):
             try:
                 probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
@@ -290,6 +341,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
 
+    floor = floor_latencies(args, prod_env, bodies[: args.floor_requests], key)
     bare = bare_in_process(prod_env, people, repeats=500)
     from decisions.models import Decision
 
@@ -311,6 +363,13 @@ def main() -> None:
         f"CPU per request: gunicorn workers {cpu_web / done * 1000:.2f} ms, "
         f"PostgreSQL {cpu_db / done * 1000:.2f} ms"
     )
+    if floor:
+        floor_p50, floor_p99 = percentile(floor, 50), percentile(floor, 99)
+        print(
+            f"floor (the same client and gunicorn, an app that does nothing; {len(floor)} "
+            f"requests): p50 {floor_p50:.2f}  p99 {floor_p99:.2f}; p99 above it "
+            f"{p99 - floor_p99:.2f} ms"
+        )
     print(f"bare in-process predict + SHAP, one customer: median {bare:.2f} ms")
     print(f"ratio p99 / bare: {p99 / bare:.2f}")
     print(f"targets: p99 <= 15 ms {'MET' if p99 <= 15 else 'MISSED'}; "
