@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -177,6 +178,33 @@ def gunicorn(app: str, args: argparse.Namespace, env: dict[str, str]) -> subproc
     )  # fmt: skip
 
 
+def answer(port: int, method: str, path: str, what: str, read: Any = bytes, **request: Any) -> Any:
+    """``read`` of the body of the first answer to ``method path`` that it accepts (no
+    ValueError), while the server starts (30 s)."""
+    for _ in range(150):
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            probe.request(method, path, **request)
+            return read(probe.getresponse().read())
+        except (OSError, http.client.HTTPException, ValueError):
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not answer")
+
+
+def send(
+    port: int, key: str, bodies: list[bytes], rate: float, threads: int
+) -> tuple[list[float], list[str], float]:
+    """``client_process`` in a process of its own: (latencies ms, failures, seconds)."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    load = multiprocessing.Process(
+        target=client_process, args=(port, key, bodies, rate, threads, queue)
+    )
+    load.start()
+    result = queue.get()
+    load.join()
+    return result
+
+
 def floor_latencies(
     args: argparse.Namespace, env: dict[str, str], bodies: list[bytes], key: str
 ) -> list[float]:
@@ -186,26 +214,9 @@ def floor_latencies(
         return []
     server = gunicorn("benchmarks.trivial_wsgi:application", args, env)
     try:
-        for _ in range(150):
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                probe.request("POST", "/", body=b"{}")
-                probe.getresponse().read()
-                break
-            except (OSError, http.client.HTTPException):
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn (trivial app) did not answer")
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        runs = []
-        for batch, rate, threads in ((bodies[:100], 50.0, 4), (bodies, args.rate, args.threads)):
-            load = multiprocessing.Process(
-                target=client_process, args=(args.port, key, batch, rate, threads, queue)
-            )
-            load.start()
-            runs.append(queue.get())
-            load.join()
-        latencies, failures, _ = runs[-1]
+        answer(args.port, "POST", "/", "gunicorn (trivial app)", body=b"{}")
+        send(args.port, key, bodies[:100], 50.0, 4)  # warm-up, as for the endpoint
+        latencies, failures, _ = send(args.port, key, bodies, args.rate, args.threads)
         if failures:
             raise SystemExit(f"requests to the trivial app failed: {failures[:5]}")
         return latencies
@@ -284,20 +295,14 @@ def main() -> None:
         manage(demo_env, "demo", "--no-serve")
         key = manage(prod_env, "create_api_key", "--user", "lending-app").strip()
         server = gunicorn("arbiter.wsgi:application", args, prod_env)
-        for _ in range(150):
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                probe.request(
-                    "GET",
-                    "/api/v1/deployments/onboarding/",
-                    headers={"Authorization": f"Api-Key {key}"},
-                )
-                schema = json.loads(probe.getresponse().read())
-                break
-            except (OSError, http.client.HTTPException, ValueError):
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn did not answer")
+        schema = answer(
+            args.port,
+            "GET",
+            "/api/v1/deployments/onboarding/",
+            "gunicorn",
+            read=json.loads,
+            headers={"Authorization": f"Api-Key {key}"},
+        )
         wanted = [f["name"] for f in schema["features"]]
         os.environ.update({"DJANGO_SETTINGS_MODULE": "arbiter.settings.test"})
         sys.path.insert(0, str(ROOT))
@@ -314,26 +319,14 @@ def main() -> None:
 
         bodies = [body("b", i) for i in range(args.requests)]
         warm = [body("w", i) for i in range(100)]
-        queue: multiprocessing.Queue = multiprocessing.Queue()
         # Warm-up: every worker loads the models and builds its explainers.
-        warmup = multiprocessing.Process(
-            target=client_process, args=(args.port, key, warm, 50.0, 4, queue)
-        )
-        warmup.start()
-        _, warm_failures, _ = queue.get()
-        warmup.join()
+        _, warm_failures, _ = send(args.port, key, warm, 50.0, 4)
         if warm_failures:
             raise SystemExit(f"warm-up requests failed: {warm_failures[:5]}")
         print(f"sending {args.requests} requests at {args.rate:g}/s", flush=True)
         workers = children(server.pid)
         cpu_before = (cpu_seconds(workers), cpu_seconds(postgres_pids()))
-        load = multiprocessing.Process(
-            target=client_process,
-            args=(args.port, key, bodies, args.rate, args.threads, queue),
-        )
-        load.start()
-        latencies, failures, seconds = queue.get()
-        load.join()
+        latencies, failures, seconds = send(args.port, key, bodies, args.rate, args.threads)
         cpu_web = cpu_seconds(workers) - cpu_before[0]
         cpu_db = cpu_seconds(postgres_pids()) - cpu_before[1]
     finally:
