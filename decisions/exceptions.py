@@ -18,6 +18,13 @@ class ServiceUnavailable(DomainError):
     status = 503
 
 
+class QueueUnavailable(DomainError):
+    """The Celery broker did not take a task, so the work it stands for was not started."""
+
+    code = "task_queue_unavailable"
+    status = 503
+
+
 class NoEligibleAction(DomainError):
     """The deployment's rules leave the customer no action and no fallback."""
 

@@ -44,6 +44,7 @@ from decisions.decision_log import (
 )
 from decisions.deployments import CHAMPION
 from decisions.engine.decision_function import DecisionFunction, Evaluation
+from decisions.exceptions import QueueUnavailable
 from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
 from decisions.populations import (
     Population,
@@ -327,11 +328,30 @@ def _run_create(
 
 
 def optimisation_run_enqueue(run_id: int) -> None:
+    """Hand run ``run_id`` to the Celery workers.
+
+    When the broker does not take the message (down or unreachable, after Celery's publish
+    retries) the run is marked failed rather than left ``queued`` with no task behind it,
+    and ``QueueUnavailable`` (503) says so.
+    """
+    from kombu.exceptions import OperationalError
+
     from decisions.tasks import optimisation_run_task
 
     task_id = uuid.uuid4().hex
     OptimisationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(task_id=task_id)
-    optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
+    try:
+        optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
+    except OperationalError as exc:
+        logger.error("optimisation run %s could not be queued: %s", run_id, exc)
+        message = (
+            f"Optimisation run {run_id} was not started: the task queue (the Celery broker) "
+            "did not answer. Start the run again once the broker is back."
+        )
+        OptimisationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(), error=message
+        )
+        raise QueueUnavailable(message) from None
 
 
 def optimisation_run_cancel(*, actor: AbstractBaseUser, run: OptimisationRun) -> OptimisationRun:

@@ -214,7 +214,8 @@ class RunListApi(APIView):
             "(a `customer_id` column and one column per feature). 201 with the queued run; "
             "with no broker configured the run has already finished when this returns. "
             "A population with missing columns or bad values fails the run naming rows "
-            "and columns, and logs no decision."
+            "and columns, and logs no decision. 503 `task_queue_unavailable` when the "
+            "broker does not take the run: the run is marked failed, saying so."
         ),
         request={
             "application/json": RunCreateSerializer,

@@ -10,7 +10,9 @@ exists.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -38,6 +40,8 @@ DECIDER_ROLES = {Role.API_CLIENT, Role.ADMIN}
 READER_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN, Role.API_CLIENT}
 REPLAY_ROLES = {Role.AUDITOR, Role.CHECKER, Role.ADMIN}
 MAX_REASONS = 4
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -407,9 +411,24 @@ def decision_make(
 
 
 def _seal_soon() -> None:
-    from decisions.tasks import decision_blocks_seal_task
+    """Have the full block sealed now rather than at beat's next tick.
 
-    decision_blocks_seal_task.delay()
+    The decision is committed already, so this must neither fail nor hold up its
+    response. With a broker the task is queued from a short-lived thread: a broker that is
+    down or slow costs a warning in the log, not a 503 or a wait (beat seals on its
+    schedule anyway). Without one (the embedded default, tasks in-process) it seals here.
+    """
+    from decisions.tasks import decision_blocks_seal_request, decision_blocks_seal_task
+
+    if not decision_blocks_seal_task.app.conf.task_always_eager:
+        threading.Thread(
+            target=decision_blocks_seal_request, name="arbiter-seal-request", daemon=True
+        ).start()
+        return
+    try:
+        decision_blocks_seal_task.delay()
+    except Exception:  # the next full block (or manage.py seal_decisions) seals these rows
+        logger.exception("sealing the decision log in-process failed")
 
 
 def _same_request(existing: Decision, deployment: str, customer_id: str, features: Any) -> Decision:

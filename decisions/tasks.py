@@ -21,6 +21,19 @@ def decision_blocks_seal_task() -> int:
     return len(decision_blocks_seal())
 
 
+def decision_blocks_seal_request() -> bool:
+    """Queue ``decision_blocks_seal_task``; False, with a warning, when the broker does not
+    take it. A missed request costs nothing but time: beat seals on its schedule too."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        decision_blocks_seal_task.delay()
+    except OperationalError as exc:
+        logger.warning("could not queue sealing of the decision log (%s); beat will seal it", exc)
+        return False
+    return True
+
+
 @shared_task(
     name="decisions.tasks.optimisation_run_task",
     acks_late=True,
@@ -39,6 +52,8 @@ def optimisation_run_task(run_id: int) -> str:
     name="decisions.tasks.run_chunk_task",
     acks_late=True,
     reject_on_worker_lost=True,
+    # The coordinator reads the chunks' states and results (the only task whose are read).
+    ignore_result=False,
     # The coordinator tells "no worker took it" from "a worker is on it" by the state.
     track_started=True,
 )

@@ -65,12 +65,17 @@ def post_worker_init(worker):
     Otherwise the first decisions after a (re)start pay for loading models and building
     SHAP explainers: hundreds of milliseconds instead of a few.
     """
-    try:
-        from decisions.runtime import warm_up
+    from django.apps import apps
 
-        warm_up()
-    except Exception:  # a cold worker still serves; it just warms on first use
-        worker.log.exception("warming the decision runtime failed")
+    # Only when the app is Arbiter's: benchmarks/decision_latency.py also serves an app
+    # without Django (benchmarks/trivial_wsgi.py) with this file.
+    if apps.ready:
+        try:
+            from decisions.runtime import warm_up
+
+            warm_up()
+        except Exception:  # a cold worker still serves; it just warms on first use
+            worker.log.exception("warming the decision runtime failed")
     # Everything loaded so far (Django, models, SHAP explainers: about 300,000 objects with
     # the demo) lives as long as the worker. Frozen, the garbage collector stops walking it:
     # a full collection, which Python starts now and then in the middle of some request,

@@ -209,6 +209,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
+# Runs, reports and alerts keep their outcome in the database; only the distributed runs'
+# chunk tasks (decisions.tasks.run_chunk_task) store results, which their coordinator reads.
+# Storing none for the rest also spares the web processes, which queue tasks, from
+# connecting to the result backend when they do.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60

@@ -693,3 +693,26 @@ def test_a_warmed_gunicorn_worker_freezes_what_it_loaded(monkeypatch: pytest.Mon
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_a_worker_serving_an_app_without_django_does_not_warm_the_runtime(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """benchmarks/decision_latency.py serves benchmarks/trivial_wsgi.py with this config;
+    importing the decision runtime there would log a traceback per worker."""
+    import gc
+    import logging
+
+    from django.apps import apps
+
+    warmed = []
+    monkeypatch.setattr("decisions.runtime.warm_up", lambda: warmed.append(True))
+    monkeypatch.setattr(apps, "ready", False)
+    post_worker_init = runpy.run_path(str(GUNICORN_CONF))["post_worker_init"]
+    worker = type("Worker", (), {"log": logging.getLogger("gunicorn-test")})()
+    try:
+        with caplog.at_level(logging.ERROR):
+            post_worker_init(worker)
+    finally:
+        gc.unfreeze()
+    assert warmed == [] and caplog.text == ""

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"
 
 
-def _reset_connections() -> None:
+def reset_connections() -> None:
     # The app caches its connection pools and result backend; after a change of broker
     # they must be built again (what Celery itself does after a fork).
     app._after_fork()
@@ -99,7 +99,7 @@ def workers():
     processes = [_start_worker(name, queue, log) for name, log in zip(names, logs, strict=True)]
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     app.conf.update(task_always_eager=False, broker_url=BROKER, result_backend=BROKER)
-    _reset_connections()
+    reset_connections()
     try:
         _wait_until_answering(names, processes)
         with override_settings(OPTIMISATION_CHUNK_QUEUE=queue):
@@ -109,7 +109,7 @@ def workers():
         for log in logs:
             log.close()
         app.conf.update(**saved)
-        _reset_connections()
+        reset_connections()
 
 
 def test_two_workers_solve_a_portfolio_as_one_process_does(workers):

@@ -70,7 +70,10 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(_sentence(exc)) from None
         if options["queue"]:
-            optimisation_run_enqueue(run.pk)
+            try:
+                optimisation_run_enqueue(run.pk)
+            except DomainError as exc:
+                raise CommandError(_sentence(exc)) from None
             self.stdout.write(f"Optimisation run {run.pk} queued.")
             return
         bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%")
