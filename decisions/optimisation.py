@@ -377,9 +377,15 @@ def optimisation_run_cancel(*, actor: AbstractBaseUser, run: OptimisationRun) ->
             fields += ["status", "finished_at", "phase", "error"]
         run.save(update_fields=fields)
     if run.status == RunStatus.CANCELLED and run.task_id:
+        from kombu.exceptions import OperationalError
+
         from arbiter.celery import app
 
-        app.control.revoke(run.task_id)
+        # Only spares a worker the message: one that takes it finds the run cancelled.
+        try:
+            app.control.revoke(run.task_id)
+        except OperationalError as exc:
+            logger.warning("could not revoke the task of cancelled run %s: %s", run.pk, exc)
     return run
 
 

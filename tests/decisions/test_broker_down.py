@@ -128,3 +128,22 @@ def test_the_ui_says_a_run_was_not_started_when_the_broker_is_down(users, broker
     shown = [str(m) for m in page.context["messages"]]
     assert shown == [run.error] and "was not started" in run.error
     assert run.status == RunStatus.FAILED
+
+
+@pytest.mark.django_db
+def test_cancelling_a_queued_run_with_the_broker_down_still_cancels_it(
+    users,  # noqa: F811
+    broker_down,
+    caplog,
+):
+    maker = as_user(users["maker"])
+    queued = start(maker, deployment="collections", simulated={"customers": 50}).json()
+    # As if the broker had taken it before it went down (here, in a test transaction,
+    # the on-commit hand-over never runs).
+    OptimisationRun.objects.filter(pk=queued["id"]).update(task_id="f" * 32)
+    with caplog.at_level(logging.WARNING, logger="decisions.optimisation"):
+        response = maker.post(f"/api/v1/optimisation-runs/{queued['id']}/cancel/")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    assert OptimisationRun.objects.get(pk=queued["id"]).status == RunStatus.CANCELLED
+    assert "could not revoke the task of cancelled run" in caplog.text
