@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from decisions.models import Decision, DecisionBlock
+from decisions.models import Decision, DecisionBlock, DecisionPurge
 from governance.admin import ReadOnlyAdmin
 
 
@@ -27,3 +27,9 @@ class DecisionAdmin(ReadOnlyAdmin):
 class DecisionBlockAdmin(ReadOnlyAdmin):
     list_display = ("number", "after_seq", "last_seq", "row_count", "sealed_at", "hash")
     readonly_fields = [f.name for f in DecisionBlock._meta.fields]
+
+
+@admin.register(DecisionPurge)
+class DecisionPurgeAdmin(ReadOnlyAdmin):
+    list_display = ("through_block", "rows_removed", "outcomes_removed", "before", "purged_at")
+    readonly_fields = [f.name for f in DecisionPurge._meta.fields]

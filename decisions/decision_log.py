@@ -21,7 +21,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from arbiter.db import prepared_cursor, prepares_statements
-from decisions.models import Decision, DecisionBlock, LogJSONField
+from decisions.models import Decision, DecisionBlock, DecisionPurge, LogJSONField
 from governance.hashing import GENESIS_HASH, canonical_json, canonical_json_plain, sha256_hex
 from governance.models import ChainHead
 
@@ -277,6 +277,8 @@ def decision_blocks_seal(
 class LogReport:
     blocks: int = 0
     rows: int = 0
+    purged_blocks: int = 0  # blocks whose rows a retention purge removed (decisions.retention)
+    purged_rows: int = 0
     unsealed: int = 0
     head_hash: str = GENESIS_HASH
     first_bad_block: int | None = None
@@ -297,10 +299,29 @@ def _fail(report: LogReport, problem: str, *, block: int | None, row: str | None
 
 
 def decision_log_verify() -> LogReport:
-    """Recompute every row hash, every block digest and the block chain."""
+    """Recompute every row hash, every block digest and the block chain.
+
+    Blocks a retention purge emptied (``DecisionPurge``) are still checked as links of the
+    chain; their rows must be gone, all of them.
+    """
     report = LogReport()
     previous = GENESIS_HASH
     after = 0
+    purge = DecisionPurge.objects.order_by("-through_block").first()
+    purged_through = purge.through_block if purge else 0
+    if purge is not None:
+        back = Decision.objects.filter(seq__lte=purge.last_seq).order_by("seq").first()
+        if back is not None:
+            inside = DecisionBlock.objects.filter(last_seq__gte=back.seq).order_by("number")
+            number = inside.values_list("number", flat=True).first()
+            _fail(
+                report,
+                f"decision {back.decision_id} (seq {back.seq}) is in block {number}, "
+                f"which the retention purge of blocks 1-{purged_through} emptied",
+                block=number,
+                row=str(back.decision_id),
+            )
+            return report
     for block in DecisionBlock.objects.order_by("number").iterator(chunk_size=200):
         report.blocks += 1
         if block.number != report.blocks:
@@ -316,6 +337,19 @@ def decision_log_verify() -> LogReport:
         if _block_hash(block) != block.hash:
             _fail(report, f"block {block.number} was altered", block=block.number)
             return report
+        if block.number <= purged_through:
+            if block.number == purged_through and block.last_seq != purge.last_seq:
+                _fail(
+                    report,
+                    f"the retention purge through block {block.number} names seq "
+                    f"{purge.last_seq}, the block ends at {block.last_seq}",
+                    block=block.number,
+                )
+                return report
+            report.purged_blocks += 1
+            report.purged_rows += block.row_count
+            previous, after = block.hash, block.last_seq
+            continue
         rows = list(
             Decision.objects.filter(seq__gt=block.after_seq, seq__lte=block.last_seq).order_by(
                 "seq"
@@ -346,6 +380,13 @@ def decision_log_verify() -> LogReport:
             return report
         report.rows += len(rows)
         previous, after = block.hash, block.last_seq
+    if purged_through > report.blocks:
+        _fail(
+            report,
+            f"a retention purge names block {purged_through}; the chain has {report.blocks}",
+            block=report.blocks + 1,
+        )
+        return report
     head = ChainHead.objects.filter(name=CHAIN).first()
     if head is not None and (head.seq != report.blocks or head.hash != previous):
         _fail(report, "sealed blocks were removed from the end", block=report.blocks + 1)

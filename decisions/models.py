@@ -134,6 +134,31 @@ class DecisionBlock(models.Model):
         return f"block {self.number} ({self.after_seq}, {self.last_seq}]"
 
 
+class DecisionPurge(models.Model):
+    """Decisions past retention removed: every row of blocks ``1..through_block``.
+
+    Only whole sealed blocks go, oldest first, and the blocks themselves stay: the chain
+    of block hashes still verifies from the first block, and a row missing from a block
+    that no purge covers is still reported. Append-only on PostgreSQL, like the log.
+    """
+
+    through_block = models.PositiveBigIntegerField(unique=True)
+    last_seq = models.BigIntegerField(help_text="the last seq of block through_block")
+    rows_removed = models.PositiveBigIntegerField()
+    outcomes_removed = models.PositiveBigIntegerField()
+    before = models.DateTimeField(help_text="blocks sealed before this time were purged")
+    purged_at = models.DateTimeField()
+    purged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["through_block"]
+
+    def __str__(self) -> str:
+        return f"decisions of blocks 1..{self.through_block} purged"
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

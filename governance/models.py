@@ -207,6 +207,7 @@ class AuditAction(models.TextChoices):
     ROLE_GRANT = "role_grant", "Granted roles"
     API_KEY_CREATE = "api_key_create", "Created an API key"
     API_KEY_REVOKE = "api_key_revoke", "Revoked an API key"
+    DECISION_PURGE = "decision_purge", "Purged decisions past retention"
 
 
 class AuditEvent(models.Model):

@@ -40,6 +40,7 @@ ENVIRONMENT_VARIABLES = {
     "OPTIMISATION_DISTRIBUTED": "optimisation runs in chunks on workers: auto (default), on, off",
     "OPTIMISATION_CHUNK_CUSTOMERS": "customers per chunk of a distributed run (100000)",
     "OPTIMISATION_CHUNK_LOST_SECONDS": "silence after which a chunk's worker is presumed lost (60)",
+    "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
 }
 
 env = environ.Env()
@@ -223,9 +224,12 @@ DECISION_BLOCK_ROWS = 1000
 DECISION_SEAL_SECONDS = 10
 # Rows younger than this are left for the next pass: their transaction may still commit.
 DECISION_SEAL_GRACE_SECONDS = 5
-# How long decisions are kept. Regulation B (12 CFR 1002.12) asks 25 months for credit
-# applications; nothing is purged automatically (the log is append-only).
-DECISION_RETENTION_MONTHS = 25
+# How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
+# credit applications. Nothing is purged automatically: `manage.py purge_decisions`
+# removes whole sealed blocks older than this (decisions.retention).
+DECISION_RETENTION_MONTHS = env.int("DECISION_RETENTION_MONTHS", default=25)
+if DECISION_RETENTION_MONTHS < 1:
+    raise ImproperlyConfigured("DECISION_RETENTION_MONTHS must be at least 1 (months).")
 # Largest decision request accepted (bytes); larger bodies get 400 before parsing.
 DECISION_MAX_BODY_BYTES = 64 * 1024
 # --- optimisation runs ---------------------------------------------------------------

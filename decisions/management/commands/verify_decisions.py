@@ -17,8 +17,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = decision_log_verify()
+        purged = (
+            f" ({report.purged_blocks} emptied by retention purges: "
+            f"{report.purged_rows} decisions removed)"
+            if report.purged_blocks
+            else ""
+        )
         summary = (
-            f"{report.blocks} blocks, {report.rows} sealed decisions, "
+            f"{report.blocks} blocks{purged}, {report.rows} sealed decisions, "
             f"{report.unsealed} not yet sealed, head {report.head_hash}"
         )
         if report.ok:
