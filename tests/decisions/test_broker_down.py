@@ -26,11 +26,14 @@ from tests.decisions.test_optimisation_api import as_user, start, users  # noqa:
 
 
 @pytest.fixture
-def broker_down():
+def broker_down(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free once closed: connecting is refused
     url = f"redis://127.0.0.1:{port}/0"
+    # Celery reads these from the environment before its configuration (CI sets the first).
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", url)
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     app.conf.update(task_always_eager=False, broker_url=url, result_backend=url)
     reset_connections()
