@@ -120,6 +120,36 @@ def test_inserted_decision_is_detected(sealed_log):
     assert not report.ok and report.first_bad_block == 1
 
 
+@on_postgres
+@pytest.mark.postgres
+def test_a_json_column_altered_inside_its_text_is_named(sealed_log):
+    # Verification hashes the stored JSON text as written; an edit inside it is caught.
+    victim = sealed_log[2]
+    tamper(
+        "UPDATE decisions_decision SET reasons = "
+        "replace(reasons::text, '\"code\":\"', '\"code\":\"X')::json WHERE seq = %s",
+        (victim.seq,),
+    )
+    report = decision_log_verify()
+    assert not report.ok and report.first_bad_row == str(victim.decision_id)
+    assert report.first_bad_block == 2
+
+
+@on_postgres
+@pytest.mark.postgres
+def test_the_same_values_in_other_json_text_still_verify(sealed_log):
+    # Rows whose JSON text is not the canonical form (written while the columns were
+    # jsonb, or through the ORM) are checked from their values: the same values verify.
+    for column in ("features", "actions", "reasons", "explanation"):
+        tamper(f"UPDATE decisions_decision SET {column} = {column}::jsonb::text::json")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT features::text FROM decisions_decision LIMIT 1")
+        assert ": " in cursor.fetchone()[0]  # jsonb's own spacing, not the canonical text
+    report = decision_log_verify()
+    assert report.ok, report.problems
+    assert report.rows == len(sealed_log)
+
+
 def test_unsealed_rows_are_checked_too(sealed_log, cross_sell_deployment, api_client_user):
     fresh = decision_make(
         actor=api_client_user, deployment="cross-sell", customer_id="late", features=features(7)
