@@ -22,8 +22,8 @@ optimisation twice on the same simulated population:
 Prints each run's time of each phase, decisions per second end to end, objective and gap
 (and the distributed run's execution record), then the ratio of the two times and whether
 the objectives and the decisions agree. After the single-process run it seals the log and
-times ``verify_decisions``'s check of every logged decision (``--no-verify`` skips it). Target (issue 4): >= 20,000 decisions per second
-for 200,000 customers.
+times ``verify_decisions``'s check of every logged decision (``--no-verify`` skips it).
+Target (issue 4): >= 20,000 decisions per second for 200,000 customers.
 """
 
 from __future__ import annotations
