@@ -127,7 +127,7 @@ def test_a_json_column_altered_inside_its_text_is_named(sealed_log):
     victim = sealed_log[2]
     tamper(
         "UPDATE decisions_decision SET reasons = "
-        "replace(reasons::text, '\"code\":\"', '\"code\":\"X')::json WHERE seq = %s",
+        'replace(reasons::text, \'"code":"\', \'"code":"X\')::json WHERE seq = %s',
         (victim.seq,),
     )
     report = decision_log_verify()
