@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task, states
 
-from decisions.decision_log import decision_blocks_seal
+from decisions.decision_log import decision_blocks_seal, decision_log_verify
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,31 @@ logger = logging.getLogger(__name__)
 def decision_blocks_seal_task() -> int:
     """Seal what the decision log has accumulated; idempotent (sealed rows are skipped)."""
     return len(decision_blocks_seal())
+
+
+@shared_task(name="decisions.tasks.decision_log_verify_task", acks_late=True)
+def decision_log_verify_task() -> dict[str, Any]:
+    """Verify the whole decision log daily (beat), as ``verify_decisions`` does; a log
+    that does not verify is logged at ERROR for alerting. Reads only: running it twice
+    is harmless."""
+    report = decision_log_verify()
+    if not report.ok:
+        logger.error(
+            "decision log verification failed (first bad block %s, decision %s): %s",
+            report.first_bad_block,
+            report.first_bad_row,
+            "; ".join(report.problems),
+        )
+    return {
+        "ok": report.ok,
+        "blocks": report.blocks,
+        "rows": report.rows,
+        "unsealed": report.unsealed,
+        "purged_blocks": report.purged_blocks,
+        "first_bad_block": report.first_bad_block,
+        "first_bad_row": report.first_bad_row,
+        "problems": report.problems,
+    }
 
 
 def decision_blocks_seal_request() -> bool:

@@ -280,6 +280,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "decisions.tasks.decision_blocks_seal_task",
         "schedule": DECISION_SEAL_SECONDS,
     },
+    # Every row hash, block digest and link (about 0.1 ms a decision; see docs/decisions.md).
+    "verify-decision-log-daily": {
+        "task": "decisions.tasks.decision_log_verify_task",
+        "schedule": 24 * 60 * 60,
+    },
     # Alert rules (monitoring/alerts.py): an e-mail once per breach, however often this runs.
     "evaluate-alerts-hourly": {
         "task": "monitoring.tasks.alerts_evaluate_task",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 
 import pytest
@@ -148,6 +149,23 @@ def test_the_same_values_in_other_json_text_still_verify(sealed_log):
     report = decision_log_verify()
     assert report.ok, report.problems
     assert report.rows == len(sealed_log)
+
+
+def test_the_daily_task_verifies_the_log_and_logs_tampering_as_an_error(
+    sealed_log, settings, caplog
+):
+    from decisions.tasks import decision_log_verify_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["verify-decision-log-daily"]
+    assert entry["task"] == decision_log_verify_task.name
+    intact = decision_log_verify_task()
+    assert intact["ok"] and intact["rows"] == len(sealed_log) and intact["blocks"] == 3
+    victim = sealed_log[3]
+    tamper("UPDATE decisions_decision SET action_id = %s WHERE seq = %s", ("forged", victim.seq))
+    with caplog.at_level(logging.ERROR, logger="decisions.tasks"):
+        tampered = decision_log_verify_task()
+    assert not tampered["ok"] and tampered["first_bad_row"] == str(victim.decision_id)
+    assert f"decision {victim.decision_id}" in caplog.text and "verification failed" in caplog.text
 
 
 def test_unsealed_rows_are_checked_too(sealed_log, cross_sell_deployment, api_client_user):
