@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from decisions.models import Decision, DecisionBlock, DecisionPurge
+from decisions.models import Decision, DecisionBlock, DecisionPurge, LogVerification
 from governance.admin import ReadOnlyAdmin
 
 
@@ -33,3 +33,10 @@ class DecisionBlockAdmin(ReadOnlyAdmin):
 class DecisionPurgeAdmin(ReadOnlyAdmin):
     list_display = ("through_block", "rows_removed", "outcomes_removed", "before", "purged_at")
     readonly_fields = [f.name for f in DecisionPurge._meta.fields]
+
+
+@admin.register(LogVerification)
+class LogVerificationAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "source", "ok", "blocks", "rows", "unsealed", "seconds")
+    list_filter = ("ok", "source")
+    readonly_fields = [f.name for f in LogVerification._meta.fields]

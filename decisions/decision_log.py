@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,7 +26,13 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from arbiter.db import prepared_cursor, prepares_statements
-from decisions.models import Decision, DecisionBlock, DecisionPurge, LogJSONField
+from decisions.models import (
+    Decision,
+    DecisionBlock,
+    DecisionPurge,
+    LogJSONField,
+    LogVerification,
+)
 from governance.hashing import GENESIS_HASH, canonical_json, canonical_json_plain, sha256_hex
 from governance.models import ChainHead
 
@@ -452,3 +459,26 @@ def decision_log_verify() -> LogReport:
             )
             return report
     return report
+
+
+def decision_log_verify_record(*, source: str, requested_by: str = "") -> LogVerification:
+    """``decision_log_verify``, timed and kept as a ``LogVerification`` (the pages show the
+    latest). Reads the log only; the record is written when the check ends."""
+    started_at, started = timezone.now(), time.perf_counter()
+    report = decision_log_verify()
+    return LogVerification.objects.create(
+        started_at=started_at,
+        seconds=round(time.perf_counter() - started, 3),
+        source=source,
+        requested_by=requested_by,
+        ok=report.ok,
+        blocks=report.blocks,
+        rows=report.rows,
+        unsealed=report.unsealed,
+        purged_blocks=report.purged_blocks,
+        purged_rows=report.purged_rows,
+        head_hash=report.head_hash,
+        first_bad_block=report.first_bad_block,
+        first_bad_row=report.first_bad_row or "",
+        problems=report.problems,
+    )

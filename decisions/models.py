@@ -159,6 +159,39 @@ class DecisionPurge(models.Model):
         return f"decisions of blocks 1..{self.through_block} purged"
 
 
+class LogVerification(models.Model):
+    """One check of the whole decision log (``decision_log_verify``): when, how long,
+    and what it found. Written by the daily task, ``verify_decisions`` and the
+    decision pages' "Verify now"; the pages show the latest."""
+
+    class Source(models.TextChoices):
+        DAILY = "daily", "the daily check"
+        COMMAND = "command", "manage.py verify_decisions"
+        PAGE = "page", "Verify now"
+
+    started_at = models.DateTimeField()
+    seconds = models.FloatField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    ok = models.BooleanField()
+    blocks = models.PositiveBigIntegerField()
+    rows = models.PositiveBigIntegerField(help_text="sealed decisions checked")
+    unsealed = models.PositiveBigIntegerField()
+    purged_blocks = models.PositiveBigIntegerField(default=0)
+    purged_rows = models.PositiveBigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64)
+    first_bad_block = models.PositiveBigIntegerField(null=True, blank=True)
+    first_bad_row = models.CharField(max_length=64, blank=True, default="")
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        state = "intact" if self.ok else "NOT intact"
+        return f"decision log {state} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -29,9 +29,9 @@ from decisions import runtime
 from decisions.decision_log import decision_write
 from decisions.deployments import arm_for
 from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
-from decisions.exceptions import NoEligibleAction, ServiceUnavailable
+from decisions.exceptions import NoEligibleAction, QueueUnavailable, ServiceUnavailable
 from decisions.feature_schema import value_problem
-from decisions.models import Decision
+from decisions.models import Decision, LogVerification
 from governance.exceptions import Conflict, DomainError, PermissionDenied, ValidationFailed
 from governance.models import Version
 from governance.roles import Role, require_role, roles_of
@@ -531,3 +531,31 @@ def require_reader(actor: AbstractBaseUser) -> None:
 def check_visible(actor: AbstractBaseUser, decision: Decision) -> None:
     if not decision_visible_to(actor, decision):
         raise PermissionDenied("This decision was made for another client.")
+
+
+def decision_log_verify_request(*, actor: AbstractBaseUser) -> LogVerification | None:
+    """Check the whole decision log now, for the decision pages' "Verify now".
+
+    With a broker the check is queued (a large log takes minutes: about 0.1 ms a
+    decision) and None is returned; its ``LogVerification`` appears when a worker is
+    done. Without one it runs here and its record is returned. Raises
+    ``PermissionDenied`` for roles that may not read the log, ``QueueUnavailable`` when
+    the broker does not take the task.
+    """
+    from kombu.exceptions import OperationalError
+
+    from decisions.tasks import decision_log_verify_task
+
+    require_role(actor, REPLAY_ROLES, action="verify the decision log")
+    try:
+        decision_log_verify_task.delay(
+            source=LogVerification.Source.PAGE, requested_by=actor.get_username()
+        )
+    except OperationalError:
+        raise QueueUnavailable(
+            "The decision log was not checked: the task queue (the Celery broker) did not "
+            "answer. Try again later, or run manage.py verify_decisions."
+        ) from None
+    if decision_log_verify_task.app.conf.task_always_eager:
+        return LogVerification.objects.first()
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task, states
 
-from decisions.decision_log import decision_blocks_seal, decision_log_verify
+from decisions.decision_log import decision_blocks_seal, decision_log_verify_record
 
 logger = logging.getLogger(__name__)
 
@@ -22,27 +22,29 @@ def decision_blocks_seal_task() -> int:
 
 
 @shared_task(name="decisions.tasks.decision_log_verify_task", acks_late=True)
-def decision_log_verify_task() -> dict[str, Any]:
-    """Verify the whole decision log daily (beat), as ``verify_decisions`` does; a log
-    that does not verify is logged at ERROR for alerting. Reads only: running it twice
-    is harmless."""
-    report = decision_log_verify()
-    if not report.ok:
+def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> dict[str, Any]:
+    """Verify the whole decision log, as ``verify_decisions`` does, and keep the result
+    (``LogVerification``: the decision pages show the latest). Beat runs it daily; the
+    pages' "Verify now" queues it. A log that does not verify is logged at ERROR for
+    alerting. Reads the log only: running it twice is harmless."""
+    record = decision_log_verify_record(source=source, requested_by=requested_by)
+    if not record.ok:
         logger.error(
             "decision log verification failed (first bad block %s, decision %s): %s",
-            report.first_bad_block,
-            report.first_bad_row,
-            "; ".join(report.problems),
+            record.first_bad_block,
+            record.first_bad_row or "-",
+            "; ".join(record.problems),
         )
     return {
-        "ok": report.ok,
-        "blocks": report.blocks,
-        "rows": report.rows,
-        "unsealed": report.unsealed,
-        "purged_blocks": report.purged_blocks,
-        "first_bad_block": report.first_bad_block,
-        "first_bad_row": report.first_bad_row,
-        "problems": report.problems,
+        "ok": record.ok,
+        "blocks": record.blocks,
+        "rows": record.rows,
+        "unsealed": record.unsealed,
+        "purged_blocks": record.purged_blocks,
+        "first_bad_block": record.first_bad_block,
+        "first_bad_row": record.first_bad_row,
+        "problems": record.problems,
+        "seconds": record.seconds,
     }
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from decisions import selectors, services
-from decisions.models import Decision
+from decisions.models import Decision, LogVerification
 from governance.exceptions import DomainError
 from governance.presentation import VersionRef, display
 from governance.ui_access import ui_page
@@ -37,8 +38,34 @@ def decision_search(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "decisions/decision_search.html",
-        {"query": query, "decisions": decisions, "limit": SEARCH_LIMIT},
+        {
+            "query": query,
+            "decisions": decisions,
+            "limit": SEARCH_LIMIT,
+            "verification": LogVerification.objects.first(),
+        },
     )
+
+
+@require_POST
+@ui_page(roles=DECISION_PAGE_ROLES, action="verify the decision log")
+def decision_log_verify(request: HttpRequest) -> HttpResponse:
+    try:
+        record = services.decision_log_verify_request(actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if record is None:
+            messages.info(
+                request,
+                "The check of the whole decision log is queued; its result shows here when "
+                "a worker has run it (about a tenth of a millisecond a decision).",
+            )
+        elif record.ok:
+            messages.success(request, "The decision log verifies.")
+        else:
+            messages.error(request, "The decision log does not verify.")
+    return redirect("ui:decision-search")
 
 
 def _version_links(decision: Decision) -> list[dict[str, Any]]:

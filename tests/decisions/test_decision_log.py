@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection, transaction
 
 from decisions.decision_log import decision_blocks_seal, decision_hash, decision_log_verify
 from decisions.demo_portfolio import synthetic_customers
-from decisions.models import Decision
+from decisions.models import Decision, LogVerification
 from decisions.services import decision_make
 
 on_postgres = pytest.mark.skipif(
@@ -166,6 +166,12 @@ def test_the_daily_task_verifies_the_log_and_logs_tampering_as_an_error(
         tampered = decision_log_verify_task()
     assert not tampered["ok"] and tampered["first_bad_row"] == str(victim.decision_id)
     assert f"decision {victim.decision_id}" in caplog.text and "verification failed" in caplog.text
+    # Both checks are kept for the decision pages, newest first.
+    kept = list(LogVerification.objects.values_list("source", "ok", "first_bad_row"))
+    assert kept == [("daily", False, str(victim.decision_id)), ("daily", True, "")]
+    code, _ = verify()  # the command's check is kept too
+    assert code == 1
+    assert LogVerification.objects.first().source == "command"
 
 
 def test_unsealed_rows_are_checked_too(sealed_log, cross_sell_deployment, api_client_user):

@@ -88,6 +88,13 @@ PAGES = [
     Page("audit-trail", "GET", lambda w: "/audit/", frozenset(READERS_OF_TRAIL)),
     Page("decision-search", "GET", lambda w: "/decisions/?q=C-1042", frozenset(READERS_OF_TRAIL)),
     Page(
+        "decision-log-verify",
+        "POST",
+        lambda w: "/decisions/verify/",
+        frozenset(READERS_OF_TRAIL),
+        ok_status=302,
+    ),
+    Page(
         "decision-detail",
         "GET",
         lambda w: f"/decisions/{w.decision.decision_id}/",

@@ -78,3 +78,45 @@ def test_replay_shows_the_differences_of_a_forged_row(world: World, client):
     assert "The replay differs from the log in 1 field." in body
     assert f"value {forged.value}" in body
     assert Decision.objects.count() == 2  # replaying writes nothing
+
+
+def test_the_log_is_verified_on_demand_and_the_page_says_what_was_found(world: World, client):
+    from decisions.decision_log import decision_blocks_seal
+
+    assert "The decision log has not been verified yet" in text(client.get("/decisions/"))
+    decision_blocks_seal(grace_seconds=0)
+    answer = client.post("/decisions/verify/", follow=True)  # no broker here: it runs now
+    body = text(answer)
+    assert "The decision log verifies." in body
+    assert "The decision log verified on" in body and "(Verify now, asked by" in body
+    assert "1 sealed block holding 1 decision, and 0 not yet sealed" in body
+
+    # Someone changes a logged decision; the next check names it.
+    _forge(world.decision)
+    body = text(client.post("/decisions/verify/", follow=True))
+    assert "The decision log does not verify." in body
+    assert "The decision log did not verify on" in body
+    assert f"The first bad decision is {world.decision.decision_id}" in body
+    assert f"decision {world.decision.decision_id} (seq {world.decision.seq}) was altered" in body
+    assert "The first bad block is 1." in body
+
+
+def test_makers_may_not_verify_the_log(world: World, maker):
+    client = Client()
+    client.force_login(maker)
+    assert client.post("/decisions/verify/").status_code == 403
+    from decisions.models import LogVerification
+
+    assert not LogVerification.objects.exists()
+
+
+def _forge(decision: Decision) -> None:
+    """Change a logged row as someone with the database could (past PostgreSQL's trigger)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "UPDATE decisions_decision SET action_id = 'forged' WHERE seq = %s", [decision.seq]
+        )

@@ -1,6 +1,7 @@
 """manage.py verify_decisions: recompute every decision hash, block digest and block link.
 
-Exits 0 when intact; otherwise names the first bad block or decision and exits 1.
+Exits 0 when intact; otherwise names the first bad block or decision and exits 1. The
+result is kept (``LogVerification``), as the daily check's is, for the decision pages.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from decisions.decision_log import decision_log_verify
+from decisions.decision_log import decision_log_verify_record
+from decisions.models import LogVerification
 
 
 class Command(BaseCommand):
     help = "Verify the tamper-evident decision log."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = decision_log_verify()
+        report = decision_log_verify_record(source=LogVerification.Source.COMMAND)
         purged = (
             f" ({report.purged_blocks} emptied by retention purges: "
             f"{report.purged_rows} decisions removed)"
