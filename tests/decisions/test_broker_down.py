@@ -150,3 +150,16 @@ def test_cancelling_a_queued_run_with_the_broker_down_still_cancels_it(
     assert response.json()["status"] == "cancelled"
     assert OptimisationRun.objects.get(pk=queued["id"]).status == RunStatus.CANCELLED
     assert "could not revoke the task of cancelled run" in caplog.text
+
+
+@pytest.mark.django_db
+def test_verify_now_with_the_broker_down_says_the_log_was_not_checked(auditor, broker_down):
+    from decisions.models import LogVerification
+
+    client = Client()
+    client.force_login(auditor)
+    page = client.post(reverse("ui:decision-log-verify"), follow=True)
+    shown = [str(m) for m in page.context["messages"]]
+    assert len(shown) == 1 and shown[0].startswith("The decision log was not checked")
+    assert "run manage.py verify_decisions" in shown[0]
+    assert not LogVerification.objects.exists()
