@@ -112,11 +112,18 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         else None
     )
     quantities = sorted(run.kpis.get("total", {}).get("mean", {}))
+    # A retention purge (decisions.retention) removes a run's decisions, not the run.
+    purged = (
+        run.status == RunStatus.SUCCEEDED
+        and run.decisions_logged > 0
+        and not run.decisions.exists()
+    )
     return render(
         request,
         "decisions/run_detail.html",
         {
             "run": run,
+            "purged": purged,
             "going": going,
             "deployment_ref": deployment_ref,
             "strategy_ref": VersionRef(

@@ -210,3 +210,29 @@ def test_a_distributed_run_page_says_how_it_was_computed_and_what_was_resent(
     OptimisationRun.objects.filter(pk=run.pk).update(execution={**execution, "resent": 2})
     page = maker.get(f"/optimisation/{run.pk}/").content.decode()
     assert "; 2 chunk tasks sent again after losing their worker" in page
+
+
+def test_a_runs_page_says_when_its_decisions_were_purged(users, settings):
+    from decisions.decision_log import decision_blocks_seal
+    from decisions.optimisation import optimisation_run_create, optimisation_run_execute
+    from decisions.retention import decision_log_purge
+
+    run = optimisation_run_create(
+        actor=users["maker"],
+        deployment="cross-sell",
+        simulated={"customers": 200, "seed": 5},
+        enqueue=False,
+    )
+    run = optimisation_run_execute(run.pk)
+    assert run.decisions_logged == 200
+    decision_blocks_seal(grace_seconds=0)
+    page = logged_in(users["auditor"]).get(f"/optimisation/{run.pk}/").content.decode()
+    assert "200 logged" in page and "download as CSV" in page
+    assert "retention purge" not in page
+
+    settings.DECISION_RETENTION_MONTHS = 0  # everything sealed is past retention
+    assert decision_log_purge(actor=users["admin"]).rows >= 200
+    page = logged_in(users["auditor"]).get(f"/optimisation/{run.pk}/").content.decode()
+    assert "200 logged, since removed from the log by a retention purge" in page
+    assert "download as CSV" not in page
+    assert "Certified gap" in page  # the run's own results stay
