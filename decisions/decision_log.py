@@ -363,8 +363,21 @@ def decision_log_verify() -> LogReport:
     """Recompute every row hash, every block digest and the block chain.
 
     Blocks a retention purge emptied (``DecisionPurge``) are still checked as links of the
-    chain; their rows must be gone, all of them.
+    chain; their rows must be gone, all of them. The check reads one snapshot of the log
+    (on PostgreSQL a REPEATABLE READ, READ ONLY transaction): beat seals every few
+    seconds and a large log takes minutes to check, so a block sealed, or blocks purged,
+    after it began would otherwise read as blocks cut from the end or rows removed.
     """
+    if connection.in_atomic_block:  # the caller's transaction is the snapshot
+        return _verify()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _verify()
+
+
+def _verify() -> LogReport:
     report = LogReport()
     previous = GENESIS_HASH
     after = 0

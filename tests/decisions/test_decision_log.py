@@ -174,6 +174,55 @@ def test_the_daily_task_verifies_the_log_and_logs_tampering_as_an_error(
     assert LogVerification.objects.first().source == "command"
 
 
+@on_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the sealer commits from its own connection
+@pytest.mark.parametrize("meanwhile", ["seal", "purge"])
+def test_what_commits_while_the_log_is_verified_is_not_taken_for_tampering(
+    sealed_log, api_client_user, admin_user, settings, monkeypatch, meanwhile
+):
+    # Beat seals every few seconds and a check of a large log takes minutes: a block
+    # sealed, or blocks purged, after the check began must not read as blocks cut from
+    # the end or rows removed.
+    from decisions import decision_log
+    from decisions.retention import decision_log_purge
+
+    settings.DECISION_RETENTION_MONTHS = 0
+    reading = decision_log._stored_hashes
+    started = []
+
+    def elsewhere() -> None:
+        try:
+            if meanwhile == "seal":
+                decision_make(
+                    actor=api_client_user,
+                    deployment="cross-sell",
+                    customer_id="late",
+                    features=features(9),
+                )
+                assert len(decision_blocks_seal(max_rows=2, grace_seconds=0)) == 1
+            else:
+                assert decision_log_purge(actor=admin_user).blocks == 3
+        finally:
+            connection.close()
+
+    def commit_meanwhile(**seq_range):
+        if not started:
+            started.append(True)
+            thread = threading.Thread(target=elsewhere)
+            thread.start()
+            thread.join(timeout=60)
+        yield from reading(**seq_range)
+
+    monkeypatch.setattr(decision_log, "_stored_hashes", commit_meanwhile)
+    during = decision_log_verify()
+    assert started and during.ok, during.problems
+    assert (during.blocks, during.rows, during.purged_blocks) == (3, 6, 0)  # as it began
+    after = decision_log_verify()
+    assert after.ok, after.problems
+    assert after.blocks == (4 if meanwhile == "seal" else 3)
+
+
 def test_unsealed_rows_are_checked_too(sealed_log, cross_sell_deployment, api_client_user):
     fresh = decision_make(
         actor=api_client_user, deployment="cross-sell", customer_id="late", features=features(7)
