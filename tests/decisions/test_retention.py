@@ -188,3 +188,38 @@ def test_purge_decisions_command(sealed_twice, admin_user, checker):
         call_command("purge_decisions", "--user", checker.username)
     with pytest.raises(CommandError, match="no user called"):
         call_command("purge_decisions", "--user", "nobody")
+
+
+@POSTGRES
+@pytest.mark.django_db(transaction=True)  # each batch commits on its own
+def test_a_purge_the_database_stops_keeps_whole_batches_and_says_how_far_it_got(
+    sealed_twice, admin_user, monkeypatch
+):
+    from decisions import retention
+
+    monkeypatch.setattr(retention, "PURGE_BATCH_BLOCKS", 2)
+    _, between, _ = sealed_twice
+    second = int(DecisionBlock.objects.get(number=2).last_seq)
+    with connection.cursor() as cursor:  # the second batch's DELETE fails
+        cursor.execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN IF OLD.seq > {second} THEN RAISE EXCEPTION 'disk full'; END IF; "
+            "RETURN OLD; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse BEFORE DELETE ON decisions_decision "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+        )
+    try:
+        with pytest.raises(CommandError, match="So far blocks 1-2 are purged; run the command"):
+            call_command("purge_decisions", "--user", admin_user.username,
+                         "--before", between.isoformat())  # fmt: skip
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse ON decisions_decision")
+            cursor.execute("DROP FUNCTION test_refuse()")
+    assert DecisionPurge.objects.get().through_block == 2
+    assert Decision.objects.count() == 5  # 4 purged (blocks 1-2), block 3 and 4 new ones
+    assert decision_log_verify().ok
+    call_command("purge_decisions", "--user", admin_user.username, "--before", between.isoformat())
+    assert Decision.objects.count() == 4 and decision_log_verify().ok

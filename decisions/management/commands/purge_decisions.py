@@ -13,7 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
+from decisions.models import DecisionPurge
 from decisions.retention import decision_log_purge, retention_cutoff
 from governance.exceptions import DomainError
 
@@ -49,6 +51,14 @@ class Command(BaseCommand):
             report = decision_log_purge(actor=user, before=before, dry_run=options["dry_run"])
         except DomainError as exc:
             raise CommandError(exc.message) from None
+        except DatabaseError as exc:
+            # Each batch of blocks is its own transaction: what committed stays purged.
+            last = DecisionPurge.objects.order_by("-through_block").first()
+            done = f"blocks 1-{last.through_block} are purged" if last else "nothing was purged"
+            raise CommandError(
+                f"The purge stopped: the database refused it ({exc}). So far {done}; "
+                "run the command again to go on."
+            ) from None
         months = settings.DECISION_RETENTION_MONTHS
         what = (
             f"{report.rows:,} decisions and {report.outcomes:,} outcomes in "
