@@ -20,7 +20,9 @@ from decisions.serializers import (
     DecisionRequestSerializer,
     DecisionSerializer,
     DeploymentSerializer,
+    LogVerificationSerializer,
     ReplaySerializer,
+    VerificationQueuedSerializer,
     represent,
 )
 from governance.exceptions import ValidationFailed
@@ -175,3 +177,51 @@ class DecisionReplayApi(APIView):
         return Response(
             ReplaySerializer({"matches": replay.matches, "differences": replay.differences}).data
         )
+
+
+class VerificationCursor(CursorPagination):
+    ordering = ("-started_at", "-id")
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema(tags=["decisions"])
+class LogVerificationListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_log_verification_list",
+        summary="Checks of the whole decision log, newest first (cursor pagination)",
+        description=(
+            "Each check beat's daily task, `manage.py verify_decisions` or a request here "
+            "made: when, what it covered and, when the log did not verify, the first bad "
+            "block and decision and every problem. Auditors, checkers and admins."
+        ),
+        responses=LogVerificationSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        checks = selectors.log_verification_list(actor=request.user)
+        paginator = VerificationCursor()
+        page = paginator.paginate_queryset(checks, request, view=self)
+        return paginator.get_paginated_response(LogVerificationSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="decision_log_verify",
+        summary="Check the whole decision log now",
+        description=(
+            "Recomputes every decision's hash, every block's digest and the block chain. "
+            "With a broker the check is queued (about 0.1 ms a decision) and the answer is "
+            "202; its result is listed here when a worker is done. Without one it runs at "
+            "once and the answer is 201 with the result. 503 `task_queue_unavailable` when "
+            "the broker does not take it."
+        ),
+        request=None,
+        responses={201: LogVerificationSerializer, 202: VerificationQueuedSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        record = services.decision_log_verify_request(actor=request.user)
+        if record is None:
+            queued = {"queued": True, "detail": "The check is queued; list the checks later."}
+            return Response(VerificationQueuedSerializer(queued).data, status=202)
+        return Response(LogVerificationSerializer(record).data, status=201)

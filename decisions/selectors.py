@@ -8,11 +8,11 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from decisions.models import Decision
-from decisions.services import READER_ROLES, check_visible, require_reader
+from decisions.models import Decision, LogVerification
+from decisions.services import READER_ROLES, REPLAY_ROLES, check_visible, require_reader
 from governance.exceptions import NotFound
 from governance.models import Version
-from governance.roles import Role, roles_of
+from governance.roles import Role, require_role, roles_of
 from governance.selectors import version_active_list
 
 
@@ -66,3 +66,10 @@ def decision_search(*, actor: AbstractBaseUser, query: str) -> QuerySet[Decision
 def deployment_active_list() -> QuerySet[Version]:
     """The active version of every deployment (channel), by name."""
     return version_active_list(kind="deployment")
+
+
+def log_verification_list(*, actor: AbstractBaseUser) -> QuerySet[LogVerification]:
+    """Every check of the whole decision log, newest first: for auditors, checkers and
+    admins, the roles that may replay decisions."""
+    require_role(actor, REPLAY_ROLES, action="read the decision log's verifications")
+    return LogVerification.objects.all()

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from decisions.models import Decision
+from decisions.models import Decision, LogVerification
 from governance.serializers import StrictSerializer
 
 
@@ -136,3 +136,30 @@ def represent(serializer_class: type[serializers.Serializer], instance: Any) -> 
                 shared.fields  # noqa: B018 (bind them now, not on first concurrent use)
                 _built[serializer_class] = shared
     return shared.to_representation(instance)
+
+
+class LogVerificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogVerification
+        fields = (
+            "id",
+            "started_at",
+            "seconds",
+            "source",
+            "requested_by",
+            "ok",
+            "blocks",
+            "rows",
+            "unsealed",
+            "purged_blocks",
+            "purged_rows",
+            "head_hash",
+            "first_bad_block",
+            "first_bad_row",
+            "problems",
+        )
+
+
+class VerificationQueuedSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()
+    detail = serializers.CharField()

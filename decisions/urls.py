@@ -7,6 +7,11 @@ app_name = "decisions"
 urlpatterns = [
     path("deployments/<str:name>/", apis.DeploymentDetailApi.as_view(), name="deployment-detail"),
     path("decisions/", apis.DecisionListApi.as_view(), name="decision-list"),
+    path(
+        "decision-log/verifications/",
+        apis.LogVerificationListApi.as_view(),
+        name="decision-log-verifications",
+    ),
     path("decisions/<str:decision_id>/", apis.DecisionDetailApi.as_view(), name="decision-detail"),
     path(
         "decisions/<str:decision_id>/replay/",
