@@ -40,6 +40,12 @@ def test_demo_loads_once_and_can_be_run_again():
     )
     assert roles_of(waiting.submitted_by) == {"maker"}
     assert audit_chain_verify().ok
+    # The demo's decisions are sealed (no beat runs in the embedded default) and verify.
+    from decisions.decision_log import decision_log_verify
+
+    log = decision_log_verify()
+    assert log.ok and log.rows > 0 and log.unsealed == 0
+    assert f"Decision log: {log.rows} decisions sealed in" in text
 
     assert (
         waiting.content

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from decisions.decision_log import decision_blocks_seal
 from decisions.demo_setup import demo_load, demo_steps_run
 
 
@@ -37,6 +38,14 @@ class Command(BaseCommand):
         )
         for note in demo_steps_run():
             self.stdout.write(note)
+        # No beat here: seal what the demo logged, so the log's blocks can be verified.
+        blocks = decision_blocks_seal(grace_seconds=0)
+        if blocks:
+            rows = sum(b.row_count for b in blocks)
+            self.stdout.write(
+                f"Decision log: {rows} decisions sealed in {len(blocks)} block(s); "
+                "python manage.py verify_decisions checks them."
+            )
         if options["no_serve"]:
             return
         self.stdout.write(f"Serving on http://{options['addrport']}/  (Ctrl-C to stop)")
