@@ -11,6 +11,7 @@ from typing import Any
 from celery import shared_task, states
 
 from decisions.decision_log import decision_blocks_seal, decision_log_verify_record
+from decisions.models import LogVerification
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> d
             record.first_bad_row or "-",
             "; ".join(record.problems),
         )
+        decision_log_tamper_email(record)
     return {
         "ok": record.ok,
         "blocks": record.blocks,
@@ -46,6 +48,49 @@ def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> d
         "problems": record.problems,
         "seconds": record.seconds,
     }
+
+
+def decision_log_tamper_email(record: LogVerification) -> int:
+    """E-mail every active administrator and auditor with an address that the decision
+    log did not verify; returns how many were written to. A mail server that fails costs
+    a warning: the ERROR logged for the check stands, and the next check writes again."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.mail import EmailMessage
+
+    from governance.roles import Role
+
+    people = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[Role.ADMIN, Role.AUDITOR])
+        .exclude(email="")
+        .distinct()
+    )
+    to = sorted({user.email for user in people})
+    if not to:
+        return 0
+    found = "\n".join(f"- {problem}" for problem in record.problems)
+    body = (
+        f"The check of the decision log started {record.started_at:%Y-%m-%d %H:%M} UTC "
+        f"({record.get_source_display()}) found that the log does not verify.\n\n"
+        f"First bad block: {record.first_bad_block or '-'}\n"
+        f"First bad decision: {record.first_bad_row or '-'}\n\n{found}\n\n"
+        "Someone with access to the database may have altered, removed or inserted "
+        "decisions. Keep the database as it is; `python manage.py verify_decisions` "
+        "repeats the check, and the decision pages show every check.\n"
+    )
+    message = EmailMessage(
+        "[Arbiter] The decision log does not verify",
+        body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+    )
+    try:
+        message.send()
+    except Exception as exc:  # SMTP down: the ERROR above is still logged
+        logger.warning("could not e-mail the failed verification to %s: %s", to, exc)
+        return 0
+    return len(to)
 
 
 def decision_blocks_seal_request() -> bool:

@@ -223,6 +223,55 @@ def test_what_commits_while_the_log_is_verified_is_not_taken_for_tampering(
     assert after.blocks == (4 if meanwhile == "seal" else 3)
 
 
+def test_a_log_that_does_not_verify_is_e_mailed_to_the_admins_and_auditors(
+    sealed_log, auditor, admin_user, checker, make_user
+):
+    from django.core import mail
+
+    from decisions.tasks import decision_log_verify_task
+
+    for user, address in ((auditor, "ada@bank.example"), (admin_user, "ola@bank.example"),
+                          (checker, "chen@bank.example")):  # fmt: skip
+        user.email = address
+        user.save(update_fields=["email"])
+    gone = make_user("old-admin", "admin")
+    gone.email, gone.is_active = "old@bank.example", False
+    gone.save(update_fields=["email", "is_active"])
+
+    assert decision_log_verify_task()["ok"] and mail.outbox == []  # intact: no e-mail
+    victim = sealed_log[1]
+    tamper("UPDATE decisions_decision SET action_id = %s WHERE seq = %s", ("forged", victim.seq))
+    decision_log_verify_task()
+    [message] = mail.outbox
+    assert message.subject == "[Arbiter] The decision log does not verify"
+    assert message.to == ["ada@bank.example", "ola@bank.example"]  # not the checker, not gone
+    assert "First bad block: 1" in message.body
+    assert f"First bad decision: {victim.decision_id}" in message.body
+    assert f"- decision {victim.decision_id} (seq {victim.seq}) was altered" in message.body
+
+
+def test_a_mail_server_that_fails_costs_a_warning_not_the_check(
+    sealed_log, auditor, settings, caplog
+):
+    import socket
+
+    from decisions.tasks import decision_log_verify_task
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the probe is: the server refuses
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    auditor.email = "ada@bank.example"
+    auditor.save(update_fields=["email"])
+    tamper("UPDATE decisions_decision SET value = 1e9 WHERE seq = %s", (sealed_log[0].seq,))
+    with caplog.at_level(logging.WARNING, logger="decisions.tasks"):
+        result = decision_log_verify_task()
+    assert result["ok"] is False and LogVerification.objects.get().ok is False
+    assert "could not e-mail the failed verification" in caplog.text
+    assert "decision log verification failed" in caplog.text
+
+
 def test_unsealed_rows_are_checked_too(sealed_log, cross_sell_deployment, api_client_user):
     fresh = decision_make(
         actor=api_client_user, deployment="cross-sell", customer_id="late", features=features(7)
