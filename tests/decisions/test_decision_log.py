@@ -248,6 +248,9 @@ def test_a_log_that_does_not_verify_is_e_mailed_to_the_admins_and_auditors(
     assert "First bad block: 1" in message.body
     assert f"First bad decision: {victim.decision_id}" in message.body
     assert f"- decision {victim.decision_id} (seq {victim.seq}) was altered" in message.body
+    code, output = verify()  # the command's check writes too
+    assert code == 1 and "E-mailed to 2 administrator(s) and auditor(s)." in output
+    assert len(mail.outbox) == 2
 
 
 def test_a_mail_server_that_fails_costs_a_warning_not_the_check(

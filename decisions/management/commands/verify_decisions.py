@@ -1,7 +1,8 @@
 """manage.py verify_decisions: recompute every decision hash, block digest and block link.
 
-Exits 0 when intact; otherwise names the first bad block or decision and exits 1. The
-result is kept (``LogVerification``), as the daily check's is, for the decision pages.
+Exits 0 when intact; otherwise names the first bad block or decision, e-mails the
+administrators and auditors (as the daily check does) and exits 1. The result is kept
+(``LogVerification``), as the daily check's is, for the decision pages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from decisions.decision_log import decision_log_verify_record
 from decisions.models import LogVerification
+from decisions.tasks import decision_log_tamper_email
 
 
 class Command(BaseCommand):
@@ -32,6 +34,9 @@ class Command(BaseCommand):
         if report.ok:
             self.stdout.write(self.style.SUCCESS(f"Decision log intact: {summary}."))
             return
+        written = decision_log_tamper_email(report)
+        if written:
+            self.stderr.write(f"E-mailed to {written} administrator(s) and auditor(s).")
         if report.first_bad_row:
             self.stderr.write(f"First bad decision: {report.first_bad_row}")
         if report.first_bad_block is not None:
