@@ -377,11 +377,17 @@ def decision_log_verify() -> LogReport:
         return _verify()
 
 
+def decision_purge_latest() -> DecisionPurge | None:
+    """The purge that reached furthest (``decisions.retention``): blocks 1..its
+    ``through_block`` hold no decisions. None before the first purge."""
+    return DecisionPurge.objects.order_by("-through_block").first()
+
+
 def _verify() -> LogReport:
     report = LogReport()
     previous = GENESIS_HASH
     after = 0
-    purge = DecisionPurge.objects.order_by("-through_block").first()
+    purge = decision_purge_latest()
     purged_through = purge.through_block if purge else 0
     if purge is not None:
         back = Decision.objects.filter(seq__lte=purge.last_seq).order_by("seq").first()

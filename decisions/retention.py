@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from decisions.decision_log import CHAIN
+from decisions.decision_log import CHAIN, decision_purge_latest
 from decisions.models import Decision, DecisionBlock, DecisionPurge
 from governance.audit import audit_record
 from governance.exceptions import ValidationFailed
@@ -54,10 +54,6 @@ def months_before(moment: datetime, months: int) -> datetime:
 def retention_cutoff(now: datetime | None = None) -> datetime:
     """Decisions made before this may be purged: now less ``DECISION_RETENTION_MONTHS``."""
     return months_before(now or timezone.now(), settings.DECISION_RETENTION_MONTHS)
-
-
-def _purged_through() -> DecisionPurge | None:
-    return DecisionPurge.objects.order_by("-through_block").first()
 
 
 def _next_blocks(through: int, before: datetime) -> list[DecisionBlock]:
@@ -110,9 +106,10 @@ def decision_log_purge(
             f"nothing made after {cutoff:%Y-%m-%d %H:%M} UTC may be purged.",
             details={"before": [f"later than the retention cutoff {cutoff.isoformat()}"]},
         )
-    last = _purged_through()
-    report = PurgeReport(before=before, through_block=last.through_block if last else 0)
-    report.dry_run = dry_run
+    last = decision_purge_latest()
+    report = PurgeReport(
+        before=before, through_block=last.through_block if last else 0, dry_run=dry_run
+    )
     while True:
         if dry_run:
             blocks = _next_blocks(report.through_block, before)
@@ -129,7 +126,7 @@ def decision_log_purge(
             with transaction.atomic():
                 # The sealers' lock: no block is sealed, and no other purge runs, meanwhile.
                 ChainHead.objects.select_for_update().filter(name=CHAIN).first()
-                last = _purged_through()
+                last = decision_purge_latest()
                 report.through_block = last.through_block if last else 0
                 blocks = _next_blocks(report.through_block, before)
                 if not blocks:

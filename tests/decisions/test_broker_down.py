@@ -17,31 +17,21 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from arbiter.celery import app
 from decisions.models import Decision, DecisionBlock, OptimisationRun, RunStatus
 from decisions.tasks import decision_blocks_seal_request
 from tests.decisions.test_decision_api import customer, decide
-from tests.decisions.test_distributed_runs import reset_connections
+from tests.decisions.test_distributed_runs import celery_on
 from tests.decisions.test_optimisation_api import as_user, start, users  # noqa: F401 (fixture)
 
 
 @pytest.fixture
-def broker_down(monkeypatch):
+def broker_down():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free once closed: connecting is refused
     url = f"redis://127.0.0.1:{port}/0"
-    # Celery reads these from the environment before its configuration (CI sets the first).
-    monkeypatch.setenv("CELERY_BROKER_URL", url)
-    monkeypatch.setenv("CELERY_RESULT_BACKEND", url)
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
-    app.conf.update(task_always_eager=False, broker_url=url, result_backend=url)
-    reset_connections()
-    try:
+    with celery_on(url):
         yield url
-    finally:
-        app.conf.update(**saved)
-        reset_connections()
 
 
 def _seal_requests() -> list[threading.Thread]:

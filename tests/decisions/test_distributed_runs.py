@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +39,39 @@ from tests.decisions.test_optimisation_runs import demo  # noqa: F401 (a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"
+
+
+def require_broker() -> None:
+    """Skip unless ``BROKER`` answers (CI fails on a skip: ARBITER_FORBID_SKIPS)."""
+    try:
+        with Connection(BROKER, connect_timeout=3) as probe:
+            probe.ensure_connection(max_retries=1)
+    except Exception as exc:
+        pytest.skip(f"no broker at {BROKER}: {exc}")
+
+
+@contextmanager
+def celery_on(url: str) -> Iterator[None]:
+    """The app sends its tasks to ``url`` (broker and result backend) instead of running
+    them in-process, until the block ends. Celery reads ``CELERY_BROKER_URL`` and
+    ``CELERY_RESULT_BACKEND`` from the environment before its configuration, so both
+    are set too."""
+    names = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    environment = {name: os.environ.get(name) for name in names}
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
+    os.environ.update(dict.fromkeys(names, url))
+    app.conf.update(task_always_eager=False, broker_url=url, result_backend=url)
+    reset_connections()
+    try:
+        yield
+    finally:
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        app.conf.update(**saved)
+        reset_connections()
 
 
 def reset_connections() -> None:
@@ -88,28 +123,20 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 @pytest.fixture(scope="module")
 def workers():
-    try:
-        with Connection(BROKER, connect_timeout=3) as probe:
-            probe.ensure_connection(max_retries=1)
-    except Exception as exc:  # CI fails on a skip (ARBITER_FORBID_SKIPS)
-        pytest.skip(f"no broker at {BROKER}: {exc}")
+    require_broker()
     queue = f"arbiter-chunks-test-{uuid.uuid4().hex[:8]}"
     names = [f"chunks{i}-{uuid.uuid4().hex[:6]}@localhost" for i in (1, 2)]
     logs = [open(Path(settings.ARTIFACT_ROOT) / f"worker-{i}.log", "w") for i in (1, 2)]  # noqa: SIM115
     processes = [_start_worker(name, queue, log) for name, log in zip(names, logs, strict=True)]
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
-    app.conf.update(task_always_eager=False, broker_url=BROKER, result_backend=BROKER)
-    reset_connections()
     try:
-        _wait_until_answering(names, processes)
-        with override_settings(OPTIMISATION_CHUNK_QUEUE=queue):
-            yield names
+        with celery_on(BROKER):
+            _wait_until_answering(names, processes)
+            with override_settings(OPTIMISATION_CHUNK_QUEUE=queue):
+                yield names
     finally:
         _stop(processes)
         for log in logs:
             log.close()
-        app.conf.update(**saved)
-        reset_connections()
 
 
 def test_two_workers_solve_a_portfolio_as_one_process_does(workers):

@@ -71,29 +71,17 @@ def test_with_the_broker_down_the_answer_is_503(auditor, broker_down):  # noqa: 
 
 
 @pytest.fixture
-def broker_up(monkeypatch):
+def broker_up():
     """The real broker (CI: the local Redis), with no worker on the default queue."""
-    from kombu import Connection
+    from tests.decisions.test_distributed_runs import BROKER, celery_on, require_broker
 
-    from tests.decisions.test_distributed_runs import BROKER, reset_connections
-
-    try:
-        with Connection(BROKER, connect_timeout=3) as probe:
-            probe.ensure_connection(max_retries=1)
-    except Exception as exc:  # CI fails on a skip (ARBITER_FORBID_SKIPS)
-        pytest.skip(f"no broker at {BROKER}: {exc}")
-    monkeypatch.setenv("CELERY_BROKER_URL", BROKER)
-    monkeypatch.setenv("CELERY_RESULT_BACKEND", BROKER)
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
-    app.conf.update(task_always_eager=False, broker_url=BROKER, result_backend=BROKER)
-    reset_connections()
-    try:
-        yield
-    finally:
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_purge(app.conf.task_default_queue)
-        app.conf.update(**saved)
-        reset_connections()
+    require_broker()
+    with celery_on(BROKER):
+        try:
+            yield
+        finally:
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_purge(app.conf.task_default_queue)
 
 
 def test_with_a_broker_the_check_is_queued(sealed_log, auditor, broker_up):  # noqa: F811

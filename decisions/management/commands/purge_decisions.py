@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from decisions.models import DecisionPurge
+from decisions.decision_log import decision_purge_latest
 from decisions.retention import decision_log_purge, retention_cutoff
 from governance.exceptions import DomainError
 
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         except DatabaseError as exc:
             # Each batch of blocks is its own transaction: what committed stays purged.
-            last = DecisionPurge.objects.order_by("-through_block").first()
+            last = decision_purge_latest()
             done = f"blocks 1-{last.through_block} are purged" if last else "nothing was purged"
             raise CommandError(
                 f"The purge stopped: the database refused it ({exc}). So far {done}; "
