@@ -2,23 +2,36 @@
 
 Domain errors (``governance.exceptions.DomainError`` and subclasses) carry their own
 code and status; DRF's own exceptions are mapped here so that clients see a single
-shape whatever went wrong. Unexpected exceptions are left to Django (500 + logging).
+shape whatever went wrong. A database that cannot be reached or fails a statement
+(``OperationalError``, ``InterfaceError``: the server down or restarting, the connection
+lost, a timeout) is 503 ``database_unavailable``, something a client can retry, not a
+500. Other unexpected exceptions are left to Django (500 + logging).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from governance.exceptions import DomainError
 
+logger = logging.getLogger("arbiter.database")
 
-def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE = (
+    "The database could not be reached or did not complete the request. Try again shortly."
+)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
@@ -33,8 +46,14 @@ def _first_message(details: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DATABASE_ERRORS):
+        request = context.get("request")
+        where = f"{request.method} {request.path}" if request is not None else "the API"
+        logger.error("database unavailable while serving %s: %s", where, exc)
+        set_rollback()
+        return Response(error_body("database_unavailable", DATABASE_UNAVAILABLE), status=503)
     if isinstance(exc, DomainError):
-        return Response(_body(exc.code, exc.message, exc.details), status=exc.status)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -45,9 +64,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     if isinstance(exc, drf.ValidationError):
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = _body("invalid", _first_message(details), details)
+        response.data = error_body("invalid", _first_message(details), details)
     elif isinstance(exc, drf.APIException):
         code = exc.get_codes()
         code = code if isinstance(code, str) else exc.default_code
-        response.data = _body(code, str(exc.detail))
+        response.data = error_body(code, str(exc.detail))
     return response

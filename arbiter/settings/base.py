@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database that cannot be reached: 503 and a page that says so, not a 500.
+    "arbiter.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "arbiter.urls"
@@ -175,7 +177,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Governed decisioning for lenders: a registry of model, strategy and constraint-set "
         "versions under maker-checker approval, with a tamper-evident audit trail. "
-        'Errors always have the body {"error": {"code", "message", "details"}}.'
+        'Errors always have the body {"error": {"code", "message", "details"}}. '
+        "Any endpoint answers 503 with the code database_unavailable while the database "
+        "cannot be reached; retry it later (a decision with the same Idempotency-Key)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -1,0 +1,33 @@
+"""A database that cannot be reached answers 503 with a page that says so, not a 500.
+
+The API maps these errors itself (``arbiter.api_errors``: DRF handles its views'
+exceptions before any middleware sees them); this covers the pages: the reviewer UI, the
+admin and the login page. The page is rendered without the request's
+context (no user, no messages), because loading either would ask the database again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+
+from arbiter.api_errors import DATABASE_ERRORS, DATABASE_UNAVAILABLE, logger
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        logger.error(
+            "database unavailable while serving %s %s: %s", request.method, request.path, exception
+        )
+        page = loader.get_template("503.html").render({"message": DATABASE_UNAVAILABLE})
+        return HttpResponse(page, status=503)
