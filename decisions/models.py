@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from psycopg.types.json import Json, Jsonb
 
 
@@ -278,3 +279,12 @@ class OptimisationRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_RUN_STATUSES
+
+    @property
+    def stalled(self) -> bool:
+        """Running, but its worker has not been heard from for longer than
+        ``OPTIMISATION_HEARTBEAT_STALE_SECONDS``: beat sends it again."""
+        if self.status != RunStatus.RUNNING or self.heartbeat_at is None:
+            return False
+        silent = (timezone.now() - self.heartbeat_at).total_seconds()
+        return silent > settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS

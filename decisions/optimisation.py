@@ -10,18 +10,25 @@ Life of a run: ``queued -> running -> succeeded | failed | cancelled``. The Cele
 takes the run id and is idempotent: a finished run is not redone, a run another worker
 is running (recent heartbeat) is left alone, and a run whose worker died (stale
 heartbeat; the broker redelivers the task, which acks late) starts again from the
-beginning. Decisions are written in the same transaction that marks the run succeeded,
-so a failed or cancelled run has logged none.
+beginning. While a worker runs it, a thread keeps the run's heartbeat fresh whatever the
+phase (a long solve reports no progress). A run whose heartbeat stopped and whose task
+will not come back (its worker lost the database, or the broker lost the message) is
+sent again by beat (``optimisation_runs_recover``), and after
+``OPTIMISATION_MAX_ATTEMPTS`` starts is failed with a sentence rather than left
+``running``. Decisions are written in the same transaction that marks the run
+succeeded, so a failed or cancelled run has logged none.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,8 +38,15 @@ from typing import IO, Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, connections, transaction
-from django.db.models import QuerySet
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from decisions import runtime
@@ -627,11 +641,20 @@ def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -
         return found
     reporter = _Reporter(run, progress)
     try:
-        _execute(run, reporter)
+        with _run_heartbeat(run.pk):
+            _execute(run, reporter)
     except RunCancelled:
         _finish(run, reporter, RunStatus.CANCELLED, error="Cancelled while running.")
     except DomainError as exc:
         _finish(run, reporter, RunStatus.FAILED, error=exc.message, details=exc.details)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (restart, failover, network): not the run's fault. Its
+        # transaction rolled back (no decisions), and it stays ``running`` with a heartbeat
+        # that has stopped, so beat starts it again (``optimisation_runs_recover``).
+        logger.error(
+            "optimisation run %s lost the database (%s); it will be started again", run.pk, exc
+        )
+        return run
     except Exception as exc:
         if type(exc).__name__ == "SoftTimeLimitExceeded":
             message = "The run exceeded the worker's time limit."
@@ -643,6 +666,96 @@ def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -
         reporter.close()
     run.refresh_from_db()
     return run
+
+
+@contextmanager
+def _run_heartbeat(run_id: int) -> Iterator[None]:
+    """Keep run ``run_id``'s heartbeat fresh from a thread while this worker runs it.
+
+    Progress reports refresh it too, but a phase may report none for longer than
+    ``OPTIMISATION_HEARTBEAT_STALE_SECONDS`` (a solve with a long time limit), and a run
+    with a stale heartbeat is taken over by another worker. The thread writes on its own
+    autocommit connection, so the run's long logging transaction does not hold it back.
+    Only on PostgreSQL: SQLite has one writer, the run's own transaction.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    stop = threading.Event()
+
+    def beating() -> None:
+        try:
+            while not stop.wait(settings.OPTIMISATION_HEARTBEAT_SECONDS):
+                try:
+                    OptimisationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as exc:  # a missed beat; the next one tries again
+                    logger.warning("optimisation run %s: heartbeat not written (%s)", run_id, exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beating, name=f"run-heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def optimisation_runs_recover() -> dict[str, list[int]]:
+    """Send again the runs that are ``running`` but whose worker stopped; fail those that
+    have been started ``OPTIMISATION_MAX_ATTEMPTS`` times. Beat calls it every minute.
+
+    A stopped worker is one whose run's heartbeat is older than
+    ``OPTIMISATION_HEARTBEAT_STALE_SECONDS``: it died with the broker unable to redeliver
+    its task, or lost the database mid-run. Sending the task again is safe: the task
+    claims the run under a row lock and leaves alone a run another worker is running.
+    Returns the ids ``{"resent": [...], "failed": [...]}``.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS)
+    stopped = OptimisationRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    )
+    done: dict[str, list[int]] = {"resent": [], "failed": []}
+    for run in stopped.only("pk", "attempts", "heartbeat_at").order_by("pk"):
+        same = OptimisationRun.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+        )
+        if run.attempts >= settings.OPTIMISATION_MAX_ATTEMPTS:
+            message = (
+                f"The run was started {run.attempts} times and stopped each time without "
+                "finishing (its worker died, or lost the database). It is not started "
+                "again; the workers' log names the cause. No decision of it was logged."
+            )
+            if same.update(
+                status=RunStatus.FAILED, phase="", finished_at=timezone.now(), error=message
+            ):
+                logger.error("optimisation run %s failed: %s", run.pk, message)
+                done["failed"].append(run.pk)
+            continue
+        if _resend(run.pk, same):
+            done["resent"].append(run.pk)
+    return done
+
+
+def _resend(run_id: int, same: QuerySet[OptimisationRun]) -> bool:
+    """Send a stopped run's task again (a new task id, so a cancel revokes this one)."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from decisions.tasks import optimisation_run_task
+
+    task_id = uuid.uuid4().hex
+    if not same.update(task_id=task_id):
+        return False  # it moved on meanwhile (finished, cancelled, or beating again)
+    logger.warning("optimisation run %s stopped without finishing; sending it again", run_id)
+    try:
+        optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
+    except BrokerError as exc:
+        logger.error("optimisation run %s could not be sent again: %s", run_id, exc)
+        return False
+    return True
 
 
 def _finish(

@@ -95,6 +95,11 @@ class RunSerializer(serializers.ModelSerializer):
     limits = LimitSerializer(many=True)
     prices = serializers.DictField(child=serializers.FloatField())
     published_version = serializers.SerializerMethodField()
+    stalled = serializers.BooleanField(
+        read_only=True,
+        help_text="running, but its worker has not been heard from for "
+        "OPTIMISATION_HEARTBEAT_STALE_SECONDS: it is started again within a minute",
+    )
 
     class Meta:
         model = OptimisationRun
@@ -116,6 +121,8 @@ class RunSerializer(serializers.ModelSerializer):
             "time_limit_seconds",
             "log_decisions",
             "attempts",
+            "heartbeat_at",
+            "stalled",
             "cancel_requested",
             "solver_status",
             "objective",

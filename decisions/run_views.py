@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -125,6 +126,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "run": run,
             "purged": purged,
             "going": going,
+            "max_attempts": settings.OPTIMISATION_MAX_ATTEMPTS,
             "deployment_ref": deployment_ref,
             "strategy_ref": VersionRef(
                 "strategy", run.strategy_version.item.name, run.strategy_version.number

@@ -119,6 +119,14 @@ def optimisation_run_task(run_id: int) -> str:
     return optimisation_run_execute(run_id).status
 
 
+@shared_task(name="decisions.tasks.optimisation_runs_recover_task", acks_late=True)
+def optimisation_runs_recover_task() -> dict[str, list[int]]:
+    """Send again the runs whose worker stopped; fail those started too often (beat)."""
+    from decisions.optimisation import optimisation_runs_recover
+
+    return optimisation_runs_recover()
+
+
 @shared_task(
     bind=True,
     name="decisions.tasks.run_chunk_task",

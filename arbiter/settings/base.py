@@ -244,6 +244,11 @@ OPTIMISATION_TIME_LIMIT_SECONDS = 50 * 60
 OPTIMISATION_MAX_CUSTOMERS = 2_000_000
 OPTIMISATION_POPULATION_MAX_BYTES = 1024 * 1024 * 1024
 OPTIMISATION_HEARTBEAT_STALE_SECONDS = 300
+# A running run's worker refreshes its heartbeat this often, whatever it is doing; beat
+# sends a run with a stale heartbeat again (its worker stopped) until it has been started
+# OPTIMISATION_MAX_ATTEMPTS times, then fails it.
+OPTIMISATION_HEARTBEAT_SECONDS = 30.0
+OPTIMISATION_MAX_ATTEMPTS = 3
 # Distributed runs (decisions/distributed_runs.py): "auto" splits a run into chunks of
 # OPTIMISATION_CHUNK_CUSTOMERS for the workers when a broker is configured and the
 # population is larger than one chunk; "on" always splits (in-process without a broker);
@@ -283,6 +288,11 @@ CELERY_BEAT_SCHEDULE = {
     "seal-decision-log": {
         "task": "decisions.tasks.decision_blocks_seal_task",
         "schedule": DECISION_SEAL_SECONDS,
+    },
+    # Runs whose worker stopped without finishing are sent again (decisions/optimisation.py).
+    "recover-optimisation-runs": {
+        "task": "decisions.tasks.optimisation_runs_recover_task",
+        "schedule": 60,
     },
     # Every row hash, block digest and link (about 0.1 ms a decision; see docs/decisions.md).
     "verify-decision-log-daily": {

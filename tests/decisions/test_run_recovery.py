@@ -1,0 +1,163 @@
+"""Runs whose worker stopped without finishing are started again by beat, or failed.
+
+A worker that dies is redelivered its task by the broker (the task acks late); these are
+the cases that redelivery does not cover: a worker that lost the database mid-run (its
+task ended, the run stayed ``running``), a broker that lost the message, and a phase
+that reports no progress for longer than the heartbeat's staleness (a long solve).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from decisions import optimisation
+from decisions.demo_setup import demo_load
+from decisions.models import Decision, OptimisationRun, RunStatus
+from decisions.optimisation import (
+    optimisation_run_create,
+    optimisation_run_execute,
+    optimisation_runs_recover,
+)
+from decisions.tasks import optimisation_runs_recover_task
+from tests.decisions.test_database_down import database_unreachable
+
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); CI runs it"
+)
+
+
+@pytest.fixture
+def maker():
+    demo_load()
+    return get_user_model().objects.get(username="maker")
+
+
+def queued_run(maker, customers: int = 200) -> OptimisationRun:
+    return optimisation_run_create(
+        actor=maker, deployment="collections", simulated={"customers": customers}, enqueue=False
+    )
+
+
+def stopped(run: OptimisationRun, *, attempts: int, ago: timedelta) -> None:
+    """As a worker leaves a run it stopped running: ``running``, its heartbeat ``ago``."""
+    OptimisationRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        attempts=attempts,
+        phase="solving",
+        started_at=timezone.now() - ago,
+        heartbeat_at=timezone.now() - ago,
+    )
+
+
+@pytest.mark.django_db
+def test_beat_sends_again_a_run_whose_worker_stopped_and_leaves_the_others(maker):
+    entry = settings.CELERY_BEAT_SCHEDULE["recover-optimisation-runs"]
+    assert entry["task"] == optimisation_runs_recover_task.name
+    assert entry["schedule"] < settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS
+
+    lost, busy, waiting = queued_run(maker), queued_run(maker), queued_run(maker)
+    stopped(lost, attempts=1, ago=timedelta(minutes=10))
+    stopped(busy, attempts=1, ago=timedelta(seconds=20))  # another worker is on it
+
+    # Tasks run in-process in the tests: the resent task runs the run to the end.
+    assert optimisation_runs_recover_task.delay().get() == {"resent": [lost.pk], "failed": []}
+
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.SUCCEEDED
+    assert lost.attempts == 2
+    assert lost.task_id  # a new task id, which a cancel revokes
+    assert Decision.objects.filter(run=lost).count() == 200
+    busy.refresh_from_db()
+    assert (busy.status, busy.attempts) == (RunStatus.RUNNING, 1)
+    waiting.refresh_from_db()
+    assert waiting.status == RunStatus.QUEUED
+    assert not Decision.objects.filter(run__in=[busy, waiting]).exists()
+
+
+@pytest.mark.django_db
+def test_a_run_that_stopped_max_attempts_times_is_failed_with_a_sentence(maker):
+    run = queued_run(maker)
+    stopped(run, attempts=settings.OPTIMISATION_MAX_ATTEMPTS, ago=timedelta(minutes=10))
+    assert optimisation_runs_recover() == {"resent": [], "failed": [run.pk]}
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.finished_at is not None
+    assert f"started {settings.OPTIMISATION_MAX_ATTEMPTS} times" in run.error
+    assert "No decision of it was logged" in run.error
+    assert not Decision.objects.filter(run=run).exists()
+    assert optimisation_runs_recover() == {"resent": [], "failed": []}  # finished: left alone
+
+
+@pytest.mark.django_db(transaction=True)  # the connection is closed and reopened
+def test_a_run_that_loses_the_database_is_started_again_once_it_is_back(maker, caplog):
+    run = queued_run(maker, customers=300)
+    with ExitStack() as outage:
+
+        def progress(phase: str, percent: float) -> None:
+            if phase == "solving" and not outage._exit_callbacks:
+                outage.enter_context(database_unreachable())  # the next query fails
+
+        ended = optimisation_run_execute(run.pk, progress=progress)
+    assert ended.status == RunStatus.RUNNING  # not failed: the database, not the run
+    assert "lost the database" in caplog.text
+
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.phase) == (RunStatus.RUNNING, 1, "solving")
+    assert not Decision.objects.filter(run=run).exists()
+    assert optimisation_runs_recover() == {"resent": [], "failed": []}  # still fresh
+
+    OptimisationRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now()
+        - timedelta(seconds=settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS + 1)
+    )
+    assert optimisation_runs_recover() == {"resent": [run.pk], "failed": []}
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 2)
+    assert Decision.objects.filter(run=run).count() == 300
+
+
+@on_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the heartbeat writes on its own connection
+def test_a_phase_without_progress_keeps_its_heartbeat_fresh(maker, settings):
+    settings.OPTIMISATION_HEARTBEAT_SECONDS = 0.05
+    run = queued_run(maker)
+    stopped(run, attempts=1, ago=timedelta(hours=1))
+    with optimisation._run_heartbeat(run.pk):
+        time.sleep(0.5)  # a long solve: no progress reported
+    run.refresh_from_db()
+    assert timezone.now() - run.heartbeat_at < timedelta(seconds=5)
+    assert optimisation_runs_recover() == {"resent": [], "failed": []}
+
+
+@pytest.mark.django_db
+def test_the_run_page_says_when_a_run_has_stalled(maker):
+    run = queued_run(maker)
+    browser = Client()
+    browser.force_login(maker)
+    stopped(run, attempts=1, ago=timedelta(seconds=20))
+    assert (
+        "No word from this run"
+        not in browser.get(reverse("ui:run-detail", args=[run.pk])).content.decode()
+    )
+    stopped(run, attempts=1, ago=timedelta(minutes=10))
+    page = browser.get(reverse("ui:run-detail", args=[run.pk])).content.decode()
+    assert "No word from this run's worker since" in page
+    assert f"fails it after {settings.OPTIMISATION_MAX_ATTEMPTS} starts" in page
+    api = APIClient()
+    api.force_authenticate(maker)
+    body = api.get(f"/api/v1/optimisation-runs/{run.pk}/").json()
+    assert body["stalled"] is True
+    assert body["status"] == "running" and body["attempts"] == 1
+    assert body["heartbeat_at"]
