@@ -9,7 +9,9 @@ no longer matches the one sealed in the version.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -22,6 +24,7 @@ from django.conf import settings
 from governance.exceptions import DomainError, ValidationFailed
 
 CHUNK = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 class ArtifactIntegrityError(DomainError):
@@ -29,6 +32,32 @@ class ArtifactIntegrityError(DomainError):
 
     code = "artifact_tampered"
     status = 409
+
+
+class ArtifactStorageUnavailable(DomainError):
+    """The artifact storage could not take a file (not writable, or gone)."""
+
+    code = "artifact_storage_unavailable"
+    status = 503
+
+
+class ArtifactStorageFull(ArtifactStorageUnavailable):
+    """The artifact storage has no space (or quota) left for the file."""
+
+    code = "artifact_storage_full"
+    status = 507
+
+
+def _storage_error(exc: OSError) -> ArtifactStorageUnavailable:
+    """The refusal for an ``OSError`` from the storage; nothing of the file was kept."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        kind, reason = ArtifactStorageFull, "is full"
+    else:
+        kind, reason = ArtifactStorageUnavailable, f"could not be written ({exc.strerror or exc})"
+    return kind(
+        f"The server's file storage {reason}, so the file was not stored and nothing was "
+        "created. Tell an administrator (ARTIFACT_ROOT), then send it again."
+    )
 
 
 @dataclass(frozen=True)
@@ -46,7 +75,11 @@ def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> Staged
     """Copy an uploaded stream to a private staging file, hashing it on the way."""
     limit = max_bytes if max_bytes is not None else settings.MODEL_ARTIFACT_MAX_BYTES
     staging = _root() / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.error("could not create %s: %s", staging, exc)
+        raise _storage_error(exc) from None
     target = staging / uuid.uuid4().hex
     digest = hashlib.sha256()
     size = 0
@@ -61,6 +94,10 @@ def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> Staged
                     )
                 digest.update(chunk)
                 out.write(chunk)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        logger.error("could not stage an upload under %s: %s", staging, exc)
+        raise _storage_error(exc) from None
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -80,12 +117,17 @@ def artifact_commit(staged: StagedArtifact, *, suffix: str = "") -> str:
     """Move a staged file to its content address; returns the path relative to the root."""
     relative = Path("sha256") / staged.sha256[:2] / f"{staged.sha256}{suffix}"
     final = _root() / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists() and _file_sha256(final) == staged.sha256:
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists() and _file_sha256(final) == staged.sha256:
+            staged.path.unlink(missing_ok=True)
+        else:
+            os.replace(staged.path, final)
+            os.chmod(final, 0o440)
+    except OSError as exc:
         staged.path.unlink(missing_ok=True)
-    else:
-        os.replace(staged.path, final)
-        os.chmod(final, 0o440)
+        logger.error("could not store %s: %s", final, exc)
+        raise _storage_error(exc) from None
     return relative.as_posix()
 
 
