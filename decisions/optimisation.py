@@ -658,6 +658,13 @@ def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -
     except Exception as exc:
         if type(exc).__name__ == "SoftTimeLimitExceeded":
             message = "The run exceeded the worker's time limit."
+        elif isinstance(exc, OSError):
+            logger.exception("optimisation run %s could not use its files", run.pk)
+            message = (
+                "The run could not write or read its working files in the file storage "
+                f"({exc.strerror or exc}). Free space there or fix ARTIFACT_ROOT, then start "
+                "the run again. No decision of it was logged."
+            )
         else:
             logger.exception("optimisation run %s failed", run.pk)
             message = f"An internal error stopped the run ({type(exc).__name__}); see the log."

@@ -20,7 +20,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from decisions.demo_setup import demo_load
-from decisions.models import OptimisationRun
+from decisions.models import Decision, OptimisationRun, RunStatus
+from decisions.optimisation import optimisation_run_create, optimisation_run_execute
 from decisions.populations import population_simulated
 from governance.artifacts import ArtifactStorageFull, ArtifactStorageUnavailable, _storage_error
 from governance.models import Version
@@ -96,3 +97,22 @@ def test_a_full_disk_is_507_and_says_so(number):
     assert isinstance(error, ArtifactStorageFull)
     assert (error.status, error.code) == (507, "artifact_storage_full")
     assert error.message.startswith("The server's file storage is full")
+
+
+def test_a_chunked_run_whose_storage_fails_ends_failed_with_a_sentence(maker, settings, tmp_path):
+    run = optimisation_run_create(
+        actor=maker, deployment="cross-sell", simulated={"customers": 2000}, enqueue=False
+    )
+    settings.OPTIMISATION_DISTRIBUTED = "on"  # chunks in this process, files in the storage
+    settings.OPTIMISATION_CHUNK_CUSTOMERS = 700
+    # The models and the population stay readable; the runs' working folder cannot be made.
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    (storage / "sha256").symlink_to(Path(settings.ARTIFACT_ROOT) / "sha256")
+    (storage / "runs").write_text("a file where the runs' folder should be")
+    settings.ARTIFACT_ROOT = str(storage)
+    run = optimisation_run_execute(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("The run could not write or read its working files")
+    assert "Not a directory" in run.error
+    assert not Decision.objects.filter(run=run).exists()
