@@ -85,7 +85,9 @@ class DecisionListApi(APIView):
         description=(
             "201 with the decision; with an `Idempotency-Key` header a repeat returns the "
             "same decision with 200 and logs nothing. 400 field errors for bad features, "
-            "404 for an unknown or inactive deployment, 503 when the log cannot be written."
+            "404 for an unknown or inactive deployment, 503 `decision_log_unavailable` when "
+            "the log cannot be written and `deployment_unavailable` when a model file the "
+            "deployment needs is missing or altered (no decision is made either way)."
         ),
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),

@@ -18,6 +18,13 @@ class ServiceUnavailable(DomainError):
     status = 503
 
 
+class DeploymentUnavailable(DomainError):
+    """A deployment cannot decide: a model file it needs is missing or was altered."""
+
+    code = "deployment_unavailable"
+    status = 503
+
+
 class QueueUnavailable(DomainError):
     """The Celery broker did not take a task, so the work it stands for was not started."""
 

@@ -29,9 +29,15 @@ from decisions import runtime
 from decisions.decision_log import decision_write
 from decisions.deployments import arm_for
 from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
-from decisions.exceptions import NoEligibleAction, QueueUnavailable, ServiceUnavailable
+from decisions.exceptions import (
+    DeploymentUnavailable,
+    NoEligibleAction,
+    QueueUnavailable,
+    ServiceUnavailable,
+)
 from decisions.feature_schema import value_problem
 from decisions.models import Decision, LogVerification
+from governance.artifacts import ArtifactIntegrityError
 from governance.exceptions import Conflict, DomainError, PermissionDenied, ValidationFailed
 from governance.models import Version
 from governance.roles import Role, require_role, roles_of
@@ -363,7 +369,16 @@ def decision_make(
 
     version = runtime.active_deployment(deployment)
     arm_name, arm_content = arm_for(content=version.content, customer_id=customer_id)
-    arm = runtime.arm_runtime(arm_name, arm_content)
+    try:
+        arm = runtime.arm_runtime(arm_name, arm_content)
+    except ArtifactIntegrityError as exc:
+        # The server's fault, not the client's: 503, and an ERROR for the operators.
+        logger.error("deployment %s (%s) cannot decide: %s", deployment, arm_name, exc.message)
+        raise DeploymentUnavailable(
+            f"The deployment {deployment} cannot decide now: a model file it needs is "
+            "missing or no longer matches its sealed hash. No decision was made; the "
+            "server's log names the file for Arbiter's administrators."
+        ) from None
     clean = features_check(
         function=arm.function, features=features, known=runtime.deployment_features(version)
     )

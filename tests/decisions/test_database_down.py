@@ -1,4 +1,5 @@
-"""A database that cannot be reached: 503 with a sentence everywhere, never a 500.
+"""A database that cannot be reached: 503 with a sentence everywhere, never a 500 (and a
+deployment whose model file is gone: 503 too, the server's fault, not the client's).
 
 The database here is really unreachable: the connection's settings point at a port
 nothing listens on (PostgreSQL: connection refused, as while the server restarts) or at a
@@ -18,11 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+from decisions import runtime
 from decisions.models import Decision
+from governance.models import Version
 from governance.services import api_key_create
 from tests.decisions.test_decision_api import customer, decide
 
@@ -117,3 +121,29 @@ def test_a_command_while_the_database_is_down_exits_1_with_a_sentence():
     assert "Connection refused" in result.stderr
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_deployment_whose_model_file_is_gone_answers_503_and_logs_nothing(
+    cross_sell_deployment, api_client_user, caplog
+):
+    client = api_key_client(api_client_user)
+    model = Version.objects.get(item__kind="model", status="approved")
+    stored = Path(settings.ARTIFACT_ROOT) / model.artifact_path
+    aside = stored.with_name(stored.name + ".aside")
+    runtime.clear_caches()  # a worker that starts now, or the first to need the model
+    stored.rename(aside)
+    try:
+        with caplog.at_level(logging.ERROR, logger="decisions.services"):
+            response = decide(client, customer(0), customer_id="gone")
+    finally:
+        aside.rename(stored)
+    assert response.status_code == 503, response.content
+    error = response.json()["error"]
+    assert error["code"] == "deployment_unavailable"
+    assert "a model file it needs is missing" in error["message"]
+    assert model.artifact_path not in error["message"]  # the file is named in the log
+    assert f"cannot decide: The artifact {model.artifact_path} is missing" in caplog.text
+    assert not Decision.objects.exists()
+    runtime.clear_caches()
+    assert decide(client, customer(0), customer_id="back").status_code == 201
