@@ -11,11 +11,12 @@ lost, a timeout) is 503 ``database_unavailable``, something a client can retry, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -70,3 +71,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = code if isinstance(code, str) else exc.default_code
         response.data = error_body(code, str(exc.detail))
     return response
+
+
+def api_aware(
+    default: Callable[..., HttpResponse], code: str, message: str, status: int
+) -> Callable[..., HttpResponse]:
+    """``handler404``/``handler500``: the common error body under ``/api/``, else
+    Django's page. DRF answers its own views' errors; these are what it never sees: a
+    URL no route matches, and an exception no handler caught."""
+
+    def handler(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse(error_body(code, message.format(path=request.path)), status=status)
+        return default(request, *args, **kwargs)
+
+    return handler

@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from arbiter.api_errors import api_aware
 from decisions import ui_urls as decisions_ui_urls
 from governance import ui_urls as governance_ui_urls
 from monitoring import drift_ui_urls as monitoring_drift_ui_urls
@@ -28,3 +30,15 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include(ui_patterns)),
 ]
+
+# The API answers in its error body even for a URL it does not have, or a bug.
+handler404 = api_aware(
+    defaults.page_not_found, "not_found", "There is no API endpoint at {path}.", 404
+)
+handler500 = api_aware(
+    defaults.server_error,
+    "server_error",
+    "The server failed on this request; it has been logged. Try again, or tell Arbiter's "
+    "administrators if it persists.",
+    500,
+)

@@ -1,11 +1,12 @@
 from django.urls import path
 
+import arbiter.converters  # noqa: F401 (registers <name:...>, a registry item name)
 from decisions import apis, optimisation_apis
 
 app_name = "decisions"
 
 urlpatterns = [
-    path("deployments/<str:name>/", apis.DeploymentDetailApi.as_view(), name="deployment-detail"),
+    path("deployments/<name:name>/", apis.DeploymentDetailApi.as_view(), name="deployment-detail"),
     path("decisions/", apis.DecisionListApi.as_view(), name="decision-list"),
     path(
         "decision-log/verifications/",

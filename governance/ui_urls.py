@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+import arbiter.converters  # noqa: F401 (registers <name:...>, a registry item name)
 from governance import views
 
 urlpatterns = [
@@ -9,19 +10,19 @@ urlpatterns = [
     path("reviews/", views.review_queue, name="review-queue"),
     path("registry/", views.registry_index, name="registry-index"),
     path("registry/<slug:slug>/", views.registry_browse, name="registry"),
-    path("registry/<slug:slug>/<str:name>/new/", views.draft_create, name="draft-create"),
+    path("registry/<slug:slug>/<name:name>/new/", views.draft_create, name="draft-create"),
     path(
-        "registry/<slug:slug>/<str:name>/v<int:number>/",
+        "registry/<slug:slug>/<name:name>/v<int:number>/",
         views.version_detail,
         name="version-detail",
     ),
     path(
-        "registry/<slug:slug>/<str:name>/v<int:number>/edit/",
+        "registry/<slug:slug>/<name:name>/v<int:number>/edit/",
         views.draft_edit,
         name="draft-edit",
     ),
     path(
-        "registry/<slug:slug>/<str:name>/v<int:number>/move/",
+        "registry/<slug:slug>/<name:name>/v<int:number>/move/",
         views.version_move,
         name="version-move",
     ),

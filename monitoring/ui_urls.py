@@ -2,12 +2,13 @@
 
 from django.urls import path
 
+import arbiter.converters  # noqa: F401 (registers <name:...>, a registry item name)
 from monitoring import kpi_views
 
 urlpatterns = [
     path("monitoring/", kpi_views.monitoring_index, name="monitoring"),
     path(
-        "monitoring/deployments/<str:name>/",
+        "monitoring/deployments/<name:name>/",
         kpi_views.monitoring_deployment,
         name="monitoring-deployment",
     ),
