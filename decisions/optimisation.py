@@ -627,11 +627,17 @@ def _claim(run_id: int) -> OptimisationRun | None:
         return run
 
 
-def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -> OptimisationRun:
+def optimisation_run_execute(
+    run_id: int, *, progress: Progress | None = None, resumable: bool = False
+) -> OptimisationRun:
     """Run ``run_id`` to the end (the task's body); returns the run as it ended.
 
     Never raises for a problem with the run itself: bad populations, infeasible limits
-    and internal errors end the run ``failed`` with a message.
+    and internal errors end the run ``failed`` with a message. Losing the database or the
+    task queue is not the run's fault: with ``resumable`` (the Celery task) the run is
+    left ``running`` for beat to start again once its heartbeat is stale
+    (``optimisation_runs_recover``); without (``manage.py optimise``, whose user is
+    waiting) it ends ``failed`` saying which went away.
     """
     run = _claim(run_id)
     if run is None:
@@ -647,16 +653,22 @@ def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -
         _finish(run, reporter, RunStatus.CANCELLED, error="Cancelled while running.")
     except DomainError as exc:
         _finish(run, reporter, RunStatus.FAILED, error=exc.message, details=exc.details)
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away (restart, failover, network): not the run's fault. Its
-        # transaction rolled back (no decisions), and it stays ``running`` with a heartbeat
-        # that has stopped, so beat starts it again (``optimisation_runs_recover``).
-        logger.error(
-            "optimisation run %s lost the database (%s); it will be started again", run.pk, exc
-        )
-        return run
     except Exception as exc:
-        if type(exc).__name__ == "SoftTimeLimitExceeded":
+        lost = _lost(exc)
+        if lost is not None:
+            # A restart, a failover, the network. The run's transaction rolled back (no
+            # decisions); its chunks' folders are removed, and a restart clears any left.
+            if resumable:
+                logger.error(
+                    "optimisation run %s lost %s (%s); beat will start it again", run.pk, lost, exc
+                )
+                return run
+            logger.error("optimisation run %s lost %s: %s", run.pk, lost, exc)
+            message = (
+                f"The run lost {lost} ({exc}) and stopped. No decision of it was logged; "
+                "start it again once that is back."
+            )
+        elif type(exc).__name__ == "SoftTimeLimitExceeded":
             message = "The run exceeded the worker's time limit."
         elif isinstance(exc, OSError):
             logger.exception("optimisation run %s could not use its files", run.pk)
@@ -673,6 +685,36 @@ def optimisation_run_execute(run_id: int, *, progress: Progress | None = None) -
         reporter.close()
     run.refresh_from_db()
     return run
+
+
+def _lost(exc: BaseException) -> str | None:
+    """What an exception says went away: "the database", "the task queue (...)", or None
+    for anything else. Looks down the chain: Celery's Redis result backend, for one,
+    gives up reconnecting with a RuntimeError raised from Redis' ConnectionError."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OperationalError | InterfaceError):
+            return "the database"
+        if isinstance(seen, _infrastructure_errors()):
+            return "the task queue (the Celery broker or result backend)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """What losing the task queue raises (Redis' own errors are not kombu's: the result
+    backend raises them as they come)."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    errors: tuple[type[BaseException], ...] = (BrokerError,)
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # a deployment on another broker
+        return errors
+    return (*errors, RedisConnectionError, RedisTimeoutError)
 
 
 @contextmanager

@@ -116,7 +116,7 @@ def optimisation_run_task(run_id: int) -> str:
     """Execute optimisation run ``run_id``; idempotent (a finished run is left as it is)."""
     from decisions.optimisation import optimisation_run_execute
 
-    return optimisation_run_execute(run_id).status
+    return optimisation_run_execute(run_id, resumable=True).status
 
 
 @shared_task(name="decisions.tasks.optimisation_runs_recover_task", acks_late=True)

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from arbiter.celery import app
 from decisions import optimisation
 from decisions.demo_setup import demo_load
 from decisions.models import Decision, OptimisationRun, RunStatus
@@ -30,7 +31,8 @@ from decisions.optimisation import (
     optimisation_runs_recover,
 )
 from decisions.tasks import optimisation_runs_recover_task
-from tests.decisions.test_database_down import database_unreachable
+from tests.decisions.test_database_down import closed_port, database_unreachable
+from tests.decisions.test_distributed_runs import celery_on
 
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); CI runs it"
@@ -108,7 +110,7 @@ def test_a_run_that_loses_the_database_is_started_again_once_it_is_back(maker, c
             if phase == "solving" and not outage._exit_callbacks:
                 outage.enter_context(database_unreachable())  # the next query fails
 
-        ended = optimisation_run_execute(run.pk, progress=progress)
+        ended = optimisation_run_execute(run.pk, progress=progress, resumable=True)
     assert ended.status == RunStatus.RUNNING  # not failed: the database, not the run
     assert "lost the database" in caplog.text
 
@@ -161,3 +163,39 @@ def test_the_run_page_says_when_a_run_has_stalled(maker):
     assert body["stalled"] is True
     assert body["status"] == "running" and body["attempts"] == 1
     assert body["heartbeat_at"]
+
+
+@pytest.fixture
+def queue_down(settings):
+    """Redis refusing connections, as while it restarts; the result backend gives up
+    reconnecting after one try (its default is 20, over about 20 seconds)."""
+    settings.OPTIMISATION_DISTRIBUTED = "on"  # chunks go to the workers through the broker
+    settings.OPTIMISATION_CHUNK_CUSTOMERS = 100
+    saved = app.conf.result_backend_transport_options
+    app.conf.result_backend_transport_options = {"retry_policy": {"max_retries": 1}}
+    try:
+        with celery_on(f"redis://127.0.0.1:{closed_port()}/0"):
+            yield
+    finally:
+        app.conf.result_backend_transport_options = saved
+
+
+@pytest.mark.django_db
+def test_a_worker_that_loses_the_task_queue_leaves_its_run_for_beat(maker, queue_down, caplog):
+    run = queued_run(maker)
+    ended = optimisation_run_execute(run.pk, resumable=True)  # as the Celery task runs it
+    assert ended.status == RunStatus.RUNNING
+    assert "lost the task queue" in caplog.text
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.error) == (RunStatus.RUNNING, 1, "")
+    assert not Decision.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db
+def test_a_run_in_the_optimise_command_that_loses_the_task_queue_fails_saying_so(maker, queue_down):
+    run = queued_run(maker)
+    ended = optimisation_run_execute(run.pk)  # as manage.py optimise runs it
+    assert ended.status == RunStatus.FAILED
+    assert ended.error.startswith("The run lost the task queue (the Celery broker")
+    assert "No decision of it was logged; start it again once that is back." in ended.error
+    assert not Decision.objects.filter(run=run).exists()
