@@ -12,11 +12,12 @@ is running (recent heartbeat) is left alone, and a run whose worker died (stale
 heartbeat; the broker redelivers the task, which acks late) starts again from the
 beginning. While a worker runs it, a thread keeps the run's heartbeat fresh whatever the
 phase (a long solve reports no progress). A run whose heartbeat stopped and whose task
-will not come back (its worker lost the database, or the broker lost the message) is
-sent again by beat (``optimisation_runs_recover``), and after
+will not come back (its worker lost the database or the task queue, or the broker lost
+the message) is sent again by beat (``optimisation_runs_recover``), and after
 ``OPTIMISATION_MAX_ATTEMPTS`` starts is failed with a sentence rather than left
-``running``. Decisions are written in the same transaction that marks the run
-succeeded, so a failed or cancelled run has logged none.
+``running``. Only the latest claim may finish a run: an earlier attempt still going
+when another worker took over rolls back instead. Decisions are written in the same
+transaction that marks the run succeeded, so a failed or cancelled run has logged none.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ Progress = Callable[[str, float], None]
 
 class RunCancelled(Exception):
     """The run's cancel flag was seen between two steps."""
+
+
+class RunSuperseded(Exception):
+    """Another worker claimed the run meanwhile (its heartbeat looked stale): only the
+    latest claim may finish it, so this one rolls back what it wrote and stops."""
 
 
 class RunFailed(DomainError):
@@ -651,6 +657,13 @@ def optimisation_run_execute(
             _execute(run, reporter)
     except RunCancelled:
         _finish(run, reporter, RunStatus.CANCELLED, error="Cancelled while running.")
+    except RunSuperseded:
+        logger.warning(
+            "optimisation run %s: attempt %s was superseded by a later one; it logged nothing",
+            run.pk,
+            run.attempts,
+        )
+        return run
     except DomainError as exc:
         _finish(run, reporter, RunStatus.FAILED, error=exc.message, details=exc.details)
     except Exception as exc:
@@ -739,8 +752,9 @@ def _run_heartbeat(run_id: int) -> Iterator[None]:
                     OptimisationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
                         heartbeat_at=timezone.now()
                     )
-                except DatabaseError as exc:  # a missed beat; the next one tries again
+                except DatabaseError as exc:  # a missed beat; the next one reconnects
                     logger.warning("optimisation run %s: heartbeat not written (%s)", run_id, exc)
+                    connection.close()
         finally:
             connections.close_all()  # this thread's own connection
 
@@ -816,7 +830,8 @@ def _finish(
     details: Any = None,
 ) -> None:
     reporter.close()
-    OptimisationRun.objects.filter(pk=run.pk).update(
+    # Only this attempt's claim: a later one (another worker) owns the run now otherwise.
+    OptimisationRun.objects.filter(pk=run.pk, attempts=run.attempts).update(
         status=status,
         phase="",
         finished_at=timezone.now(),
@@ -1157,32 +1172,47 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
 
 
 def succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
-    reporter.close()
-    if reporter.callback is not None:
-        reporter.callback("done", 100.0)
-    run.status, run.phase, run.progress = RunStatus.SUCCEEDED, "", 100.0
-    run.finished_at = timezone.now()
-    run.decisions_logged = logged
-    run.phase_seconds = reporter.phase_seconds
-    run.save(
-        update_fields=[
-            "status",
-            "phase",
-            "progress",
-            "finished_at",
-            "decisions_logged",
-            "phase_seconds",
-            "execution",
-            "customers",
-            "solver_status",
-            "objective",
-            "bound",
-            "gap",
-            "limits",
-            "prices",
-            "kpis",
-        ]
-    )
+    """Mark the run succeeded; inside the logging transaction when it logged decisions.
+
+    The run's row is locked and must still be this attempt's claim (``RunSuperseded``
+    otherwise, which rolls back the decisions): two workers that both ran the run, one
+    taking over from the other, cannot both commit its decisions.
+    """
+    with transaction.atomic():
+        owner = (
+            OptimisationRun.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values_list("status", "attempts")
+            .first()
+        )
+        if owner != (RunStatus.RUNNING, run.attempts):
+            raise RunSuperseded
+        reporter.close()
+        if reporter.callback is not None:
+            reporter.callback("done", 100.0)
+        run.status, run.phase, run.progress = RunStatus.SUCCEEDED, "", 100.0
+        run.finished_at = timezone.now()
+        run.decisions_logged = logged
+        run.phase_seconds = reporter.phase_seconds
+        run.save(
+            update_fields=[
+                "status",
+                "phase",
+                "progress",
+                "finished_at",
+                "decisions_logged",
+                "phase_seconds",
+                "execution",
+                "customers",
+                "solver_status",
+                "objective",
+                "bound",
+                "gap",
+                "limits",
+                "prices",
+                "kpis",
+            ]
+        )
 
 
 # --- writing the decisions ------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -198,4 +199,32 @@ def test_a_run_in_the_optimise_command_that_loses_the_task_queue_fails_saying_so
     assert ended.status == RunStatus.FAILED
     assert ended.error.startswith("The run lost the task queue (the Celery broker")
     assert "No decision of it was logged; start it again once that is back." in ended.error
+    assert not Decision.objects.filter(run=run).exists()
+
+
+@pytest.mark.parametrize("log_decisions", [True, False])
+@pytest.mark.django_db(transaction=True)  # the takeover commits, as another worker's would
+def test_an_attempt_another_worker_took_over_rolls_back_and_leaves_the_run_to_it(
+    maker, log_decisions, caplog
+):
+    run = optimisation_run_create(
+        actor=maker,
+        deployment="collections",
+        simulated={"customers": 300},
+        log_decisions=log_decisions,
+        enqueue=False,
+    )
+
+    def progress(phase: str, percent: float) -> None:
+        if phase == "solving":  # meanwhile another worker claims the run: attempt 2
+            OptimisationRun.objects.filter(pk=run.pk).update(
+                attempts=F("attempts") + 1, heartbeat_at=timezone.now()
+            )
+
+    ended = optimisation_run_execute(run.pk, progress=progress)
+    assert ended.status == RunStatus.RUNNING
+    assert "attempt 1 was superseded by a later one" in caplog.text
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (RunStatus.RUNNING, 2)  # the other worker's
+    assert run.finished_at is None
     assert not Decision.objects.filter(run=run).exists()
