@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,6 +50,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from decisions import runtime
+from decisions.background import repeating
 from decisions.decision_log import (
     HASHED_FIELDS,
     decision_hash,
@@ -704,13 +704,14 @@ def _lost(exc: BaseException) -> str | None:
     """What an exception says went away: "the database", "the task queue (...)", or None
     for anything else. Looks down the chain: Celery's Redis result backend, for one,
     gives up reconnecting with a RuntimeError raised from Redis' ConnectionError."""
+    queue_errors = _infrastructure_errors()
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:
             return None
         if isinstance(seen, OperationalError | InterfaceError):
             return "the database"
-        if isinstance(seen, _infrastructure_errors()):
+        if isinstance(seen, queue_errors):
             return "the task queue (the Celery broker or result backend)"
         seen = seen.__cause__ or seen.__context__
     return None
@@ -743,28 +744,21 @@ def _run_heartbeat(run_id: int) -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    stop = threading.Event()
 
     def beating() -> None:
         try:
-            while not stop.wait(settings.OPTIMISATION_HEARTBEAT_SECONDS):
-                try:
-                    OptimisationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except DatabaseError as exc:  # a missed beat; the next one reconnects
-                    logger.warning("optimisation run %s: heartbeat not written (%s)", run_id, exc)
-                    connection.close()
+            OptimisationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        except DatabaseError as exc:  # a missed beat; the next one tries again
+            logger.warning("optimisation run %s: heartbeat not written (%s)", run_id, exc)
         finally:
-            connections.close_all()  # this thread's own connection
+            connection.close()  # this thread's own; a fresh one next time, even after an error
 
-    thread = threading.Thread(target=beating, name=f"run-heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
+    with repeating(
+        settings.OPTIMISATION_HEARTBEAT_SECONDS, beating, name=f"run-heartbeat-{run_id}"
+    ):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def optimisation_runs_recover() -> dict[str, list[int]]:

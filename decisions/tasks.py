@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from celery import shared_task, states
 
+from decisions.background import repeating
 from decisions.decision_log import decision_blocks_seal, decision_log_verify_record
 from decisions.models import LogVerification
 
@@ -158,23 +158,18 @@ def _heartbeat(task: Any, beat: float | None) -> Iterator[None]:
     if not beat or task.request.is_eager or not task_id:
         yield
         return
-    stop = threading.Event()
+    count = 0
 
     def beating() -> None:
-        count = 0
-        while not stop.wait(beat):
-            count += 1
-            try:
-                task.backend.store_result(
-                    task_id, {"hostname": hostname, "beat": count}, states.STARTED
-                )
-            except Exception:  # a missed beat is only a missed beat; the next one retries
-                logger.warning("chunk task %s could not store its heartbeat", task_id)
+        nonlocal count
+        count += 1
+        try:
+            task.backend.store_result(
+                task_id, {"hostname": hostname, "beat": count}, states.STARTED
+            )
+        except Exception:  # a missed beat is only a missed beat; the next one retries
+            logger.warning("chunk task %s could not store its heartbeat", task_id)
 
-    thread = threading.Thread(target=beating, name=f"heartbeat-{task_id}", daemon=True)
-    thread.start()
-    try:
+    # Joined on leaving: no beat may land after the task's own result.
+    with repeating(beat, beating, name=f"heartbeat-{task_id}"):
         yield
-    finally:
-        stop.set()
-        thread.join()  # no beat may land after the task's own result

@@ -8,7 +8,6 @@ would hang for Celery's reconnect retries before failing.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import pytest
@@ -19,6 +18,7 @@ from rest_framework.test import APIClient
 
 from decisions.models import Decision, DecisionBlock, OptimisationRun, RunStatus
 from decisions.tasks import decision_blocks_seal_request
+from tests.decisions.test_database_down import closed_port
 from tests.decisions.test_decision_api import customer, decide
 from tests.decisions.test_distributed_runs import celery_on
 from tests.decisions.test_optimisation_api import as_user, start, users  # noqa: F401 (fixture)
@@ -26,10 +26,7 @@ from tests.decisions.test_optimisation_api import as_user, start, users  # noqa:
 
 @pytest.fixture
 def broker_down():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free once closed: connecting is refused
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://127.0.0.1:{closed_port()}/0"
     with celery_on(url):
         yield url
 
