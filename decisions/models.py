@@ -239,6 +239,9 @@ class OptimisationRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     task_id = models.CharField(max_length=64, blank=True, default="")
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the run's task was last handed to the task queue"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -279,6 +282,16 @@ class OptimisationRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_RUN_STATUSES
+
+    @property
+    def waiting(self) -> bool:
+        """Queued, handed to the task queue, and still not taken by a worker
+        ``OPTIMISATION_QUEUED_RESEND_SECONDS`` after it was created: no worker is free
+        (or running), or the broker lost the message; beat sends it again."""
+        if self.status != RunStatus.QUEUED or self.sent_at is None:
+            return False
+        waited = (timezone.now() - self.created_at).total_seconds()
+        return waited > settings.OPTIMISATION_QUEUED_RESEND_SECONDS
 
     @property
     def stalled(self) -> bool:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
@@ -359,7 +359,9 @@ def optimisation_run_enqueue(run_id: int) -> None:
     from decisions.tasks import optimisation_run_task
 
     task_id = uuid.uuid4().hex
-    OptimisationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(task_id=task_id)
+    OptimisationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        task_id=task_id, sent_at=timezone.now()
+    )
     try:
         optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
     except OperationalError as exc:
@@ -762,16 +764,24 @@ def _run_heartbeat(run_id: int) -> Iterator[None]:
 
 
 def optimisation_runs_recover() -> dict[str, list[int]]:
-    """Send again the runs that are ``running`` but whose worker stopped; fail those that
-    have been started ``OPTIMISATION_MAX_ATTEMPTS`` times. Beat calls it every minute.
+    """Send again the runs whose task no worker is on; fail those that have been started
+    ``OPTIMISATION_MAX_ATTEMPTS`` times. Beat calls it every minute.
 
-    A stopped worker is one whose run's heartbeat is older than
-    ``OPTIMISATION_HEARTBEAT_STALE_SECONDS``: it died with the broker unable to redeliver
-    its task, or lost the database mid-run. Sending the task again is safe: the task
-    claims the run under a row lock and leaves alone a run another worker is running.
-    Returns the ids ``{"resent": [...], "failed": [...]}``.
+    Two kinds of run are sent again:
+
+    - ``running`` runs whose heartbeat is older than ``OPTIMISATION_HEARTBEAT_STALE_SECONDS``:
+      their worker died with the broker unable to redeliver its task, or lost the
+      database or the task queue mid-run;
+    - ``queued`` runs that no worker has taken ``OPTIMISATION_QUEUED_RESEND_SECONDS`` after
+      their task was sent (``_resend_due``): the broker may have lost the message (a Redis
+      restarted without its append-only file), or every worker is busy or stopped.
+
+    Sending a task again is safe: the task claims the run under a row lock and leaves
+    alone a run another worker is running or has finished; a spare message costs a
+    worker one query. Returns the ids ``{"resent": [...], "failed": [...]}``.
     """
-    stale = timezone.now() - timedelta(seconds=settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OPTIMISATION_HEARTBEAT_STALE_SECONDS)
     stopped = OptimisationRun.objects.filter(status=RunStatus.RUNNING).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
     )
@@ -792,21 +802,53 @@ def optimisation_runs_recover() -> dict[str, list[int]]:
                 logger.error("optimisation run %s failed: %s", run.pk, message)
                 done["failed"].append(run.pk)
             continue
-        if _resend(run.pk, same):
+        reason = "stopped without finishing"
+        if _resend(run.pk, same, reason=reason):
+            done["resent"].append(run.pk)
+
+    first_due = now - timedelta(seconds=settings.OPTIMISATION_QUEUED_RESEND_SECONDS)
+    waiting = OptimisationRun.objects.filter(
+        status=RunStatus.QUEUED, cancel_requested=False, sent_at__lt=first_due
+    )
+    for run in waiting.only("pk", "created_at", "sent_at").order_by("pk"):
+        if not _resend_due(run, now):
+            continue
+        same = OptimisationRun.objects.filter(
+            pk=run.pk, status=RunStatus.QUEUED, sent_at=run.sent_at
+        )
+        waited = round((now - run.sent_at).total_seconds())
+        reason = f"was not taken by a worker {waited} s after it was sent"
+        if _resend(run.pk, same, reason=reason):
             done["resent"].append(run.pk)
     return done
 
 
-def _resend(run_id: int, same: QuerySet[OptimisationRun]) -> bool:
-    """Send a stopped run's task again (a new task id, so a cancel revokes this one)."""
+def _resend_due(run: OptimisationRun, now: datetime) -> bool:
+    """Whether queued ``run`` has waited long enough since its last send to be sent again.
+
+    The first wait is ``OPTIMISATION_QUEUED_RESEND_SECONDS``; each later one is as long as
+    the run had been queued when last sent (so the waits double), at most
+    ``OPTIMISATION_QUEUED_RESEND_MAX_SECONDS``.
+    """
+    assert run.sent_at is not None
+    queued_when_sent = (run.sent_at - run.created_at).total_seconds()
+    wait = min(
+        max(settings.OPTIMISATION_QUEUED_RESEND_SECONDS, queued_when_sent),
+        settings.OPTIMISATION_QUEUED_RESEND_MAX_SECONDS,
+    )
+    return (now - run.sent_at).total_seconds() >= wait
+
+
+def _resend(run_id: int, same: QuerySet[OptimisationRun], *, reason: str) -> bool:
+    """Send a run's task again (a new task id, so a cancel revokes this one)."""
     from kombu.exceptions import OperationalError as BrokerError
 
     from decisions.tasks import optimisation_run_task
 
     task_id = uuid.uuid4().hex
-    if not same.update(task_id=task_id):
-        return False  # it moved on meanwhile (finished, cancelled, or beating again)
-    logger.warning("optimisation run %s stopped without finishing; sending it again", run_id)
+    if not same.update(task_id=task_id, sent_at=timezone.now()):
+        return False  # it moved on meanwhile (taken, finished, cancelled, or beating again)
+    logger.warning("optimisation run %s %s; sending it again", run_id, reason)
     try:
         optimisation_run_task.apply_async(args=[run_id], task_id=task_id)
     except BrokerError as exc:

@@ -95,6 +95,12 @@ class RunSerializer(serializers.ModelSerializer):
     limits = LimitSerializer(many=True)
     prices = serializers.DictField(child=serializers.FloatField())
     published_version = serializers.SerializerMethodField()
+    waiting = serializers.BooleanField(
+        read_only=True,
+        help_text="queued, and no worker has taken it OPTIMISATION_QUEUED_RESEND_SECONDS "
+        "after it was created (no worker free or running, or the broker lost the "
+        "message): its task is sent again",
+    )
     stalled = serializers.BooleanField(
         read_only=True,
         help_text="running, but its worker has not been heard from for "
@@ -121,6 +127,8 @@ class RunSerializer(serializers.ModelSerializer):
             "time_limit_seconds",
             "log_decisions",
             "attempts",
+            "sent_at",
+            "waiting",
             "heartbeat_at",
             "stalled",
             "cancel_requested",

@@ -249,6 +249,13 @@ OPTIMISATION_HEARTBEAT_STALE_SECONDS = 300
 # OPTIMISATION_MAX_ATTEMPTS times, then fails it.
 OPTIMISATION_HEARTBEAT_SECONDS = 30.0
 OPTIMISATION_MAX_ATTEMPTS = 3
+# A queued run that no worker has taken this long after its task was sent is sent again
+# (a Redis restarted without its append-only file loses its queued messages). Each later
+# wait is as long as the run had been queued (so the waits double), up to
+# OPTIMISATION_QUEUED_RESEND_MAX_SECONDS: a run queued behind long ones gathers few spare
+# messages (a spare finds the run taken, and ends).
+OPTIMISATION_QUEUED_RESEND_SECONDS = 600
+OPTIMISATION_QUEUED_RESEND_MAX_SECONDS = 3600
 # Distributed runs (decisions/distributed_runs.py): "auto" splits a run into chunks of
 # OPTIMISATION_CHUNK_CUSTOMERS for the workers when a broker is configured and the
 # population is larger than one chunk; "on" always splits (in-process without a broker);
@@ -289,7 +296,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "decisions.tasks.decision_blocks_seal_task",
         "schedule": DECISION_SEAL_SECONDS,
     },
-    # Runs whose worker stopped without finishing are sent again (decisions/optimisation.py).
+    # Runs whose worker stopped, or that no worker took, are sent again (decisions/optimisation.py).
     "recover-optimisation-runs": {
         "task": "decisions.tasks.optimisation_runs_recover_task",
         "schedule": 60,

@@ -28,12 +28,13 @@ from decisions.demo_setup import demo_load
 from decisions.models import Decision, OptimisationRun, RunStatus
 from decisions.optimisation import (
     optimisation_run_create,
+    optimisation_run_enqueue,
     optimisation_run_execute,
     optimisation_runs_recover,
 )
-from decisions.tasks import optimisation_runs_recover_task
+from decisions.tasks import optimisation_run_task, optimisation_runs_recover_task
 from tests.decisions.test_database_down import closed_port, database_unreachable
-from tests.decisions.test_distributed_runs import celery_on
+from tests.decisions.test_distributed_runs import BROKER, celery_on, require_broker
 
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); CI runs it"
@@ -86,6 +87,121 @@ def test_beat_sends_again_a_run_whose_worker_stopped_and_leaves_the_others(maker
     waiting.refresh_from_db()
     assert waiting.status == RunStatus.QUEUED
     assert not Decision.objects.filter(run__in=[busy, waiting]).exists()
+
+
+def sent(run: OptimisationRun, *, queued: timedelta, sent: timedelta) -> None:
+    """As a run is left that was queued ``queued`` ago and whose task was last sent
+    ``sent`` ago, and that no worker has taken."""
+    now = timezone.now()
+    OptimisationRun.objects.filter(pk=run.pk).update(
+        created_at=now - queued, sent_at=now - sent, task_id="the-last-task"
+    )
+
+
+@pytest.mark.django_db
+def test_beat_sends_again_a_queued_run_that_no_worker_took(maker):
+    assert settings.OPTIMISATION_QUEUED_RESEND_SECONDS == 600  # the waits below assume it
+    lost, recent, backed_off, never_sent = (queued_run(maker) for _ in range(4))
+    sent(lost, queued=timedelta(minutes=11), sent=timedelta(minutes=11))
+    sent(recent, queued=timedelta(minutes=5), sent=timedelta(minutes=5))
+    # Sent again when it had been queued 30 minutes: its next wait is 30 minutes.
+    sent(backed_off, queued=timedelta(minutes=50), sent=timedelta(minutes=20))
+    # Created by `manage.py optimise`, which runs it in its own process: never sent.
+    OptimisationRun.objects.filter(pk=never_sent.pk).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+
+    # Tasks run in-process in the tests: the resent task runs the run to the end.
+    assert optimisation_runs_recover_task.delay().get() == {"resent": [lost.pk], "failed": []}
+    lost.refresh_from_db()
+    assert (lost.status, lost.attempts) == (RunStatus.SUCCEEDED, 1)
+    assert lost.task_id != "the-last-task"
+    assert Decision.objects.filter(run=lost).count() == 200
+    for run in (recent, backed_off, never_sent):
+        run.refresh_from_db()
+        assert run.status == RunStatus.QUEUED
+        assert not Decision.objects.filter(run=run).exists()
+    assert recent.task_id == backed_off.task_id == "the-last-task"
+
+    sent(backed_off, queued=timedelta(minutes=61), sent=timedelta(minutes=31))
+    assert optimisation_runs_recover() == {"resent": [backed_off.pk], "failed": []}
+    backed_off.refresh_from_db()
+    assert backed_off.status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_the_wait_between_sends_of_a_queued_run_doubles_up_to_an_hour(maker):
+    run = queued_run(maker)
+    created = run.created_at
+    OptimisationRun.objects.filter(pk=run.pk).update(sent_at=created)  # sent when created
+    sends = [0]
+    # Beat's checks, a minute apart over five hours; no worker ever takes the run.
+    for minute in range(1, 301):
+        now = created + timedelta(minutes=minute)
+        run.refresh_from_db()
+        if optimisation._resend_due(run, now):
+            sends.append(minute)
+            OptimisationRun.objects.filter(pk=run.pk).update(sent_at=now)
+    assert sends == [0, 10, 20, 40, 80, 140, 200, 260]
+
+
+@pytest.mark.django_db
+def test_a_queued_run_whose_message_the_broker_lost_is_sent_to_it_again(maker):
+    """With a real broker and no worker: the run's message is taken off the queue (as a
+    Redis restarted without its append-only file loses it); beat puts a new one there."""
+    require_broker()
+
+    def take_messages() -> list[dict]:
+        """Every message on the default queue, removed from it: what a worker would get."""
+        headers = []
+        with app.connection_for_read() as connection_, connection_.SimpleQueue("celery") as q:
+            while True:
+                try:
+                    message = q.get(block=True, timeout=0.5)
+                except q.Empty:
+                    return headers
+                headers.append(message.headers)
+                message.ack()
+
+    run = queued_run(maker)
+    with celery_on(BROKER):
+        take_messages()  # none of another test's
+        optimisation_run_enqueue(run.pk)
+        run.refresh_from_db()
+        first = run.task_id
+        assert [h["id"] for h in take_messages()] == [first]  # now lost
+        assert optimisation_runs_recover() == {"resent": [], "failed": []}  # not yet due
+
+        sent(run, queued=timedelta(minutes=11), sent=timedelta(minutes=11))
+        assert optimisation_runs_recover() == {"resent": [run.pk], "failed": []}
+        run.refresh_from_db()
+        (message,) = take_messages()
+    assert message["id"] == run.task_id not in (first, "the-last-task")
+    assert message["task"] == optimisation_run_task.name
+    assert message["argsrepr"] == f"[{run.pk}]"
+    assert run.status == RunStatus.QUEUED
+    assert timezone.now() - run.sent_at < timedelta(minutes=1)
+
+
+@pytest.mark.django_db
+def test_the_run_page_says_when_no_worker_has_taken_a_queued_run(maker):
+    run = queued_run(maker)
+    browser = Client()
+    browser.force_login(maker)
+    api = APIClient()
+    api.force_authenticate(maker)
+    sent(run, queued=timedelta(minutes=3), sent=timedelta(minutes=3))
+    page = browser.get(reverse("ui:run-detail", args=[run.pk])).content.decode()
+    assert "No worker has taken this run" not in page
+    assert api.get(f"/api/v1/optimisation-runs/{run.pk}/").json()["waiting"] is False
+
+    sent(run, queued=timedelta(minutes=25), sent=timedelta(minutes=4))
+    page = browser.get(reverse("ui:run-detail", args=[run.pk])).content.decode()
+    assert "No worker has taken this run in the 25\xa0minutes since it was queued" in page
+    assert "check the workers" in page
+    body = api.get(f"/api/v1/optimisation-runs/{run.pk}/").json()
+    assert body["waiting"] is True
+    assert body["status"] == "queued" and body["sent_at"]
 
 
 @pytest.mark.django_db
