@@ -9,7 +9,7 @@ class DecisionsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from decisions import registry, ui_extensions
+        from decisions import checks, registry, ui_extensions  # noqa: F401 (checks registers)
         from decisions.models import json_columns_as_text
 
         connection_created.connect(json_columns_as_text, dispatch_uid="decisions-json-as-text")

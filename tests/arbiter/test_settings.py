@@ -13,8 +13,11 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+def run_manage(
+    *args: str, unset: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    dropped = {"SECRET_KEY", "DEBUG", *unset}
+    clean = {k: v for k, v in os.environ.items() if k not in dropped}
     clean.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -36,10 +39,31 @@ def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
         "arbiter.settings.production",
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="arbiter.example.com",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DATABASE_URL="postgres://arbiter@db.example.com:5432/arbiter",  # not connected to
+        CELERY_BROKER_URL="redis://redis.example.com:6379/0",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_of_the_embedded_defaults(tmp_path):
+    """The demo's SQLite and in-process tasks pass for a production service otherwise."""
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        "--settings",
+        "arbiter.settings.production",
+        unset=("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"),
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="arbiter.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    assert result.returncode != 0
+    assert "(arbiter.W001) CELERY_BROKER_URL is not set" in result.stderr
+    assert "(arbiter.W002) The database is SQLite" in result.stderr
+    assert "System check identified 2 issues" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():
