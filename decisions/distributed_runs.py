@@ -31,6 +31,7 @@ sending heartbeats for ``OPTIMISATION_CHUNK_LOST_SECONDS`` is sent again (``Cele
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ from decisions.populations import Population, population_slice
 from decisions.run_chunks import (
     POPULATION,
     STAGED,
+    ChunkFolderMissing,
     bundle_write,
     chunk_operation,
     copy_fields,
@@ -56,6 +58,8 @@ from decisions.run_chunks import (
     run_folder,
     runs_root,
 )
+
+logger = logging.getLogger(__name__)
 
 ON, OFF, AUTO = "on", "off", "auto"
 Each = Callable[[int, dict[str, Any]], None]
@@ -172,7 +176,20 @@ class CeleryExecutor:
             for i in [i for i in pending if results[i].ready()]:
                 # The coordinator may itself be a task: waiting on its own subtasks is safe
                 # here because they go to a queue of their own (see the module's docstring).
-                values[i] = results[i].get(disable_sync_subtasks=False, propagate=True)
+                try:
+                    values[i] = results[i].get(disable_sync_subtasks=False, propagate=True)
+                except ChunkFolderMissing as exc:
+                    logger.error("chunk %s of a distributed run: %s", i + 1, exc)
+                    raise RunFailed(
+                        f"A worker that took chunk {i + 1} of the run cannot see the run's "
+                        "folder: it does not share the artifact storage the run's worker wrote "
+                        "it to. Every machine that computes chunks must mount the same "
+                        "shared storage at the same ARTIFACT_ROOT (docs/optimisation-runs.md, "
+                        "'On several machines'); the workers' log names the machine. The run "
+                        "logged no decision.",
+                        code="chunk_storage",
+                        details={"chunk": i + 1, "operation": operation},
+                    ) from None
                 pending.remove(i)
                 taken = True
                 if each is not None:

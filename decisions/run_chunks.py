@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -63,13 +64,28 @@ def runs_root() -> Path:
     return Path(settings.ARTIFACT_ROOT) / RUNS
 
 
+class ChunkFolderMissing(Exception):
+    """This worker cannot see a run's folder: it does not share the coordinator's artifact
+    storage (``ARTIFACT_ROOT``). Raised in the worker; the coordinator gets it back through
+    the result backend and fails the run saying so."""
+
+
 def checked_directory(directory: str) -> Path:
     """``directory``, refused unless it lies under the runs folder of the artifact root
-    (a task message names it; a worker reads and writes nothing else)."""
+    (a task message names it; a worker reads and writes nothing else) and exists here."""
     path = Path(directory).resolve()
     root = runs_root().resolve()
+    machine = socket.gethostname()
     if root not in path.parents:
-        raise ValueError(f"{directory} is not a run folder under {root}")
+        raise ChunkFolderMissing(
+            f"{directory} is not a run folder under the artifact root of machine {machine} "
+            f"({root.parent})"
+        )
+    if not path.is_dir():
+        raise ChunkFolderMissing(
+            f"{directory} does not exist on machine {machine}: its artifact root "
+            f"({root.parent}) is not the storage the run's folder was written to"
+        )
     return path
 
 
@@ -312,6 +328,7 @@ def run_folder(run_id: int, attempt: int) -> Path:
 
 __all__ = [
     "OPERATIONS",
+    "ChunkFolderMissing",
     "bundle_function",
     "bundle_write",
     "checked_directory",

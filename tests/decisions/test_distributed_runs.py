@@ -32,7 +32,7 @@ from decisions.distributed_runs import CeleryExecutor
 from decisions.engine.distributed import LocalExecutor, chunk_choice, solve_chunks
 from decisions.models import Decision, OptimisationRun, RunStatus
 from decisions.optimisation import optimisation_run_create, optimisation_run_execute
-from decisions.run_chunks import runs_root
+from decisions.run_chunks import ChunkFolderMissing, chunk_operation, runs_root
 from decisions.services import decision_replay
 from tests.decisions.engine.test_distributed import offers, split
 from tests.decisions.test_optimisation_runs import demo  # noqa: F401 (a fixture)
@@ -82,13 +82,15 @@ def reset_connections() -> None:
     app._local = threading.local()
 
 
-def _start_worker(name: str, queue: str, log: IO[str]) -> subprocess.Popen:
+def _start_worker(
+    name: str, queue: str, log: IO[str], artifact_root: Path | None = None
+) -> subprocess.Popen:
     """A real ``celery worker`` process (solo pool) on ``queue``; the test's artifact root
-    is its shared storage, and it has no database."""
+    is its shared storage unless ``artifact_root`` is given, and it has no database."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "arbiter.settings.test",
-        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+        "ARTIFACT_ROOT": str(artifact_root or settings.ARTIFACT_ROOT),
         "CELERY_BROKER_URL": BROKER,
         "CELERY_RESULT_BACKEND": BROKER,
     }
@@ -333,3 +335,58 @@ def test_a_round_no_worker_takes_fails_the_run_naming_the_queue(workers, demo): 
     assert queue in run.error
     assert not Decision.objects.filter(run=run).exists()
     assert not list(runs_root().glob(f"run-{run.pk}-*"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_worker_without_the_shared_storage_fails_the_run_saying_so(
+    demo,  # noqa: F811
+    tmp_path,
+    caplog,
+):
+    """A machine whose ARTIFACT_ROOT is not the storage the run's folder is on (the
+    mistake "On several machines" warns of): the run fails with a sentence, not as an
+    internal error."""
+    require_broker()
+    queue = f"arbiter-chunks-elsewhere-{uuid.uuid4().hex[:8]}"
+    name = f"elsewhere-{uuid.uuid4().hex[:6]}@localhost"
+    with open(tmp_path / "elsewhere.log", "w") as log:
+        processes = [_start_worker(name, queue, log, artifact_root=tmp_path / "elsewhere")]
+        try:
+            with celery_on(BROKER):
+                _wait_until_answering([name], processes)
+                with override_settings(
+                    OPTIMISATION_DISTRIBUTED="on",
+                    OPTIMISATION_CHUNK_CUSTOMERS=500,
+                    OPTIMISATION_CHUNK_QUEUE=queue,
+                ):
+                    run = optimisation_run_create(
+                        actor=demo["maker"],
+                        deployment="cross-sell",
+                        simulated={"customers": 1000, "seed": 3},
+                        enqueue=False,
+                    )
+                    run = optimisation_run_execute(run.pk)
+        finally:
+            _stop(processes)
+    assert run.status == RunStatus.FAILED
+    assert "cannot see the run's folder" in run.error
+    assert "mount the same shared storage at the same ARTIFACT_ROOT" in run.error
+    assert "internal error" not in run.error
+    assert run.error_details["operation"] == "score"
+    assert run.error_details["chunk"] in (1, 2)
+    # The coordinator's log names the machine and the two roots.
+    assert "is not a run folder under the artifact root of machine" in caplog.text
+    assert str(tmp_path / "elsewhere") in caplog.text
+    assert not Decision.objects.filter(run=run).exists()
+    assert not list(runs_root().glob(f"run-{run.pk}-*"))
+
+
+def test_a_chunk_folder_missing_from_the_shared_storage_is_named(settings, tmp_path):
+    """The same path on a machine whose storage is not the shared one."""
+    settings.ARTIFACT_ROOT = tmp_path
+    missing = runs_root() / "run-1-1-abcdef12" / "chunk-00000"
+    with pytest.raises(ChunkFolderMissing, match="does not exist on machine") as raised:
+        chunk_operation("score", {"directory": str(missing)})
+    assert str(tmp_path) in str(raised.value)
+    with pytest.raises(ChunkFolderMissing, match="is not a run folder"):
+        chunk_operation("score", {"directory": "/etc"})
