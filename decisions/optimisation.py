@@ -59,11 +59,14 @@ from decisions.decision_log import (
 )
 from decisions.deployments import CHAMPION
 from decisions.engine.decision_function import DecisionFunction, Evaluation
-from decisions.exceptions import QueueUnavailable
+from decisions.exceptions import DeploymentUnavailable, QueueUnavailable
 from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
 from decisions.populations import (
+    ID_COLUMN,
     Population,
     PopulationCheck,
+    population_columns,
+    population_columns_check,
     population_format,
     population_pieces,
     population_simulated,
@@ -71,6 +74,7 @@ from decisions.populations import (
 )
 from governance import services as governance
 from governance.artifacts import (
+    ArtifactIntegrityError,
     artifact_commit,
     artifact_discard,
     artifact_open_verified,
@@ -233,10 +237,16 @@ def _simulated_spec(target: RunTarget, raw: Any) -> dict[str, Any]:
     return {"kind": "simulated", "use_case": use_case, "customers": customers, "seed": seed}
 
 
-def _file_spec(upload: IO[bytes], filename: str) -> dict[str, Any]:
+def _file_spec(upload: IO[bytes], filename: str, target: RunTarget) -> dict[str, Any]:
+    """Store an uploaded population file, once its header (CSV) or schema (Parquet) has
+    the columns the target needs: a file that cannot be read or lacks a column is
+    refused here (400) instead of queuing a run that would fail. Values are checked by
+    the run, which reads the whole file."""
     fmt = population_format(filename)
     staged = artifact_stage(upload, max_bytes=settings.OPTIMISATION_POPULATION_MAX_BYTES)
     try:
+        columns = population_columns(staged.path, fmt)
+        population_columns_check(columns, [ID_COLUMN, *_target_features(target)])
         path = artifact_commit(staged, suffix=f".{fmt}")
     except BaseException:
         artifact_discard(staged)
@@ -249,6 +259,20 @@ def _file_spec(upload: IO[bytes], filename: str) -> dict[str, Any]:
         "sha256": staged.sha256,
         "bytes": staged.size,
     }
+
+
+def _target_features(target: RunTarget) -> list[str]:
+    """The features the target's decision function needs from each customer."""
+    try:
+        function = runtime.decision_function(target.strategy, target.constraint_set)
+    except ArtifactIntegrityError as exc:
+        logger.error("no run of %s can start: %s", target.strategy, exc.message)
+        raise DeploymentUnavailable(
+            "The run cannot start now: a model file its strategy needs is missing or no "
+            "longer matches its sealed hash. Nothing was created; the server's log names "
+            "the file for Arbiter's administrators."
+        ) from None
+    return list(function.features)
 
 
 def optimisation_run_create(
@@ -328,7 +352,7 @@ def _run_create(
     elif simulated is not None:
         spec = _simulated_spec(target, simulated)
     else:
-        spec = _file_spec(population_file, population_filename)
+        spec = _file_spec(population_file, population_filename, target)
     with transaction.atomic():
         run = OptimisationRun.objects.create(
             created_by=actor,

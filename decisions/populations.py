@@ -11,7 +11,9 @@ Rows are numbered from 1 in file order (the first data row after a CSV header is
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,36 +62,165 @@ def population_format(filename: str) -> str:
     return FORMATS[suffix]
 
 
+CSV_DELIMITERS = (",", ";", "\t", "|")
+"""What may separate a CSV file's columns: the one its header line uses most (Excel writes
+``;`` where the decimal separator is a comma)."""
+_SAMPLE_BYTES = 64 * 1024
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
 def population_pieces(path: Path, fmt: str, *, rows: int | None) -> Iterator[pd.DataFrame]:
     """The file in frames of at most ``rows`` rows (None: one frame), read as they are
     needed, so a large file is never in memory whole; ``ValidationFailed`` when
     unreadable, also midway. CSV values are strings (types are checked per column
     against the schema, so a stray "n/a" is reported by row instead of silently becoming
-    NaN); Parquet keeps its own types."""
+    NaN); Parquet keeps its own types.
+
+    A CSV row with more fields than the header is refused by line number (pandas would
+    otherwise take a first column for the index, and shift every value one column to the
+    left, when a line ends with a delimiter)."""
     try:
         if fmt == "csv":
-            if rows is None:
-                frames: Any = [pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])]
-            else:
-                frames = pd.read_csv(
-                    path, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
-                )
-        elif rows is None:
-            frames = [pd.read_parquet(path)]
+            yield from _csv_frames(path, rows)
+            return
+        if rows is None:
+            frames: Any = [pd.read_parquet(path)]
         else:
             import pyarrow.parquet as pq
 
             parquet = pq.ParquetFile(path)
             frames = (pa_batch.to_pandas() for pa_batch in parquet.iter_batches(batch_size=rows))
         for frame in frames:
-            frame.columns = [str(c).strip() for c in frame.columns]
+            frame.columns = _column_names(frame.columns)
             yield frame
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except ValidationFailed:
+        raise
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise _unreadable(fmt, exc) from None
     except Exception as exc:  # pyarrow raises its own types for corrupt files
         if type(exc).__module__.startswith("pyarrow"):
             raise _unreadable(fmt, exc) from None
         raise
+
+
+def population_columns(path: Path, fmt: str) -> list[str]:
+    """The file's column names, read from its header (CSV) or schema (Parquet) alone;
+    ``ValidationFailed`` when the file is unreadable or names a column twice."""
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, nrows=0, **_csv_options(path))
+            return _column_names(frame.columns)
+        import pyarrow.parquet as pq
+
+        return _column_names(pq.read_schema(path).names)
+    except ValidationFailed:
+        raise
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise _unreadable(fmt, exc) from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("pyarrow"):
+            raise _unreadable(fmt, exc) from None
+        raise
+
+
+def _csv_options(path: Path) -> dict[str, Any]:
+    """How to read the CSV file at ``path``: UTF-8 (a byte-order mark allowed), and the
+    delimiter its header line uses most. ``ValidationFailed`` for other encodings."""
+    with open(path, "rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    if not sample.strip():
+        raise ValidationFailed(
+            "The population file is empty.", details={"population": ["the file is empty"]}
+        )
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValidationFailed(
+            "The population file is UTF-16 text; save it as UTF-8 CSV (in Excel: CSV UTF-8).",
+            details={"population": ["must be UTF-8 text"]},
+        )
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(sample, final=False)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc, sample) from None
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    delimiter = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    return {
+        "sep": delimiter,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "encoding": "utf-8",
+    }
+
+
+def _csv_frames(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:
+    options = _csv_options(path)
+    # No header for pandas: the first line is read as a row, which fixes the number of
+    # fields, so a longer line is an error instead of an index column.
+    try:
+        with pd.read_csv(path, header=None, iterator=True, **options) as reader:
+            frame = reader.read() if rows is None else reader.get_chunk(rows + 1)
+            names = _column_names(frame.iloc[0].tolist())
+            frame = frame.iloc[1:]
+            while True:
+                frame.columns = names
+                yield frame.reset_index(drop=True)
+                if rows is None:
+                    return
+                try:
+                    frame = reader.get_chunk(rows)
+                except StopIteration:
+                    return
+    except pd.errors.ParserError as exc:
+        match = _FIELDS.search(str(exc))
+        if match is None:
+            raise
+        expected, line, saw = match.groups()
+        raise ValidationFailed(
+            f"The population file could not be read as CSV: line {line} has {saw} fields "
+            f"where the header has {expected} (a value with an unquoted "
+            f"{_delimiter_name(options['sep'])}, or one at the end of the line).",
+            details={"population": [f"line {line}: {saw} fields, the header {expected}"]},
+        ) from None
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}[delimiter]
+
+
+def _column_names(raw: Any) -> list[str]:
+    """Column names as text, trimmed (a missing name is blank); a name twice is refused."""
+    names = [
+        "" if name is None or (isinstance(name, float) and name != name) else str(name)
+        for name in raw
+    ]
+    names = [name.strip() for name in names]
+    twice = sorted({name for name in names if name and names.count(name) > 1})
+    if twice:
+        raise ValidationFailed(
+            f"The population names the column{'s' if len(twice) > 1 else ''} "
+            f"{', '.join(twice)} more than once.",
+            details={f"population.columns.{name}": ["column named twice"] for name in twice},
+        )
+    return names
+
+
+def _not_utf8(exc: UnicodeDecodeError, sample: bytes | None = None) -> ValidationFailed:
+    """``sample``: the file's first bytes, where ``exc`` was found (to name the line)."""
+    where = ""
+    if sample is not None:
+        line = sample[: exc.start].count(b"\n") + 1
+        where = f" on line {line}"
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return ValidationFailed(
+        f"The population file is not UTF-8 text (byte 0x{byte}{where}); save it as UTF-8 CSV "
+        "(in Excel: CSV UTF-8).",
+        details={"population": ["must be UTF-8 text"]},
+    )
 
 
 def _unreadable(fmt: str, exc: Exception) -> ValidationFailed:
@@ -113,9 +244,11 @@ def _describe(rows: list[int], count: int, problem: str) -> str:
 
 def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, Found]:
     missing = raw.isna().to_numpy()
+    comma = np.zeros(len(raw), dtype=bool)
     if raw.dtype == object:
         text = raw.astype("string").str.strip()
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        comma = text.str.contains(",", regex=False).to_numpy(dtype=bool, na_value=False)
     elif pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
         values = np.full(len(raw), np.nan)
         missing = np.zeros(len(raw), dtype=bool)
@@ -124,7 +257,11 @@ def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, Found
     finite = np.isfinite(values)
     found: Found = [
         ("missing", missing),
-        ("must be a number", np.isnan(values) & ~missing),
+        ("must be a number", np.isnan(values) & ~missing & ~comma),
+        (
+            "must be a number written without thousands separators or a decimal comma (1234.5)",
+            np.isnan(values) & ~missing & comma,
+        ),
         ("must be a finite number", ~finite & ~np.isnan(values)),
     ]
     if "min" in spec:
@@ -149,6 +286,38 @@ def _categorical(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, F
     return text, found
 
 
+def population_columns_check(columns: list[str], needed: list[str]) -> None:
+    """``ValidationFailed`` naming the ``needed`` columns the file lacks, and the file's
+    columns that differ from them only in case (names are case-sensitive)."""
+    missing = [name for name in needed if name not in columns]
+    if not missing:
+        return
+    folded = {column.casefold(): column for column in columns if column}
+    near = {name: folded[name.casefold()] for name in missing if name.casefold() in folded}
+    hint = ""
+    if near:
+        hint = (
+            " Names are case-sensitive: the file has "
+            + ", ".join(f"{found} for {name}" for name, found in near.items())
+            + "."
+        )
+    elif len(columns) == 1 and missing:
+        hint = (
+            f" The file has one column, {columns[0][:80]!r}: are its columns separated by "
+            "something other than a comma, semicolon, tab or vertical bar?"
+        )
+    raise ValidationFailed(
+        f"The population lacks the column{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(missing)}.{hint}",
+        details={
+            f"population.columns.{name}": [
+                f"column missing (the file has {near[name]})" if name in near else "column missing"
+            ]
+            for name in missing
+        },
+    )
+
+
 class PopulationCheck:
     """Validates a population piece by piece (a file read in pieces, or whole as one piece),
     keeping only the problems: the first ``MAX_ROWS_NAMED`` rows and a count per problem,
@@ -167,13 +336,7 @@ class PopulationCheck:
     def piece(self, frame: pd.DataFrame) -> Population:
         """Check the next rows; their values (valid ones exact, bad ones NaN or None)."""
         needed = [ID_COLUMN, *self.features]
-        missing = [name for name in needed if name not in frame.columns]
-        if missing:
-            raise ValidationFailed(
-                f"The population lacks the column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)}.",
-                details={f"population.columns.{name}": ["column missing"] for name in missing},
-            )
+        population_columns_check(list(frame.columns), needed)
         ids_raw = frame[ID_COLUMN]
         ids = ids_raw.astype(object).where(~ids_raw.isna(), None).to_numpy(dtype=object)
         id_text = [None if v is None else str(v).strip() for v in ids]

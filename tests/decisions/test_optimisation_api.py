@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -98,10 +99,31 @@ def test_upload_a_population_file(users, django_capture_on_commit_callbacks):
     assert Decision.objects.filter(run_id=run["id"]).count() == 300
 
 
-def test_a_bad_file_fails_the_run_and_its_decisions_are_refused(
+def test_a_file_without_a_needed_column_is_refused_at_upload(users, settings):
+    people = population_simulated("cross-sell", 30, seed=4).drop(columns=["income"])
+    upload = io.BytesIO(people.to_csv(index=False).encode())
+    upload.name = "campaign.csv"
+    before = OptimisationRun.objects.count()
+    stored = {p for p in Path(settings.ARTIFACT_ROOT).rglob("*") if p.is_file()}
+    response = as_user(users["maker"]).post(
+        "/api/v1/optimisation-runs/",
+        {"population": upload, "deployment": "cross-sell"},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["message"] == "The population lacks the column income."
+    assert error["details"] == {"population.columns.income": ["column missing"]}
+    assert OptimisationRun.objects.count() == before
+    # Neither stored nor left staged.
+    assert {p for p in Path(settings.ARTIFACT_ROOT).rglob("*") if p.is_file()} == stored
+
+
+def test_a_bad_value_fails_the_run_and_its_decisions_are_refused(
     users, django_capture_on_commit_callbacks
 ):
-    people = population_simulated("cross-sell", 30, seed=4).drop(columns=["income"])
+    people = population_simulated("cross-sell", 30, seed=4).astype({"income": object})
+    people.loc[6, "income"] = "n/a"
     upload = io.BytesIO(people.to_csv(index=False).encode())
     upload.name = "campaign.csv"
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,10 +132,11 @@ def test_a_bad_file_fails_the_run_and_its_decisions_are_refused(
             {"population": upload, "deployment": "cross-sell"},
             format="multipart",
         )
+    assert created.status_code == 201, created.content
     run = as_user(users["maker"]).get(f"/api/v1/optimisation-runs/{created.json()['id']}/").json()
     assert run["status"] == "failed"
-    assert "income" in run["error"]
-    assert run["error_details"] == {"population.columns.income": ["column missing"]}
+    assert "income: row 7: must be a number" in run["error"]
+    assert run["error_details"] == {"population.income": ["row 7: must be a number"]}
     response = as_user(users["auditor"]).get(f"/api/v1/optimisation-runs/{run['id']}/decisions/")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "run_not_succeeded"
