@@ -11,9 +11,7 @@ Rows are numbered from 1 in file order (the first data row after a CSV header is
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arbiter.tables import TableUnreadable, table_columns, table_pieces
 from governance.exceptions import ValidationFailed
 
 ID_COLUMN = "customer_id"
@@ -62,172 +61,34 @@ def population_format(filename: str) -> str:
     return FORMATS[suffix]
 
 
-CSV_DELIMITERS = (",", ";", "\t", "|")
-"""What may separate a CSV file's columns: the one its header line uses most (Excel writes
-``;`` where the decimal separator is a comma)."""
-_SAMPLE_BYTES = 64 * 1024
-_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
 def population_pieces(path: Path, fmt: str, *, rows: int | None) -> Iterator[pd.DataFrame]:
     """The file in frames of at most ``rows`` rows (None: one frame), read as they are
     needed, so a large file is never in memory whole; ``ValidationFailed`` when
-    unreadable, also midway. CSV values are strings (types are checked per column
-    against the schema, so a stray "n/a" is reported by row instead of silently becoming
-    NaN); Parquet keeps its own types.
-
-    A CSV row with more fields than the header is refused by line number (pandas would
-    otherwise take a first column for the index, and shift every value one column to the
-    left, when a line ends with a delimiter)."""
+    unreadable, also midway (``arbiter.tables``: delimiters, encodings, a line longer
+    than the header). CSV values are strings (types are checked per column against the
+    schema, so a stray "n/a" is reported by row instead of silently becoming NaN);
+    Parquet keeps its own types."""
     try:
-        if fmt == "csv":
-            yield from _csv_frames(path, rows)
-            return
-        if rows is None:
-            frames: Any = [pd.read_parquet(path)]
-        else:
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(path)
-            frames = (pa_batch.to_pandas() for pa_batch in parquet.iter_batches(batch_size=rows))
-        for frame in frames:
-            frame.columns = _column_names(frame.columns)
-            yield frame
-    except ValidationFailed:
-        raise
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(exc) from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise _unreadable(fmt, exc) from None
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        if type(exc).__module__.startswith("pyarrow"):
-            raise _unreadable(fmt, exc) from None
-        raise
+        yield from table_pieces(path, fmt, rows=rows)
+    except TableUnreadable as exc:
+        raise _population_error(exc) from None
 
 
 def population_columns(path: Path, fmt: str) -> list[str]:
     """The file's column names, read from its header (CSV) or schema (Parquet) alone;
     ``ValidationFailed`` when the file is unreadable or names a column twice."""
     try:
-        if fmt == "csv":
-            frame = pd.read_csv(path, nrows=0, **_csv_options(path))
-            return _column_names(frame.columns)
-        import pyarrow.parquet as pq
-
-        return _column_names(pq.read_schema(path).names)
-    except ValidationFailed:
-        raise
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(exc) from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise _unreadable(fmt, exc) from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("pyarrow"):
-            raise _unreadable(fmt, exc) from None
-        raise
+        return table_columns(path, fmt)
+    except TableUnreadable as exc:
+        raise _population_error(exc) from None
 
 
-def _csv_options(path: Path) -> dict[str, Any]:
-    """How to read the CSV file at ``path``: UTF-8 (a byte-order mark allowed), and the
-    delimiter its header line uses most. ``ValidationFailed`` for other encodings."""
-    with open(path, "rb") as handle:
-        sample = handle.read(_SAMPLE_BYTES)
-    if not sample.strip():
-        raise ValidationFailed(
-            "The population file is empty.", details={"population": ["the file is empty"]}
-        )
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ValidationFailed(
-            "The population file is UTF-16 text; save it as UTF-8 CSV (in Excel: CSV UTF-8).",
-            details={"population": ["must be UTF-8 text"]},
-        )
-    try:
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(sample, final=False)
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(exc, sample) from None
-    header = text.split("\n", 1)[0]
-    counts = {d: header.count(d) for d in CSV_DELIMITERS}
-    delimiter = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
-    return {
-        "sep": delimiter,
-        "dtype": str,
-        "keep_default_na": False,
-        "na_values": [""],
-        "encoding": "utf-8",
-    }
-
-
-def _csv_frames(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:
-    options = _csv_options(path)
-    # No header for pandas: the first line is read as a row, which fixes the number of
-    # fields, so a longer line is an error instead of an index column.
-    try:
-        with pd.read_csv(path, header=None, iterator=True, **options) as reader:
-            frame = reader.read() if rows is None else reader.get_chunk(rows + 1)
-            names = _column_names(frame.iloc[0].tolist())
-            frame = frame.iloc[1:]
-            while True:
-                frame.columns = names
-                yield frame.reset_index(drop=True)
-                if rows is None:
-                    return
-                try:
-                    frame = reader.get_chunk(rows)
-                except StopIteration:
-                    return
-    except pd.errors.ParserError as exc:
-        match = _FIELDS.search(str(exc))
-        if match is None:
-            raise
-        expected, line, saw = match.groups()
-        raise ValidationFailed(
-            f"The population file could not be read as CSV: line {line} has {saw} fields "
-            f"where the header has {expected} (a value with an unquoted "
-            f"{_delimiter_name(options['sep'])}, or one at the end of the line).",
-            details={"population": [f"line {line}: {saw} fields, the header {expected}"]},
-        ) from None
-
-
-def _delimiter_name(delimiter: str) -> str:
-    return {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}[delimiter]
-
-
-def _column_names(raw: Any) -> list[str]:
-    """Column names as text, trimmed (a missing name is blank); a name twice is refused."""
-    names = [
-        "" if name is None or (isinstance(name, float) and name != name) else str(name)
-        for name in raw
-    ]
-    names = [name.strip() for name in names]
-    twice = sorted({name for name in names if name and names.count(name) > 1})
-    if twice:
-        raise ValidationFailed(
-            f"The population names the column{'s' if len(twice) > 1 else ''} "
-            f"{', '.join(twice)} more than once.",
-            details={f"population.columns.{name}": ["column named twice"] for name in twice},
-        )
-    return names
-
-
-def _not_utf8(exc: UnicodeDecodeError, sample: bytes | None = None) -> ValidationFailed:
-    """``sample``: the file's first bytes, where ``exc`` was found (to name the line)."""
-    where = ""
-    if sample is not None:
-        line = sample[: exc.start].count(b"\n") + 1
-        where = f" on line {line}"
-    byte = exc.object[exc.start : exc.start + 1].hex()
-    return ValidationFailed(
-        f"The population file is not UTF-8 text (byte 0x{byte}{where}); save it as UTF-8 CSV "
-        "(in Excel: CSV UTF-8).",
-        details={"population": ["must be UTF-8 text"]},
-    )
-
-
-def _unreadable(fmt: str, exc: Exception) -> ValidationFailed:
-    return ValidationFailed(
-        f"The population file could not be read as {fmt.upper()}: {exc}",
-        details={"population": [f"not a readable {fmt.upper()} file"]},
-    )
+def _population_error(exc: TableUnreadable) -> ValidationFailed:
+    if exc.columns:
+        details = {f"population.columns.{name}": [exc.detail] for name in exc.columns}
+    else:
+        details = {"population": [exc.detail]}
+    return ValidationFailed(f"The population file {exc.predicate}", details=details)
 
 
 Found = list[tuple[str, np.ndarray]]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from arbiter.tables import TableUnreadable, table_pieces
 from monitoring.exceptions import OutcomeFileUnreadable
 
 REQUIRED_COLUMNS = ("decision_id", "event", "occurred_at")
@@ -39,20 +40,13 @@ def _read(path: Path) -> tuple[pd.DataFrame, str]:
             f"{path.name} is neither a CSV nor a Parquet file (name it .csv or .parquet).",
             details={"file": ["use a .csv or .parquet file"]},
         )
+    if not path.is_file():
+        raise OutcomeFileUnreadable(f"There is no file {path}.", details={"file": ["not found"]})
     try:
-        if kind == "CSV":
-            # Everything as text: the row checks say what is wrong with a value.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        else:
-            frame = pd.read_parquet(path)
-    except FileNotFoundError:
+        frame = next(table_pieces(path, kind.lower()))
+    except TableUnreadable as exc:
         raise OutcomeFileUnreadable(
-            f"There is no file {path}.", details={"file": ["not found"]}
-        ) from None
-    except Exception as exc:  # pandas and pyarrow raise many types for a broken file
-        raise OutcomeFileUnreadable(
-            f"{path.name} cannot be read as {kind}: {str(exc).splitlines()[0][:300]}",
-            details={"file": [f"not a readable {kind} file"]},
+            f"{path.name} {exc.predicate}", details={"file": [exc.detail]}
         ) from None
     return frame, kind
 

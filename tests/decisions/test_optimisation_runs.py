@@ -220,7 +220,7 @@ def test_parquet_populations_run(demo, tmp_path):
 
 
 def test_an_unreadable_file_is_refused_with_a_sentence(demo):
-    with pytest.raises(ValidationFailed, match="could not be read as PARQUET"):
+    with pytest.raises(ValidationFailed, match="could not be read as Parquet"):
         optimisation_run_create(
             actor=demo["maker"],
             deployment="onboarding",

@@ -98,7 +98,7 @@ def test_pieces_have_the_size_asked_for(tmp_path):
         (b"customer_id,income,region\n", "The population has no customers."),
         (
             b"customer_id,income,income,region\nc1,1,2,north\n",
-            "The population names the column income more than once.",
+            "The population file names the column income more than once.",
         ),
     ],
     ids=["latin-1", "utf-16", "empty", "blank-lines", "header-only", "column-twice"],

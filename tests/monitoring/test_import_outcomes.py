@@ -66,6 +66,18 @@ def test_a_csv_loads_its_good_rows_names_the_bad_ones_and_loads_once(
     assert Outcome.objects.count() == 3
 
 
+def test_a_semicolon_csv_with_a_byte_order_mark_loads(decisions, api_client_user, tmp_path):
+    """As Excel writes "CSV UTF-8" where the decimal separator is a comma."""
+    a = str(decisions[0].decision_id)
+    path = tmp_path / "outcomes.csv"
+    text = f"decision_id;event;amount;occurred_at\r\n{a};paid;80.25;2026-03-20T09:00:00Z\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    status, out = run(path)
+    assert status == 0, out
+    assert "outcomes.csv: 1 row: 1 loaded, 0 already loaded, 0 refused." in out
+    assert str(Outcome.objects.get(event="paid").amount) == "80.25"
+
+
 def test_a_parquet_file_loads_like_a_csv(decisions, tmp_path):
     a, b, _ = (str(d.decision_id) for d in decisions)
     frame = pd.DataFrame(
@@ -106,7 +118,13 @@ def test_time_zone_naive_parquet_times_are_refused_by_row(decisions, tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "sentence"),
     [
-        ("broken.parquet", b"PAR1 not really", "broken.parquet cannot be read as Parquet"),
+        ("broken.parquet", b"PAR1 not really", "broken.parquet could not be read as Parquet"),
+        (
+            "trailing.csv",
+            b"decision_id,event,occurred_at\nx,accepted,2026-03-02T12:00:00Z,\n",
+            "trailing.csv could not be read as CSV: line 2 has 4 fields where the header has 3",
+        ),
+        ("legacy.csv", "decision_id,event,occurred_at\nx,déclin,y\n".encode("cp1252"), "not UTF-8"),
         ("outcomes.xlsx", b"whatever", "is neither a CSV nor a Parquet file"),
         (
             "short.csv",

@@ -54,7 +54,8 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(
-            f"{report.file_name}: {report.rows} rows: {report.created} loaded, "
+            f"{report.file_name}: {report.rows} row{'' if report.rows == 1 else 's'}: "
+            f"{report.created} loaded, "
             f"{report.duplicates} already loaded, {report.refused} refused."
         )
         if report.ignored_columns:

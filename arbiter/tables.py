@@ -1,0 +1,186 @@
+"""Tabular files (CSV and Parquet) read as lenders' tools write them.
+
+Spreadsheets write CSV with a byte-order mark, with semicolons where the decimal
+separator is a comma, with a delimiter at the end of each line, or in a legacy encoding.
+Every such file is either read as its author meant or refused with a sentence that says
+what to change; none is read wrongly:
+
+- CSV is UTF-8 (a byte-order mark is skipped); UTF-16 and other encodings are refused.
+- The delimiter is the one the header line uses most of ``CSV_DELIMITERS``.
+- The header fixes the number of fields: a longer line is refused by its line number.
+  (pandas alone takes a first column for the index when the data lines have one field
+  more than the header, as when each line ends with a delimiter, and silently reads
+  every value one column to the left.)
+- A column named twice is refused; names are trimmed.
+- CSV values are text (blank: NaN): each caller checks them against its own schema.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+CSV_DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+_SAMPLE_BYTES = 64 * 1024
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+class TableUnreadable(Exception):
+    """A file that cannot be read as a table. ``predicate`` completes a sentence whose
+    subject is the file ("is empty."), ``detail`` is a short phrase for field details,
+    and ``columns`` names the columns at fault, if that is the problem."""
+
+    def __init__(self, predicate: str, detail: str, columns: tuple[str, ...] = ()) -> None:
+        super().__init__(predicate)
+        self.predicate, self.detail, self.columns = predicate, detail, columns
+
+
+def table_pieces(path: Path, fmt: str, *, rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The file (``fmt`` ``csv`` or ``parquet``) in frames of at most ``rows`` rows (None:
+    one frame), read as they are needed; ``TableUnreadable``, also midway."""
+    try:
+        if fmt == "csv":
+            yield from _csv_frames(path, rows)
+            return
+        if rows is None:
+            frames: Any = [pd.read_parquet(path)]
+        else:
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            frames = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=rows))
+        for frame in frames:
+            frame.columns = column_names(frame.columns)
+            yield frame
+    except TableUnreadable:
+        raise
+    except Exception as exc:
+        if not _file_problem(exc):
+            raise
+        raise _unreadable(fmt, exc) from None
+
+
+def table_columns(path: Path, fmt: str) -> list[str]:
+    """The file's column names, from its header (CSV) or schema (Parquet) alone."""
+    try:
+        if fmt == "csv":
+            return column_names(pd.read_csv(path, nrows=0, **_csv_options(path)).columns)
+        import pyarrow.parquet as pq
+
+        return column_names(pq.read_schema(path).names)
+    except TableUnreadable:
+        raise
+    except Exception as exc:
+        if not _file_problem(exc):
+            raise
+        raise _unreadable(fmt, exc) from None
+
+
+def column_names(raw: Any) -> list[str]:
+    """Column names as text, trimmed (a missing name is blank); a name twice is refused."""
+    names = [
+        "" if name is None or (isinstance(name, float) and name != name) else str(name).strip()
+        for name in raw
+    ]
+    twice = tuple(sorted({name for name in names if name and names.count(name) > 1}))
+    if twice:
+        raise TableUnreadable(
+            f"names the column{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once.",
+            "column named twice",
+            twice,
+        )
+    return names
+
+
+def _csv_options(path: Path) -> dict[str, Any]:
+    """How to read the CSV file at ``path``: UTF-8, and its header line's delimiter."""
+    with open(path, "rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    if not sample.strip():
+        raise TableUnreadable("is empty.", "the file is empty")
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise TableUnreadable(
+            "is UTF-16 text; save it as UTF-8 CSV (in Excel: CSV UTF-8).", "must be UTF-8 text"
+        )
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(sample, final=False)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc, sample) from None
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    delimiter = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    return {
+        "sep": delimiter,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "encoding": "utf-8",
+    }
+
+
+def _csv_frames(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:
+    options = _csv_options(path)
+    # No header for pandas: the header line is read as a row, which fixes the number of
+    # fields, so a longer line is an error instead of an index column.
+    try:
+        with pd.read_csv(path, header=None, iterator=True, **options) as reader:
+            frame = reader.read() if rows is None else reader.get_chunk(rows + 1)
+            names = column_names(frame.iloc[0].tolist())
+            frame = frame.iloc[1:]
+            while True:
+                frame.columns = names
+                yield frame.reset_index(drop=True)
+                if rows is None:
+                    return
+                try:
+                    frame = reader.get_chunk(rows)
+                except StopIteration:
+                    return
+    except pd.errors.ParserError as exc:
+        match = _FIELDS.search(str(exc))
+        if match is None:
+            raise
+        expected, line, saw = match.groups()
+        raise TableUnreadable(
+            f"could not be read as CSV: line {line} has {saw} fields where the header has "
+            f"{expected} (a value with an unquoted {_DELIMITER_NAMES[options['sep']]}, or "
+            "one at the end of the line).",
+            f"line {line}: {saw} fields, the header {expected}",
+        ) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError, sample: bytes | None = None) -> TableUnreadable:
+    """``sample``: the file's first bytes, where ``exc`` was found (to name the line)."""
+    where = ""
+    if sample is not None:
+        line = sample[: exc.start].count(b"\n") + 1
+        where = f" on line {line}"
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return TableUnreadable(
+        f"is not UTF-8 text (byte 0x{byte}{where}); save it as UTF-8 CSV (in Excel: CSV UTF-8).",
+        "must be UTF-8 text",
+    )
+
+
+def _file_problem(exc: Exception) -> bool:
+    """Whether ``exc`` says the file is not what it should be (pandas' and pyarrow's many
+    types), rather than that this code is wrong."""
+    return isinstance(exc, (ValueError, OSError, pd.errors.ParserError)) or type(
+        exc
+    ).__module__.startswith("pyarrow")
+
+
+def _unreadable(fmt: str, exc: Exception) -> TableUnreadable:
+    if isinstance(exc, UnicodeDecodeError):
+        return _not_utf8(exc)
+    if isinstance(exc, FileNotFoundError):
+        return TableUnreadable("does not exist.", "not found")
+    kind = fmt.upper() if fmt == "csv" else "Parquet"
+    first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return TableUnreadable(f"could not be read as {kind}: {first}", f"not a readable {kind} file")
