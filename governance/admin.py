@@ -135,7 +135,15 @@ class ChainHeadAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdmin):
-    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "prefix",
+        "user",
+        "name",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     readonly_fields = [f.name for f in ApiKey._meta.fields if f.name != "key_hash"]
     exclude = ("key_hash",)
     actions = ["revoke"]

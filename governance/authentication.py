@@ -13,11 +13,13 @@ database's work (about 0.5 ms of the 0.8 ms), and the role query was a second ro
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,6 +37,12 @@ from governance.services import api_key_hash
 KEYWORD = "Api-Key"
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+logger = logging.getLogger(__name__)
+
+
+def WARN_BEFORE_EXPIRY() -> timedelta:
+    return timedelta(days=settings.API_KEY_WARN_DAYS)
+
 
 _Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
 
@@ -137,11 +145,25 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if row.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key was revoked.")
+        now = timezone.now()
+        if row.expires_at is not None and now >= row.expires_at:
+            raise exceptions.AuthenticationFailed(
+                f"This API key expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; ask an "
+                "administrator for a new one."
+            )
         if not row.user.is_active:
             raise exceptions.AuthenticationFailed("The key's user is deactivated.")
-        now = timezone.now()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=row.pk).update(last_used_at=now)
+            warn = timedelta(days=settings.API_KEY_WARN_DAYS)
+            if row.expires_at is not None and row.expires_at - now < warn:
+                logger.warning(
+                    "API key %s of %s expires at %s UTC: issue a new one and move the "
+                    "client to it (manage.py create_api_key)",
+                    row.prefix,
+                    row.user.get_username(),
+                    f"{row.expires_at:%Y-%m-%d %H:%M}",
+                )
         return row.user, row
 
     def authenticate_header(self, request: Request) -> str:

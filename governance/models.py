@@ -186,6 +186,9 @@ class ApiKey(models.Model):
     )
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="refused from then on; blank: never (API_KEY_DAYS)"
+    )
 
     class Meta:
         ordering = ["-created_at"]

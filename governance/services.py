@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -482,12 +483,18 @@ def api_key_hash(secret: str) -> str:
 
 
 def api_key_create(
-    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, name: str = ""
+    *,
+    actor: AbstractBaseUser | None,
+    user: AbstractBaseUser,
+    name: str = "",
+    days: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key for ``user``; returns the row and the key, which is never shown again.
 
     The key reads ``<prefix>.<secret>``; the prefix finds the row, the secret's SHA-256
-    is compared in constant time.
+    is compared in constant time. It expires after ``days`` (default ``API_KEY_DAYS``;
+    0: never), so that keys are rotated: issue the new key, move the client to it, then
+    revoke the old one.
     """
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="create API keys")
@@ -495,18 +502,34 @@ def api_key_create(
         raise ValidationFailed(
             f"{user.username} is deactivated.", details={"user": ["deactivated"]}
         )
+    days = settings.API_KEY_DAYS if days is None else days
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
+        raise ValidationFailed(
+            "An API key lasts a whole number of days from 1 to 3650, or 0 for never.",
+            details={"days": ["a whole number from 0 to 3650"]},
+        )
+    expires_at = timezone.now() + timedelta(days=days) if days else None
     prefix = secrets.token_hex(API_KEY_PREFIX_BYTES)
     secret = secrets.token_urlsafe(API_KEY_SECRET_BYTES)
     key = f"{prefix}.{secret}"
     with transaction.atomic():
         row = ApiKey.objects.create(
-            user=user, name=name, prefix=prefix, key_hash=api_key_hash(key), created_by=actor
+            user=user,
+            name=name,
+            prefix=prefix,
+            key_hash=api_key_hash(key),
+            created_by=actor,
+            expires_at=expires_at,
         )
         audit_record(
             actor=actor,
             action=AuditAction.API_KEY_CREATE,
             item_name=user.username,
-            details={"prefix": prefix, "name": name},
+            details={
+                "prefix": prefix,
+                "name": name,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return row, key
 

@@ -41,6 +41,7 @@ ENVIRONMENT_VARIABLES = {
     "OPTIMISATION_CHUNK_CUSTOMERS": "customers per chunk of a distributed run (100000)",
     "OPTIMISATION_CHUNK_LOST_SECONDS": "silence after which a chunk's worker is presumed lost (60)",
     "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
+    "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
 }
 
 env = environ.Env()
@@ -231,6 +232,12 @@ DECISION_SEAL_GRACE_SECONDS = 5
 # How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
 # credit applications. Nothing is purged automatically: `manage.py purge_decisions`
 # removes whole sealed blocks older than this (decisions.retention).
+# A new API key expires after this many days unless its creator asks otherwise (0: never);
+# a key used in its last API_KEY_WARN_DAYS is logged at WARNING, so it is rotated in time.
+API_KEY_DAYS = env.int("API_KEY_DAYS", default=365)
+if not 0 <= API_KEY_DAYS <= 3650:
+    raise ImproperlyConfigured("API_KEY_DAYS must be from 0 (never expire) to 3650.")
+API_KEY_WARN_DAYS = 30
 DECISION_RETENTION_MONTHS = env.int("DECISION_RETENTION_MONTHS", default=25)
 if DECISION_RETENTION_MONTHS < 1:
     raise ImproperlyConfigured("DECISION_RETENTION_MONTHS must be at least 1 (months).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -11,7 +13,8 @@ from rest_framework.test import APIClient
 
 from governance import services
 from governance.authentication import api_key_load
-from governance.models import ApiKey
+from governance.exceptions import ValidationFailed
+from governance.models import ApiKey, AuditEvent
 from governance.roles import Role, require_role, roles_of
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +142,45 @@ def test_last_used_is_stamped_at_most_every_few_minutes(api_client_user, admin_u
     assert client.get(URL).status_code == 200
     row.refresh_from_db()
     assert row.last_used_at == first
+
+
+def test_a_key_lasts_api_key_days_then_is_refused(api_client_user, admin_user, settings):
+    settings.API_KEY_DAYS = 90
+    row, key = services.api_key_create(actor=admin_user, user=api_client_user)
+    lasts = row.expires_at - row.created_at
+    assert timedelta(days=90) - timedelta(seconds=5) < lasts <= timedelta(days=90)
+    client = client_with(key)
+    assert client.get(URL).status_code == 200
+    ApiKey.objects.filter(pk=row.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get(URL)
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert message.startswith("This API key expired at ")
+    assert message.endswith("UTC; ask an administrator for a new one.")
+    event = AuditEvent.objects.filter(action="api_key_create").latest("pk")
+    assert event.details["expires_at"] == row.expires_at.isoformat()
+
+
+def test_a_key_near_its_expiry_is_logged_so_it_is_rotated(api_client_user, admin_user, caplog):
+    row, key = services.api_key_create(actor=admin_user, user=api_client_user, days=10)
+    with caplog.at_level("WARNING", logger="governance.authentication"):
+        assert client_with(key).get(URL).status_code == 200  # first use: last_used stamped
+    assert f"API key {row.prefix} of {api_client_user.username} expires at" in caplog.text
+    caplog.clear()
+    _, far_key = services.api_key_create(actor=admin_user, user=api_client_user, days=365)
+    with caplog.at_level("WARNING", logger="governance.authentication"):
+        assert client_with(far_key).get(URL).status_code == 200
+    assert "expires at" not in caplog.text
+
+
+def test_keys_that_never_expire_are_asked_for_and_bad_lifetimes_refused(
+    api_client_user, admin_user
+):
+    row, key = services.api_key_create(actor=admin_user, user=api_client_user, days=0)
+    assert row.expires_at is None
+    assert client_with(key).get(URL).status_code == 200
+    for days in (-1, 3651, 1.5, True, "30"):
+        with pytest.raises(ValidationFailed, match="whole number of days") as raised:
+            services.api_key_create(actor=admin_user, user=api_client_user, days=days)
+        assert raised.value.details == {"days": ["a whole number from 0 to 3650"]}
+    assert ApiKey.objects.count() == 1

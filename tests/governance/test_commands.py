@@ -57,8 +57,16 @@ def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     row = ApiKey.objects.get()
     assert key.startswith(row.prefix + ".")
     assert key not in row.key_hash and "not shown again" in err.getvalue()
+    assert f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC" in err.getvalue()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     assert client.get("/api/v1/registry/models/").status_code == 200
     with pytest.raises(CommandError, match="no user called"):
         call_command("create_api_key", "--user", "ghost")
+    err = io.StringIO()
+    call_command(
+        "create_api_key", "--user", "lending-svc", "--days", "0", stdout=io.StringIO(), stderr=err
+    )
+    assert "never expires" in err.getvalue()
+    with pytest.raises(CommandError, match="from 1 to 3650, or 0 for never"):
+        call_command("create_api_key", "--user", "lending-svc", "--days", "5000")
