@@ -1,0 +1,182 @@
+"""manage.py status: each part of the installation checked for real, each failure named."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from kombu import Connection
+
+from decisions.models import LogVerification, OptimisationRun, RunStatus
+from decisions.optimisation import optimisation_run_create
+from governance import services
+from governance.models import Version
+from monitoring import status
+from tests.decisions.test_database_down import closed_port
+from tests.decisions.test_distributed_runs import (
+    BROKER,
+    _start_worker,
+    _stop,
+    _wait_until_answering,
+    celery_on,
+    require_broker,
+)
+from tests.decisions.test_optimisation_runs import demo  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def run_status(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("status", *args, stdout=out)
+    return exited.value.code, out.getvalue()
+
+
+def by_name(checks: list[status.Check]) -> dict[str, status.Check]:
+    return {check.name: check for check in checks}
+
+
+def test_the_demo_defaults_work_with_warnings_and_say_which(demo):  # noqa: F811
+    code, text = run_status()
+    assert code == 1, text
+    lines = {line.split()[1]: line for line in text.splitlines()[:-1]}
+    if connection.vendor == "sqlite":
+        assert lines["database"].startswith("WARN") and "SQLite" in lines["database"]
+    else:
+        assert lines["database"].startswith("ok") and "every migration applied" in lines["database"]
+    assert lines["task"].startswith("WARN") and "No broker" in lines["task"]
+    assert lines["artifact"].startswith("ok") and "writable" in lines["artifact"]
+    assert lines["deployments"].startswith("ok")
+    assert "3 active (collections, cross-sell, onboarding)" in lines["deployments"]
+    assert "match their hashes" in lines["deployments"]
+    assert lines["decision"].startswith("WARN") and "Never verified" in lines["decision"]
+    assert "workers" not in lines and "beat" not in lines  # nothing to check without a broker
+    assert text.splitlines()[-1] == "Arbiter is working, with warnings above."
+
+    code, text = run_status("--json")
+    body = json.loads(text)
+    assert body["state"] == "warning" and code == 1
+    assert {c["name"] for c in body["checks"]} >= {"database", "deployments", "API keys"}
+
+
+def test_a_missing_model_file_fails_naming_the_deployment(demo):  # noqa: F811
+    model = Version.objects.get(item__kind="model", item__name="onboarding-pd", number=1)
+    path = Path(settings.ARTIFACT_ROOT) / model.artifact_path
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        code, text = run_status()
+    finally:
+        aside.rename(path)
+    assert code == 2, text
+    line = next(line for line in text.splitlines() if " deployments " in line)
+    assert line.startswith("FAIL")
+    assert "onboarding (onboarding-pd v1)" in line and "is missing" in line
+    assert "answer 503" in line
+    assert text.splitlines()[-1] == "Arbiter is not working: see FAIL above."
+
+
+def test_the_decision_log_state_is_the_last_verifications(demo):  # noqa: F811
+    def verification(ok: bool, hours: float) -> None:
+        LogVerification.objects.create(
+            started_at=timezone.now() - timedelta(hours=hours),
+            seconds=1.0,
+            source="daily",
+            ok=ok,
+            blocks=3,
+            rows=300,
+            unsealed=0,
+            head_hash="0" * 64,
+            first_bad_block=None if ok else 2,
+        )
+
+    verification(True, hours=2)
+    log = by_name(status.status_checks())["decision log"]
+    assert (log.state, log.message) == (
+        status.OK,
+        "Intact when verified 2 h ago (the daily check): 300 sealed decisions.",
+    )
+    LogVerification.objects.update(started_at=timezone.now() - timedelta(hours=40))
+    log = by_name(status.status_checks())["decision log"]
+    assert log.state == status.WARNING and "the daily check has not run since" in log.message
+    verification(False, hours=1)
+    log = by_name(status.status_checks())["decision log"]
+    assert log.state == status.FAILING
+    assert "found the log altered at block 2" in log.message
+
+
+def test_runs_no_worker_took_and_keys_near_expiry_are_warned_of(demo, admin_user):  # noqa: F811
+    run = optimisation_run_create(
+        actor=demo["maker"], deployment="collections", simulated={"customers": 50}, enqueue=False
+    )
+    OptimisationRun.objects.filter(pk=run.pk).update(
+        created_at=timezone.now() - timedelta(minutes=30), sent_at=timezone.now()
+    )
+    row, _ = services.api_key_create(actor=admin_user, user=demo["lending-app"], days=7)
+    checks = by_name(status.status_checks())
+    assert checks["optimisation runs"].state == status.WARNING
+    assert f"No worker has taken run(s) {run.pk}" in checks["optimisation runs"].message
+    assert checks["API keys"].state == status.WARNING
+    assert f"{row.prefix} (lending-app, " in checks["API keys"].message
+
+    OptimisationRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    services.api_key_revoke(actor=admin_user, key=row)
+    checks = by_name(status.status_checks())
+    assert checks["optimisation runs"].state == status.OK
+    assert checks["API keys"].state == status.OK
+
+
+def test_a_broker_that_does_not_answer_fails_and_skips_the_workers():
+    with celery_on(f"redis://127.0.0.1:{closed_port()}/0"):
+        checks = by_name(status.status_checks())
+    assert checks["task queue"].state == status.FAILING
+    assert "does not answer" in checks["task queue"].message
+    assert "workers" not in checks
+
+
+def test_workers_must_take_the_run_queue_and_beat_must_be_running(tmp_path):
+    """A real broker and a real worker that takes only chunks (a common mistake)."""
+    require_broker()
+    chunks = f"arbiter-chunks-status-{uuid.uuid4().hex[:8]}"
+    name = f"chunks-only-{uuid.uuid4().hex[:6]}@localhost"
+    with open(tmp_path / "worker.log", "w") as log:
+        processes = [_start_worker(name, chunks, log)]
+        try:
+            with celery_on(BROKER), override_settings(OPTIMISATION_CHUNK_QUEUE=chunks):
+                _wait_until_answering([name], processes)
+                checks = by_name(status.status_checks())
+        finally:
+            _stop(processes)
+    workers = checks["workers"]
+    assert workers.state == status.FAILING
+    assert "No worker takes the queue 'celery'" in workers.message
+    assert f"{chunks}: {name}" in workers.message
+    # Beat: judged by when django-celery-beat last recorded a run of a scheduled job.
+    assert checks["beat"].state == status.FAILING
+    assert "never run a scheduled job" in checks["beat"].message
+    every = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS)
+    task = PeriodicTask.objects.create(
+        name="seal-decision-log",
+        task="decisions.tasks.decision_blocks_seal_task",
+        interval=every,
+        last_run_at=timezone.now() - timedelta(minutes=2),
+    )
+    assert status._beat()[0] == status.OK
+    PeriodicTask.objects.filter(pk=task.pk).update(
+        last_run_at=timezone.now() - timedelta(minutes=45)
+    )
+    state, message = status._beat()
+    assert state == status.FAILING and "45 min ago" in message and "it has stopped" in message
+    with Connection(BROKER) as connection:
+        connection.default_channel.queue_purge(chunks)
