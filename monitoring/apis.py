@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
-from rest_framework import permissions
+from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -128,3 +128,41 @@ class KpiReportApi(APIView):
             until=data.get("until"),
         )
         return Response(KpiReportSerializer(report).data)
+
+
+class StatusCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=["ok", "warning", "failing"])
+    message = serializers.CharField()
+
+
+class StatusSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["ok", "warning", "failing"], help_text="the worst state of the checks"
+    )
+    checked_at = serializers.DateTimeField()
+    checks = StatusCheckSerializer(many=True)
+
+
+@extend_schema(tags=["monitoring"])
+class StatusApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="status",
+        summary="Whether every part of the installation is working (manage.py status)",
+        description=(
+            "Checks the database, task queue, workers, beat, artifact storage, the active "
+            "deployments' model files, the decision log's last verification, optimisation "
+            "runs and API keys, each `ok`, `warning` or `failing` with a sentence. Answers "
+            "200 when nothing is failing and 503 (with the same body) when something is, so "
+            "that an HTTP monitor can poll it. Takes about 2 s (the workers' ping). "
+            "Administrators only."
+        ),
+        responses={200: StatusSerializer, 503: StatusSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        from monitoring.status import FAILING, status_report
+
+        report = status_report(actor=request.user)
+        return Response(report, status=503 if report["state"] == FAILING else 200)

@@ -46,6 +46,14 @@ class Check:
     message: str
 
 
+def status_report(*, actor: Any) -> dict[str, Any]:
+    """The checks for ``actor``, an administrator (they name hosts, paths and key prefixes)."""
+    from governance.roles import Role, require_role
+
+    require_role(actor, {Role.ADMIN}, action="read the installation's status")
+    return status_as_dict(status_checks())
+
+
 def status_checks() -> list[Check]:
     """Every check, in the order an operator would look; a check that raises is failing."""
     eager = _eager()

@@ -191,3 +191,30 @@ def test_a_migration_not_applied_fails_naming_it():
     assert database.state == status.FAILING
     assert "1 migration(s) not applied (decisions.0009_run_sent_at)" in database.message
     assert "run python manage.py migrate" in database.message
+
+
+def test_the_api_gives_administrators_the_checks_and_503_when_one_fails(demo):  # noqa: F811
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(demo["admin"])
+    response = client.get("/api/v1/monitoring/status/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"] == "warning"
+    assert {"name": "task queue", "state": "warning"}.items() <= body["checks"][1].items()
+    model = Version.objects.get(item__kind="model", item__name="onboarding-pd", number=1)
+    path = Path(settings.ARTIFACT_ROOT) / model.artifact_path
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        response = client.get("/api/v1/monitoring/status/")
+    finally:
+        aside.rename(path)
+    assert response.status_code == 503
+    assert response.json()["state"] == "failing"
+    for someone in ("auditor", "maker", "lending-app"):
+        client.force_authenticate(demo[someone])
+        assert client.get("/api/v1/monitoring/status/").status_code == 403
+    client.force_authenticate(None)
+    assert client.get("/api/v1/monitoring/status/").status_code == 401
