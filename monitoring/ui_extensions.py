@@ -11,10 +11,12 @@ from governance.ui_extensions import (
 )
 from monitoring.kpi_views import dashboard_alerts_context
 from monitoring.selectors import KPI_READER_ROLES
+from monitoring.status_views import STATUS_ROLES
 
 
 def register_ui_extensions() -> None:
     register_nav_link(NavLink("Monitoring", "ui:monitoring", roles=KPI_READER_ROLES, order=85))
+    register_nav_link(NavLink("Status", "ui:status", roles=STATUS_ROLES, order=99))
     register_dashboard_panel(
         DashboardPanel(
             key="monitoring-alerts",

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import arbiter.converters  # noqa: F401 (registers <name:...>, a registry item name)
-from monitoring import kpi_views
+from monitoring import kpi_views, status_views
 
 urlpatterns = [
     path("monitoring/", kpi_views.monitoring_index, name="monitoring"),
@@ -13,6 +13,7 @@ urlpatterns = [
         name="monitoring-deployment",
     ),
     path("monitoring/alerts/", kpi_views.alert_list, name="alert-list"),
+    path("status/", status_views.status_page, name="status"),
     path("monitoring/alerts/evaluate/", kpi_views.alert_evaluate, name="alert-evaluate"),
     path("monitoring/reports/", kpi_views.report_list, name="report-list"),
     path("monitoring/reports/send/", kpi_views.report_send, name="report-send"),

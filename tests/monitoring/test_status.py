@@ -218,3 +218,22 @@ def test_the_api_gives_administrators_the_checks_and_503_when_one_fails(demo):  
         assert client.get("/api/v1/monitoring/status/").status_code == 403
     client.force_authenticate(None)
     assert client.get("/api/v1/monitoring/status/").status_code == 401
+
+
+def test_the_status_page_is_for_administrators(demo):  # noqa: F811
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(demo["admin"])
+    page = browser.get("/status/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Arbiter is working, with the warnings below." in text
+    assert '<th scope="row">Deployments</th><td class="state-ok">ok</td>' in text
+    assert "match their hashes" in text
+    assert {"label": "Status", "url": "/status/", "current": True} in page.context["nav_links"]
+    for someone in ("auditor", "maker", "checker"):
+        browser.force_login(demo[someone])
+        assert browser.get("/status/").status_code == 403
+        labels = [link["label"] for link in browser.get("/").context["nav_links"]]
+        assert "Status" not in labels
