@@ -172,6 +172,7 @@ PAGES = [
         lambda w: f"/monitoring/reports/{_archived_report(w)}/email/",
         frozenset(PEOPLE),
     ),
+    Page("status", "GET", lambda w: "/status/", frozenset({ADMIN})),
     Page("drift-list", "GET", lambda w: "/drift/", frozenset(PEOPLE)),
     Page("drift-detail", "GET", lambda w: f"/drift/{_drift_report(w)}/", frozenset(PEOPLE)),
     Page(
