@@ -34,11 +34,11 @@ from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from decisions.models import OptimisationRun
+from decisions.models import DecisionBlock, OptimisationRun
 from decisions.selectors import deployment_active_list
 from governance.exceptions import NotFound, PreconditionFailed
 from governance.kinds import kind_get
-from governance.models import Item, Version, VersionStatus
+from governance.models import AuditEvent, Item, Version, VersionStatus
 from governance.roles import Role, require_role
 from governance.selectors import version_review_queue
 from monitoring import charts
@@ -323,6 +323,25 @@ def pending_reviews() -> dict[str, Any]:
     return {"count": queue.count(), "oldest": rows}
 
 
+def log_heads() -> dict[str, Any]:
+    """The heads of the decision log and the audit chain as the report is built.
+
+    Mailed to the recipients, they are a record outside the database: ``verify_decisions
+    --head`` and ``verify_audit --head`` later prove that the logs still hold everything
+    they held then, which no check inside the database can (a log cut back to an earlier,
+    intact state verifies as intact)."""
+    block = DecisionBlock.objects.order_by("-number").first()
+    event = AuditEvent.objects.order_by("-seq").first()
+    return {
+        "decision_log": None
+        if block is None
+        else {"block": block.number, "hash": block.hash, "sealed_at": block.sealed_at},
+        "audit_chain": None
+        if event is None
+        else {"event": event.seq, "hash": event.hash, "recorded_at": event.created_at},
+    }
+
+
 # --- the message ----------------------------------------------------------------------
 
 
@@ -369,6 +388,7 @@ def report_build(*, recipients: Version, now: datetime) -> BuiltReport:
             deployment_overview(actor=SYSTEM_READER, deployment=name, since=since, until=until)
         )
     reviews = pending_reviews()
+    heads = log_heads()
     open_alerts = sum(1 for d in deployments for a in d["alerts"] if a.status == AlertStatus.OPEN)
     subject = (
         f"Arbiter executive report, {since:%d %b} to {until:%d %b %Y}: "
@@ -381,6 +401,7 @@ def report_build(*, recipients: Version, now: datetime) -> BuiltReport:
         "deployments": deployments,
         "missing": missing,
         "reviews": reviews,
+        "heads": heads,
         "open_alerts": open_alerts,
         "report_name": recipients.item.name,
         "recipients_version": recipients,
@@ -402,6 +423,12 @@ def report_build(*, recipients: Version, now: datetime) -> BuiltReport:
         },
         "pending_reviews": reviews["count"],
         "missing_deployments": missing,
+        "heads": {
+            name: None
+            if head is None
+            else {k: v.isoformat() if isinstance(v, datetime) else v for k, v in head.items()}
+            for name, head in heads.items()
+        },
     }
     return BuiltReport(
         subject=subject,

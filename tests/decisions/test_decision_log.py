@@ -8,8 +8,10 @@ import threading
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
+from decisions import decision_log
 from decisions.decision_log import decision_blocks_seal, decision_hash, decision_log_verify
 from decisions.demo_portfolio import synthetic_customers
 from decisions.models import Decision, LogVerification
@@ -83,10 +85,10 @@ def sealed_log(db, cross_sell_deployment, api_client_user):
     return made
 
 
-def verify() -> tuple[int, str]:
+def verify(*args: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("verify_decisions", stdout=out, stderr=err)
+        call_command("verify_decisions", *args, stdout=out, stderr=err)
     except SystemExit as exit_:
         return int(exit_.code), err.getvalue()
     return 0, out.getvalue()
@@ -112,6 +114,35 @@ def test_removed_decision_is_named_by_its_block(sealed_log):
     code, output = verify()
     assert code == 1
     assert "First bad block: 3" in output and "removed from" in output
+
+
+def test_a_log_cut_back_to_an_earlier_intact_state_is_caught_by_a_recorded_head(sealed_log):
+    """Whoever holds the database can restore an older backup, or delete the latest blocks
+    and their rows: what is left verifies. A head recorded outside catches it."""
+    from decisions.models import DecisionBlock
+
+    recorded = DecisionBlock.objects.get(number=3).hash
+    earlier = DecisionBlock.objects.get(number=2).hash
+    code, output = verify("--head", recorded)
+    assert code == 0, output
+    assert "the head recorded earlier is block 3 of 3" in output
+    code, output = verify("--head", earlier.upper())  # as copied from an e-mail
+    assert code == 0 and "block 2 of 3, so the log still holds everything" in output
+
+    # The state of a backup taken after block 2: rows, blocks and the chain's head.
+    tamper("DELETE FROM decisions_decision WHERE seq > %s", (sealed_log[3].seq,))
+    tamper("DELETE FROM decisions_decisionblock WHERE number = 3")
+    tamper(
+        "UPDATE governance_chainhead SET seq = 2, hash = %s WHERE name = %s",
+        (earlier, decision_log.CHAIN),
+    )
+    assert verify()[0] == 0  # what is left is intact: only the recorded head tells
+    code, output = verify("--head", recorded)
+    assert code == 1
+    assert f"TAMPERED: the head {recorded} recorded earlier is not in the log" in output
+    assert "2 blocks, 4 sealed decisions" in output
+    with pytest.raises(CommandError, match="64 hexadecimal digits"):
+        call_command("verify_decisions", "--head", "not-a-hash")
 
 
 def test_inserted_decision_is_detected(sealed_log):

@@ -70,3 +70,35 @@ def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     assert "never expires" in err.getvalue()
     with pytest.raises(CommandError, match="from 1 to 3650, or 0 for never"):
         call_command("create_api_key", "--user", "lending-svc", "--days", "5000")
+
+
+def test_verify_audit_proves_a_recorded_head_is_still_in_the_chain(monkeypatch):
+    from django.db import connection
+
+    create_user(monkeypatch, "zero", "--role", "maker", "--password-stdin")
+    create_user(monkeypatch, "first", "--role", "maker", "--password-stdin")
+    recorded = AuditEvent.objects.latest("seq")
+    create_user(monkeypatch, "second", "--role", "maker", "--password-stdin")
+    out = io.StringIO()
+    call_command("verify_audit", "--head", recorded.hash, stdout=out)
+    assert f"the head recorded earlier is event #{recorded.seq}" in out.getvalue()
+
+    # Cut back to the state of a backup taken at ``recorded``'s predecessor (events and
+    # the chain's head alike), as someone with the database could: it verifies as intact.
+    earlier = AuditEvent.objects.get(seq=recorded.seq - 1)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM governance_auditevent WHERE seq > %s", [earlier.seq])
+        cursor.execute(
+            "UPDATE governance_chainhead SET seq = %s, hash = %s WHERE name = 'governance'",
+            [earlier.seq, earlier.hash],
+        )
+    call_command("verify_audit", "--skip-artifacts", stdout=io.StringIO())  # intact
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_audit", "--head", recorded.hash, stdout=io.StringIO(), stderr=err)
+    assert exited.value.code == 1
+    assert f"the head {recorded.hash} recorded earlier is not in the chain" in err.getvalue()
+    with pytest.raises(CommandError, match="64 hexadecimal digits"):
+        call_command("verify_audit", "--head", "abc")

@@ -178,6 +178,25 @@ def test_the_report_arrives_over_smtp_with_both_parts_inline_charts_and_true_fig
     assert "challenger 100.0% (" in text
     assert "take-up: no drift report yet" in text
     assert "0 versions are waiting for a checker." in text
+    # The logs' heads, for the recipients to keep (verify_decisions --head later).
+    from decisions.decision_log import decision_blocks_seal
+    from decisions.models import DecisionBlock
+    from governance.models import AuditEvent
+
+    event = AuditEvent.objects.latest("seq")
+    assert f"Audit chain head: event #{event.seq}, " in text and event.hash in text
+    assert archived.summary["heads"]["audit_chain"]["hash"] == event.hash
+    block = DecisionBlock.objects.order_by("-number").first()
+    if block is None:
+        assert "Decision log: no block sealed yet." in text
+    else:
+        assert f"Decision log head: block {block.number}, " in text and block.hash in text
+    assert "verify_decisions --head &lt;hash&gt;" in html
+    decision_blocks_seal(grace_seconds=0)
+    sealed = report_send(actor=admin_user, trigger=ReportTrigger.MANUAL)
+    block = DecisionBlock.objects.order_by("-number").first()
+    assert f"Decision log head: block {block.number}, " in sealed.text_body
+    assert sealed.summary["heads"]["decision_log"]["hash"] == block.hash
 
     assert archived.summary["deployments"]["cross-sell"]["kpis"]["take_up_rate"] == {
         "value": kpis["take_up_rate"]["value"],
@@ -186,7 +205,7 @@ def test_the_report_arrives_over_smtp_with_both_parts_inline_charts_and_true_fig
     }
     assert archived.recipients == RECIPIENTS
     assert archived.sent_by == admin_user
-    assert ExecutiveReport.objects.count() == 1
+    assert ExecutiveReport.objects.count() == 2
     stored = email.message_from_string(archived.message, policy=email.policy.default)
     assert stored["Message-ID"] == message["Message-ID"]
 

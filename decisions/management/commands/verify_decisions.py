@@ -7,19 +7,30 @@ administrators and auditors (as the daily check does) and exits 1. The result is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions.decision_log import decision_log_verify_record
-from decisions.models import LogVerification
+from decisions.models import DecisionBlock, LogVerification
 from decisions.tasks import decision_log_tamper_email
 
 
 class Command(BaseCommand):
     help = "Verify the tamper-evident decision log."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--head",
+            help="a head hash recorded earlier outside the database (a ticket, the executive "
+            "report's e-mail): the log must still hold that block, or it was cut back",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        head = (options["head"] or "").strip().lower()
+        if options["head"] is not None and not re.fullmatch(r"[0-9a-f]{64}", head):
+            raise CommandError("--head takes a head hash: 64 hexadecimal digits.")
         report = decision_log_verify_record(source=LogVerification.Source.COMMAND)
         purged = (
             f" ({report.purged_blocks} emptied by retention purges: "
@@ -31,6 +42,19 @@ class Command(BaseCommand):
             f"{report.blocks} blocks{purged}, {report.rows} sealed decisions, "
             f"{report.unsealed} not yet sealed, head {report.head_hash}"
         )
+        if report.ok and head:
+            block = DecisionBlock.objects.filter(hash=head).values_list("number", flat=True)
+            if not block:
+                self.stderr.write(
+                    f"TAMPERED: the head {head} recorded earlier is not in the log: the log "
+                    "was cut back, or replaced, since it was recorded. What is there is "
+                    f"intact: {summary}."
+                )
+                raise SystemExit(1)
+            summary += (
+                f"; the head recorded earlier is block {block[0]} of {report.blocks}, so the "
+                "log still holds everything it held then"
+            )
         if report.ok:
             self.stdout.write(self.style.SUCCESS(f"Decision log intact: {summary}."))
             return
