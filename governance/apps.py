@@ -9,6 +9,9 @@ class GovernanceConfig(AppConfig):
 
     def ready(self) -> None:
         from governance.permissions import grant_role_permissions
+        from governance.sign_in import connect_lockout_log
+
+        connect_lockout_log()
 
         # Model permissions exist only after migrate has run, so roles get theirs then.
         post_migrate.connect(grant_role_permissions, sender=self)

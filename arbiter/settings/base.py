@@ -5,6 +5,7 @@ README's configuration table and ``docker-compose.yml`` can be checked against i
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -42,6 +43,8 @@ ENVIRONMENT_VARIABLES = {
     "OPTIMISATION_CHUNK_LOST_SECONDS": "silence after which a chunk's worker is presumed lost (60)",
     "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
     "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
+    "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
+    "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
 }
 
 env = environ.Env()
@@ -69,6 +72,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # The schedule of the executive report, kept in the database and edited in the admin.
     "django_celery_beat",
+    # Failed sign-ins counted per user and address; too many lock that pair out a while.
+    "axes",
     "governance",
     "decisions",
     "monitoring",
@@ -86,7 +91,29 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A database that cannot be reached: 503 and a page that says so, not a 500.
     "arbiter.middleware.DatabaseUnavailableMiddleware",
+    # Answers a locked-out sign-in with the lockout page (django-axes wants it last).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in: AxesStandaloneBackend refuses a user and address pair locked out, before the
+# password is checked; ModelBackend then checks it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed sign-ins for one user from one address lock that pair out for
+# LOGIN_LOCKOUT_MINUTES (429 and a page saying so); a success clears the count. Per pair,
+# so that someone guessing a user's password cannot lock the user out everywhere.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "governance.sign_in.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "governance.sign_in.client_address"
+AXES_VERBOSE = False
+# The address of the client: REMOTE_ADDR, or behind the TLS proxy (production settings)
+# the last address of X-Forwarded-For, the one the proxy itself appended.
+CLIENT_ADDRESS_FROM_PROXY = False
 
 ROOT_URLCONF = "arbiter.urls"
 WSGI_APPLICATION = "arbiter.wsgi.application"

@@ -16,8 +16,10 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:  # noqa: F405
 
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters of random text.")
 
-# TLS ends at the load balancer, which sets X-Forwarded-Proto.
+# TLS ends at the load balancer, which sets X-Forwarded-Proto (and X-Forwarded-For, whose
+# last address is the client's as the proxy saw it: sign-in lockouts count by it).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CLIENT_ADDRESS_FROM_PROXY = True
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
