@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -293,6 +293,8 @@ class LogReport:
     rows: int = 0
     purged_blocks: int = 0  # blocks whose rows a retention purge removed (decisions.retention)
     purged_rows: int = 0
+    skipped_blocks: int = 0  # blocks whose links were checked but rows not re-hashed (rolling)
+    skipped_rows: int = 0
     unsealed: int = 0
     head_hash: str = GENESIS_HASH
     first_bad_block: int | None = None
@@ -359,8 +361,14 @@ def _stored_hashes(**seq_range: int) -> Iterator[tuple[int, str, str, str]]:
         yield seq, decision_id, content_hash, recomputed
 
 
-def decision_log_verify() -> LogReport:
+def decision_log_verify(*, rehash: Callable[[int], bool] | None = None) -> LogReport:
     """Recompute every row hash, every block digest and the block chain.
+
+    ``rehash(block number)`` limits which blocks' rows are re-hashed (the daily check's
+    rolling mode, ``decision_log_rolling``); every block's header and link is checked
+    whatever it says. Also checks that the block the last intact verification ended at
+    still has the hash it recorded (``LogVerification``), so blocks rewritten since then
+    are found whichever rows are re-hashed.
 
     Blocks a retention purge emptied (``DecisionPurge``) are still checked as links of the
     chain; their rows must be gone, all of them. The check reads one snapshot of the log
@@ -369,12 +377,12 @@ def decision_log_verify() -> LogReport:
     after it began would otherwise read as blocks cut from the end or rows removed.
     """
     if connection.in_atomic_block:  # the caller's transaction is the snapshot
-        return _verify()
+        return _verify(rehash)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return _verify()
+        return _verify(rehash)
 
 
 def decision_purge_latest() -> DecisionPurge | None:
@@ -383,10 +391,16 @@ def decision_purge_latest() -> DecisionPurge | None:
     return DecisionPurge.objects.order_by("-through_block").first()
 
 
-def _verify() -> LogReport:
+def _verify(rehash: Callable[[int], bool] | None = None) -> LogReport:
     report = LogReport()
     previous = GENESIS_HASH
     after = 0
+    anchor = (
+        LogVerification.objects.filter(ok=True, blocks__gt=0)
+        .order_by("-started_at", "-pk")
+        .only("started_at", "blocks", "head_hash")
+        .first()
+    )
     purge = decision_purge_latest()
     purged_through = purge.through_block if purge else 0
     if purge is not None:
@@ -417,6 +431,14 @@ def _verify() -> LogReport:
         if _block_hash(block) != block.hash:
             _fail(report, f"block {block.number} was altered", block=block.number)
             return report
+        if anchor is not None and block.number == anchor.blocks and block.hash != anchor.head_hash:
+            _fail(
+                report,
+                f"block {block.number} no longer has the hash the verification of "
+                f"{anchor.started_at:%Y-%m-%d %H:%M} UTC recorded: the log was rewritten since",
+                block=block.number,
+            )
+            return report
         if block.number <= purged_through:
             if block.number == purged_through and block.last_seq != purge.last_seq:
                 _fail(
@@ -428,6 +450,11 @@ def _verify() -> LogReport:
                 return report
             report.purged_blocks += 1
             report.purged_rows += block.row_count
+            previous, after = block.hash, block.last_seq
+            continue
+        if rehash is not None and not rehash(block.number):
+            report.skipped_blocks += 1
+            report.skipped_rows += block.row_count
             previous, after = block.hash, block.last_seq
             continue
         rows = []
@@ -466,6 +493,14 @@ def _verify() -> LogReport:
     head = ChainHead.objects.filter(name=CHAIN).first()
     if head is not None and (head.seq != report.blocks or head.hash != previous):
         _fail(report, "sealed blocks were removed from the end", block=report.blocks + 1)
+    elif anchor is not None and report.blocks < anchor.blocks:
+        _fail(
+            report,
+            f"the verification of {anchor.started_at:%Y-%m-%d %H:%M} UTC found "
+            f"{anchor.blocks} blocks; the log has {report.blocks}: blocks were removed "
+            "from the end",
+            block=report.blocks + 1,
+        )
     report.head_hash = previous
     for seq, decision_id, content_hash, recomputed in _stored_hashes(seq__gt=after):
         report.unsealed += 1
@@ -480,11 +515,28 @@ def _verify() -> LogReport:
     return report
 
 
-def decision_log_verify_record(*, source: str, requested_by: str = "") -> LogVerification:
+def decision_log_rolling(days: int, *, today: int | None = None) -> Callable[[int], bool] | None:
+    """Which blocks the daily check re-hashes when ``DECISION_LOG_VERIFY_DAYS`` is ``days``
+    (None: all of them, for ``days`` 1). Every block sealed since the last intact check,
+    and one slice of the older ones: block ``n`` when ``n % days`` is the day's number
+    (``today``, default the date's ordinal), so that every row is re-hashed at least every
+    ``days`` days while a daily check costs about 1/``days`` of a full one on a large log.
+    Every block's header and link is checked daily whatever this says."""
+    if days <= 1:
+        return None
+    last = LogVerification.objects.filter(ok=True).order_by("-started_at", "-pk").first()
+    seen = last.blocks if last is not None else 0
+    day = (timezone.now().date().toordinal() if today is None else today) % days
+    return lambda number: number > seen or number % days == day
+
+
+def decision_log_verify_record(
+    *, source: str, requested_by: str = "", rehash: Callable[[int], bool] | None = None
+) -> LogVerification:
     """``decision_log_verify``, timed and kept as a ``LogVerification`` (the pages show the
     latest). Reads the log only; the record is written when the check ends."""
     started_at, started = timezone.now(), time.perf_counter()
-    report = decision_log_verify()
+    report = decision_log_verify(rehash=rehash)
     return LogVerification.objects.create(
         started_at=started_at,
         seconds=round(time.perf_counter() - started, 3),
@@ -496,6 +548,8 @@ def decision_log_verify_record(*, source: str, requested_by: str = "") -> LogVer
         unsealed=report.unsealed,
         purged_blocks=report.purged_blocks,
         purged_rows=report.purged_rows,
+        skipped_blocks=report.skipped_blocks,
+        skipped_rows=report.skipped_rows,
         head_hash=report.head_hash,
         first_bad_block=report.first_bad_block,
         first_bad_row=report.first_bad_row or "",

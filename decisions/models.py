@@ -180,6 +180,10 @@ class LogVerification(models.Model):
     unsealed = models.PositiveBigIntegerField()
     purged_blocks = models.PositiveBigIntegerField(default=0)
     purged_rows = models.PositiveBigIntegerField(default=0)
+    skipped_blocks = models.PositiveBigIntegerField(
+        default=0, help_text="blocks whose links were checked but rows not re-hashed (rolling)"
+    )
+    skipped_rows = models.PositiveBigIntegerField(default=0)
     head_hash = models.CharField(max_length=64)
     first_bad_block = models.PositiveBigIntegerField(null=True, blank=True)
     first_bad_row = models.CharField(max_length=64, blank=True, default="")

@@ -153,6 +153,8 @@ class LogVerificationSerializer(serializers.ModelSerializer):
             "unsealed",
             "purged_blocks",
             "purged_rows",
+            "skipped_blocks",
+            "skipped_rows",
             "head_hash",
             "first_bad_block",
             "first_bad_row",

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import shared_task, states
+from django.conf import settings
 
 from decisions.background import repeating
 from decisions.decision_log import decision_blocks_seal, decision_log_verify_record
@@ -28,7 +29,12 @@ def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> d
     (``LogVerification``: the decision pages show the latest). Beat runs it daily; the
     pages' "Verify now" queues it. A log that does not verify is logged at ERROR for
     alerting. Reads the log only: running it twice is harmless."""
-    record = decision_log_verify_record(source=source, requested_by=requested_by)
+    from decisions.decision_log import decision_log_rolling
+
+    rehash = None
+    if source == "daily":
+        rehash = decision_log_rolling(settings.DECISION_LOG_VERIFY_DAYS)
+    record = decision_log_verify_record(source=source, requested_by=requested_by, rehash=rehash)
     if not record.ok:
         logger.error(
             "decision log verification failed (first bad block %s, decision %s): %s",
@@ -41,6 +47,7 @@ def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> d
         "ok": record.ok,
         "blocks": record.blocks,
         "rows": record.rows,
+        "skipped_rows": record.skipped_rows,
         "unsealed": record.unsealed,
         "purged_blocks": record.purged_blocks,
         "first_bad_block": record.first_bad_block,

@@ -288,6 +288,11 @@ def _decision_log() -> tuple[str, str]:
             f"Intact when last verified, {when}: the daily check has not run since; is beat "
             "running?"
         )
+    if last.skipped_rows:
+        return OK, (
+            f"Intact when verified {when}: every link, and {last.rows:,} of "
+            f"{last.rows + last.skipped_rows:,} sealed decisions re-hashed (a rolling check)."
+        )
     return OK, f"Intact when verified {when}: {last.rows:,} sealed decisions."
 
 

@@ -43,6 +43,7 @@ ENVIRONMENT_VARIABLES = {
     "OPTIMISATION_CHUNK_LOST_SECONDS": "silence after which a chunk's worker is presumed lost (60)",
     "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
     "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
+    "DECISION_LOG_VERIFY_DAYS": "days over which the daily log check re-hashes every row (1)",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
 }
@@ -256,6 +257,13 @@ DECISION_BLOCK_ROWS = 1000
 DECISION_SEAL_SECONDS = 10
 # Rows younger than this are left for the next pass: their transaction may still commit.
 DECISION_SEAL_GRACE_SECONDS = 5
+# The daily check of the decision log re-hashes every row (1), or on a log too large for
+# that, every row of the blocks sealed since the last check and 1/N of the older blocks, so
+# that each row is re-hashed at least every N days (each block's link is checked daily, as
+# is the hash the last check recorded). verify_decisions and "Verify now" re-hash all.
+DECISION_LOG_VERIFY_DAYS = env.int("DECISION_LOG_VERIFY_DAYS", default=1)
+if not 1 <= DECISION_LOG_VERIFY_DAYS <= 31:
+    raise ImproperlyConfigured("DECISION_LOG_VERIFY_DAYS must be from 1 to 31.")
 # How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
 # credit applications. Nothing is purged automatically: `manage.py purge_decisions`
 # removes whole sealed blocks older than this (decisions.retention).

@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection, transaction
 from decisions import decision_log
 from decisions.decision_log import decision_blocks_seal, decision_hash, decision_log_verify
 from decisions.demo_portfolio import synthetic_customers
-from decisions.models import Decision, LogVerification
+from decisions.models import Decision, DecisionBlock, LogVerification
 from decisions.services import decision_make
 
 on_postgres = pytest.mark.skipif(
@@ -136,7 +136,14 @@ def test_a_log_cut_back_to_an_earlier_intact_state_is_caught_by_a_recorded_head(
         "UPDATE governance_chainhead SET seq = 2, hash = %s WHERE name = %s",
         (earlier, decision_log.CHAIN),
     )
-    assert verify()[0] == 0  # what is left is intact: only the recorded head tells
+    # The last verification inside the database still remembers three blocks ...
+    code, output = verify()
+    assert code == 1
+    assert "found 3 blocks; the log has 2: blocks were removed from the end" in output
+    # ... unless it goes back too, as with a restored backup: then what is left verifies,
+    # and only the head recorded outside tells.
+    LogVerification.objects.all().delete()
+    assert verify()[0] == 0
     code, output = verify("--head", recorded)
     assert code == 1
     assert f"TAMPERED: the head {recorded} recorded earlier is not in the log" in output
@@ -503,3 +510,103 @@ def test_numbers_the_database_normalises_still_verify(cross_sell_deployment, api
             ('{"income": 1e16, "utilisation": 0.0}', decision.seq),
         )
     assert decision_log_verify().first_bad_row == str(decision.decision_id)
+
+
+@pytest.fixture
+def six_blocks(db, cross_sell_deployment, api_client_user):
+    made = [
+        decision_make(
+            actor=api_client_user,
+            deployment="cross-sell",
+            customer_id=f"r-{i}",
+            features=features(i),
+        ).decision
+        for i in range(6)
+    ]
+    decision_blocks_seal(max_rows=1, grace_seconds=0)
+    return made
+
+
+def test_the_rolling_daily_check_re_hashes_new_blocks_and_one_slice_of_the_old(six_blocks):
+    """With DECISION_LOG_VERIFY_DAYS = 3, on a log whose last check saw 4 blocks: blocks
+    5 and 6 (new) and the day's slice are re-hashed; every link is checked."""
+    from decisions.decision_log import decision_log_rolling, decision_log_verify_record
+
+    first = decision_log_verify_record(source="daily")  # full: 6 blocks
+    assert first.ok and first.skipped_rows == 0
+    LogVerification.objects.filter(pk=first.pk).update(
+        blocks=4, head_hash=DecisionBlock.objects.get(number=4).hash
+    )
+    # A row of block 2 altered, its hash left as sealed.
+    tamper(
+        "UPDATE decisions_decision SET action_id = %s WHERE seq = %s",
+        ("forged", six_blocks[1].seq),
+    )
+    day_one = decision_log_rolling(3, today=1)  # blocks 1 and 4 (n % 3 == 1), and 5, 6
+    assert [n for n in range(1, 7) if day_one(n)] == [1, 4, 5, 6]
+    missed = decision_log_verify_record(source="daily", rehash=day_one)
+    assert missed.ok  # block 2's rows are another day's slice
+    assert (missed.rows, missed.skipped_blocks, missed.skipped_rows) == (4, 2, 2)
+    day_two = decision_log_rolling(3, today=2)  # within three days, block 2's turn
+    caught = decision_log_verify_record(source="daily", rehash=day_two)
+    assert not caught.ok and caught.first_bad_block == 2
+    assert caught.first_bad_row == str(six_blocks[1].decision_id)
+
+
+def test_the_rolling_check_still_checks_every_block_and_the_last_recorded_head(six_blocks):
+    from decisions.decision_log import _block_hash, _digest, decision_log_verify_record
+
+    decision_log_verify_record(source="daily")  # records block 6's hash
+    nothing = lambda number: False  # noqa: E731 (no rows re-hashed at all)
+    assert decision_log_verify_record(source="daily", rehash=nothing).ok
+
+    # A block's count changed: its header no longer hashes to its hash.
+    tamper("UPDATE decisions_decisionblock SET row_count = 2 WHERE number = 3")
+    altered = decision_log_verify_record(source="daily", rehash=nothing)
+    assert not altered.ok and altered.problems == ["block 3 was altered"]
+    tamper("UPDATE decisions_decisionblock SET row_count = 1 WHERE number = 3")
+
+    # The whole chain rewritten consistently from block 2 (a row, then every digest, link
+    # and hash after it, and the chain head): only the hash the last check kept tells.
+    victim = six_blocks[1]
+    tamper("UPDATE decisions_decision SET action_id = %s WHERE seq = %s", ("forged", victim.seq))
+    forged = Decision.objects.get(seq=victim.seq)
+    tamper(
+        "UPDATE decisions_decision SET content_hash = %s WHERE seq = %s",
+        (decision_hash(forged), victim.seq),
+    )
+    previous = DecisionBlock.objects.get(number=1).hash
+    for block in DecisionBlock.objects.filter(number__gte=2).order_by("number"):
+        rows = list(
+            Decision.objects.filter(seq__gt=block.after_seq, seq__lte=block.last_seq)
+            .order_by("seq")
+            .values_list("seq", "content_hash")
+        )
+        block.rows_digest, block.prev_hash = _digest(rows), previous
+        block.hash = _block_hash(block)
+        tamper(
+            "UPDATE decisions_decisionblock SET rows_digest = %s, prev_hash = %s, hash = %s "
+            "WHERE number = %s",
+            (block.rows_digest, block.prev_hash, block.hash, block.number),
+        )
+        previous = block.hash
+    tamper(
+        "UPDATE governance_chainhead SET hash = %s WHERE name = %s",
+        (previous, decision_log.CHAIN),
+    )
+    rewritten = decision_log_verify_record(source="command")  # full, every row re-hashed
+    assert not rewritten.ok
+    assert rewritten.first_bad_block == 6
+    assert "block 6 no longer has the hash the verification of" in rewritten.problems[0]
+    assert "the log was rewritten since" in rewritten.problems[0]
+
+
+def test_the_daily_task_follows_decision_log_verify_days(six_blocks, settings):
+    from decisions.tasks import decision_log_verify_task
+
+    assert decision_log_verify_task()["skipped_rows"] == 0  # 1 day: every row
+    settings.DECISION_LOG_VERIFY_DAYS = 6
+    result = decision_log_verify_task()
+    assert result["ok"]
+    assert result["skipped_rows"] == 5  # no new block: one slice of six
+    assert decision_log_verify_task(source="page")["skipped_rows"] == 0  # Verify now: all
