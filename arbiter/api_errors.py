@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from arbiter.metrics import API_ERRORS
 from governance.exceptions import DomainError
 
 logger = logging.getLogger("arbiter.database")
@@ -47,6 +48,13 @@ def _first_message(details: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = _error_response(exc, context)
+    if response is not None and isinstance(response.data, dict) and "error" in response.data:
+        API_ERRORS.labels(str(response.status_code), response.data["error"]["code"]).inc()
+    return response
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DATABASE_ERRORS):
         request = context.get("request")
         where = f"{request.method} {request.path}" if request is not None else "the API"

@@ -5,6 +5,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arbiter.api_errors import api_aware
+from arbiter.metrics import metrics_view
 from decisions import ui_urls as decisions_ui_urls
 from governance import ui_urls as governance_ui_urls
 from monitoring import drift_ui_urls as monitoring_drift_ui_urls
@@ -28,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("monitoring.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include(ui_patterns)),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.metrics import DECISION_SECONDS, DECISIONS
 from decisions import runtime, selectors, services
 from decisions.deployments import CHAMPION
 from decisions.serializers import (
@@ -97,6 +99,7 @@ class DecisionListApi(APIView):
         responses={201: DecisionSerializer, 200: DecisionSerializer},
     )
     def post(self, request: Request) -> Response:
+        started = time.perf_counter()
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.DECISION_MAX_BODY_BYTES:
             raise ValidationFailed(
@@ -122,8 +125,13 @@ class DecisionListApi(APIView):
             idempotency_key=key,
             request_id=(request.headers.get("X-Request-ID") or "")[:100] or None,
         )
+        decision = outcome.decision
+        DECISIONS.labels(
+            decision.deployment_name, decision.arm, "created" if outcome.created else "repeated"
+        ).inc()
+        DECISION_SECONDS.labels(decision.deployment_name).observe(time.perf_counter() - started)
         return Response(
-            represent(DecisionSerializer, outcome.decision), status=201 if outcome.created else 200
+            represent(DecisionSerializer, decision), status=201 if outcome.created else 200
         )
 
     @extend_schema(

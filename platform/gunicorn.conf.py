@@ -59,6 +59,39 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 control_socket_disable = True
 
 
+# Prometheus counters (arbiter/metrics.py): each worker writes its own files in a folder of
+# this server's (named by the master's pid, so two servers on a host never mix) and a
+# scrape, whichever worker answers it, adds them up. The master sets it before it forks the
+# workers, which then import prometheus_client; a restart starts counting from zero.
+def on_starting(server):
+    """An empty metrics folder for this server, named in the workers' environment."""
+    import shutil
+
+    folder = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        f"/dev/shm/arbiter-metrics-{os.getpid()}",  # noqa: S108 (this server's own, on tmpfs)
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def on_exit(server):
+    """Remove this server's metrics folder."""
+    import shutil
+
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """A worker that exited: its gauges no longer count (its counters still do)."""
+    try:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+    except Exception:  # a worker that never imported it left nothing
+        server.log.debug("no metrics of worker %s to retire", worker.pid)
+
+
 def post_worker_init(worker):
     """Load and compile every active deployment before the worker takes requests.
 

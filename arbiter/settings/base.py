@@ -44,6 +44,7 @@ ENVIRONMENT_VARIABLES = {
     "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
     "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
     "DECISION_LOG_VERIFY_DAYS": "days over which the daily log check re-hashes every row (1)",
+    "METRICS_TOKEN": "bearer token a Prometheus scraper sends to /metrics; unset: no /metrics",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
 }
@@ -273,6 +274,9 @@ API_KEY_DAYS = env.int("API_KEY_DAYS", default=365)
 if not 0 <= API_KEY_DAYS <= 3650:
     raise ImproperlyConfigured("API_KEY_DAYS must be from 0 (never expire) to 3650.")
 API_KEY_WARN_DAYS = 30
+# GET /metrics (Prometheus) answers a scraper that sends "Authorization: Bearer <token>";
+# without a token set there is no /metrics at all (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 DECISION_RETENTION_MONTHS = env.int("DECISION_RETENTION_MONTHS", default=25)
 if DECISION_RETENTION_MONTHS < 1:
     raise ImproperlyConfigured("DECISION_RETENTION_MONTHS must be at least 1 (months).")

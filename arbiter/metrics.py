@@ -1,0 +1,109 @@
+"""Prometheus metrics: ``GET /metrics`` with ``Authorization: Bearer <METRICS_TOKEN>``.
+
+Counted in the web processes: real-time decisions by deployment, arm and result, their
+server-side time, and API answers in the common error body by status and code. Read
+from the database at each scrape: optimisation runs by status, and the decision log's
+last verification. Under gunicorn every worker counts in its own files in
+``PROMETHEUS_MULTIPROC_DIR`` (``platform/gunicorn.conf.py`` sets and clears it) and a
+scrape adds them up, whichever worker answers it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+DECISIONS = Counter(
+    "arbiter_decisions",
+    "Real-time decisions answered: created (logged now) or repeated (an Idempotency-Key "
+    "seen before).",
+    ["deployment", "arm", "result"],
+)
+DECISION_SECONDS = Histogram(
+    "arbiter_decision_seconds",
+    "Server-side time of a real-time decision, from the request to the logged decision.",
+    ["deployment"],
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+API_ERRORS = Counter(
+    "arbiter_api_errors",
+    "API answers in the common error body, by HTTP status and error code.",
+    ["status", "code"],
+)
+
+
+class DatabaseCollector:
+    """What the database knows, read at scrape time (a few indexed queries)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from decisions.models import LogVerification, OptimisationRun, RunStatus
+
+        runs = GaugeMetricFamily(
+            "arbiter_optimisation_runs", "Optimisation runs by status.", labels=["status"]
+        )
+        counts = dict(
+            OptimisationRun.objects.order_by()
+            .values("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        for status in RunStatus.values:
+            runs.add_metric([status], counts.get(status, 0))
+        yield runs
+        last = LogVerification.objects.order_by("-started_at", "-pk").first()
+        if last is not None:
+            yield GaugeMetricFamily(
+                "arbiter_decision_log_verified_ok",
+                "1 if the decision log's last verification found it intact, else 0.",
+                value=1 if last.ok else 0,
+            )
+            yield GaugeMetricFamily(
+                "arbiter_decision_log_verified_timestamp_seconds",
+                "When the decision log's last verification started (Unix time).",
+                value=last.started_at.timestamp(),
+            )
+
+
+def _registry() -> CollectorRegistry:
+    if os.path.isdir(os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in (DECISIONS, DECISION_SECONDS, API_ERRORS):
+            registry.register(collector)
+    registry.register(DatabaseCollector())
+    return registry
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The metrics, for a scraper holding ``METRICS_TOKEN``; 404 when none is set (off)."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404("Metrics are off: set METRICS_TOKEN.")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        response = HttpResponse("A bearer token (METRICS_TOKEN) is needed.\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="arbiter-metrics"'
+        response["Content-Type"] = "text/plain; charset=utf-8"
+        return response
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["API_ERRORS", "DECISIONS", "DECISION_SECONDS", "metrics_view"]
