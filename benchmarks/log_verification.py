@@ -6,7 +6,7 @@ check (``DECISION_LOG_VERIFY_DAYS``) and the links alone, side by side in one ru
 Creates a fresh PostgreSQL database, loads the demo and logs ``--customers`` decisions
 with one optimisation run (the onboarding deployment's simulated customers; the run's
 limits sized for the population as ``optimisation_run.py`` does),
-seals them into blocks of ``DECISION_SEAL_MAX_ROWS``, then times, twice each and
+seals them into blocks of ``DECISION_BLOCK_ROWS``, then times, twice each and
 alternating:
 
 1. the full check (``verify_decisions``, *Verify now*): every row re-hashed;
