@@ -40,10 +40,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 logger = logging.getLogger(__name__)
 
 
-def WARN_BEFORE_EXPIRY() -> timedelta:
-    return timedelta(days=settings.API_KEY_WARN_DAYS)
-
-
 _Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
 
 

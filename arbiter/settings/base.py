@@ -107,7 +107,12 @@ AUTHENTICATION_BACKENDS = [
 # LOGIN_LOCKOUT_MINUTES (429 and a page saying so); a success clears the count. Per pair,
 # so that someone guessing a user's password cannot lock the user out everywhere.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT must be at least 1.")
+_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+if _LOCKOUT_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_LOCKOUT_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "governance.sign_in.lockout_response"
@@ -268,6 +273,9 @@ if not 1 <= DECISION_LOG_VERIFY_DAYS <= 31:
 # How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
 # credit applications. Nothing is purged automatically: `manage.py purge_decisions`
 # removes whole sealed blocks older than this (decisions.retention).
+DECISION_RETENTION_MONTHS = env.int("DECISION_RETENTION_MONTHS", default=25)
+if DECISION_RETENTION_MONTHS < 1:
+    raise ImproperlyConfigured("DECISION_RETENTION_MONTHS must be at least 1 (months).")
 # A new API key expires after this many days unless its creator asks otherwise (0: never);
 # a key used in its last API_KEY_WARN_DAYS is logged at WARNING, so it is rotated in time.
 API_KEY_DAYS = env.int("API_KEY_DAYS", default=365)
@@ -277,9 +285,6 @@ API_KEY_WARN_DAYS = 30
 # GET /metrics (Prometheus) answers a scraper that sends "Authorization: Bearer <token>";
 # without a token set there is no /metrics at all (404).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-DECISION_RETENTION_MONTHS = env.int("DECISION_RETENTION_MONTHS", default=25)
-if DECISION_RETENTION_MONTHS < 1:
-    raise ImproperlyConfigured("DECISION_RETENTION_MONTHS must be at least 1 (months).")
 # Largest decision request accepted (bytes); larger bodies get 400 before parsing.
 DECISION_MAX_BODY_BYTES = 64 * 1024
 # --- optimisation runs ---------------------------------------------------------------
@@ -342,7 +347,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "decisions.tasks.decision_blocks_seal_task",
         "schedule": DECISION_SEAL_SECONDS,
     },
-    # Runs whose worker stopped, or that no worker took, are sent again (decisions/optimisation.py).
+    # Runs whose worker stopped, or that no worker took, are sent again
+    # (decisions/optimisation.py).
     "recover-optimisation-runs": {
         "task": "decisions.tasks.optimisation_runs_recover_task",
         "schedule": 60,
