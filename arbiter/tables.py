@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ class TableUnreadable(Exception):
 def table_pieces(path: Path, fmt: str, *, rows: int | None = None) -> Iterator[pd.DataFrame]:
     """The file (``fmt`` ``csv`` or ``parquet``) in frames of at most ``rows`` rows (None:
     one frame), read as they are needed; ``TableUnreadable``, also midway."""
-    try:
+    with _reading(fmt):
         if fmt == "csv":
             yield from _csv_frames(path, rows)
             return
@@ -58,22 +59,23 @@ def table_pieces(path: Path, fmt: str, *, rows: int | None = None) -> Iterator[p
         for frame in frames:
             frame.columns = column_names(frame.columns)
             yield frame
-    except TableUnreadable:
-        raise
-    except Exception as exc:
-        if not _file_problem(exc):
-            raise
-        raise _unreadable(fmt, exc) from None
 
 
 def table_columns(path: Path, fmt: str) -> list[str]:
     """The file's column names, from its header (CSV) or schema (Parquet) alone."""
-    try:
+    with _reading(fmt):
         if fmt == "csv":
             return column_names(pd.read_csv(path, nrows=0, **_csv_options(path)).columns)
         import pyarrow.parquet as pq
 
         return column_names(pq.read_schema(path).names)
+
+
+@contextmanager
+def _reading(fmt: str) -> Iterator[None]:
+    """pandas' and pyarrow's errors for a bad file, as ``TableUnreadable``."""
+    try:
+        yield
     except TableUnreadable:
         raise
     except Exception as exc:

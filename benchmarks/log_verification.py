@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.decision_latency import drop_database, fresh_database  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -39,16 +41,12 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     args = parser.parse_args()
 
-    import psycopg
-
     name = f"arbiter_logbench_{os.getpid()}"
-    with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {name}")
+    database_url = fresh_database(args.postgres, name)
     artifacts = tempfile.mkdtemp(prefix="arbiter-logbench-")
     os.environ.update(
         {
-            "DATABASE_URL": f"{args.postgres}/{name}",
+            "DATABASE_URL": database_url,
             "ARTIFACT_ROOT": artifacts,
             "DJANGO_SETTINGS_MODULE": "arbiter.settings.local",
             "DEBUG": "true",
@@ -63,8 +61,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_database(args.postgres, name)
         shutil.rmtree(artifacts, ignore_errors=True)
 
 
