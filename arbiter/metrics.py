@@ -1,11 +1,11 @@
 """Prometheus metrics: ``GET /metrics`` with ``Authorization: Bearer <METRICS_TOKEN>``.
 
 Counted in the web processes: real-time decisions by deployment, arm and result, their
-server-side time, and API answers in the common error body by status and code. Read
-from the database at each scrape: optimisation runs by status, and the decision log's
-last verification. Under gunicorn every worker counts in its own files in
-``PROMETHEUS_MULTIPROC_DIR`` (``platform/gunicorn.conf.py`` sets and clears it) and a
-scrape adds them up, whichever worker answers it.
+server-side time, and API answers in the common error body by status and code. Read from
+the database at each scrape: optimisation runs by status, the decision log's last
+verification, and the decisions not yet sealed in a block. Under gunicorn every worker
+counts in its own files in ``PROMETHEUS_MULTIPROC_DIR`` (``platform/gunicorn.conf.py``
+sets and clears it) and a scrape adds them up, whichever worker answers it.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class DatabaseCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from decisions.models import LogVerification, OptimisationRun, RunStatus
+        from monitoring.status import decision_log_backlog
 
         runs = GaugeMetricFamily(
             "arbiter_optimisation_runs", "Optimisation runs by status.", labels=["status"]
@@ -65,6 +66,18 @@ class DatabaseCollector:
         for status in RunStatus.values:
             runs.add_metric([status], counts.get(status, 0))
         yield runs
+        count, age = decision_log_backlog()
+        yield GaugeMetricFamily(
+            "arbiter_decision_log_unsealed",
+            "Decisions logged but not yet sealed in a block.",
+            value=count,
+        )
+        yield GaugeMetricFamily(
+            "arbiter_decision_log_unsealed_oldest_seconds",
+            "Age of the oldest decision not yet sealed in a block (0 when none); beat seals "
+            "every few seconds, so a growing age means sealing has stopped.",
+            value=age.total_seconds() if age is not None else 0.0,
+        )
         last = LogVerification.objects.order_by("-started_at", "-pk").first()
         if last is not None:
             yield GaugeMetricFamily(

@@ -2,10 +2,11 @@
 
 One check per part an operator runs (the database, the task queue, the workers, beat,
 the artifact storage) and per thing they keep (the active deployments' model files, the
-decision log's last verification, optimisation runs no worker is on, API keys near
-expiry). Each says ``ok``, ``warning`` or ``failing`` with a sentence naming what to
-look at. Checks only read, except the storage check, which writes and removes one small
-file; none takes longer than a few seconds.
+decision log's last verification and the decisions not yet sealed in a block,
+optimisation runs no worker is on, API keys near expiry). Each says ``ok``, ``warning``
+or ``failing`` with a sentence naming what to look at. Checks only read, except the
+storage check, which writes and removes one small file; none takes longer than a few
+seconds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ every 10 s; django-celery-beat records runs every 3 minutes)."""
 VERIFICATION_AGE = timedelta(hours=36)
 """The daily check of the decision log should be younger than this."""
 STORAGE_LOW_BYTES = 1024**3
+SEALING_LATE = timedelta(minutes=5)
+"""Beat seals every few seconds: a decision unsealed this long means sealing has stopped."""
+SEALING_FAILING = timedelta(hours=1)
+"""An hour of decisions outside the block chain (a deletion among them would go unseen)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ def status_checks() -> list[Check]:
             checks.append(_guarded("beat", _beat))
         checks.append(_guarded("deployments", _deployments))
         checks.append(_guarded("decision log", _decision_log))
+        checks.append(_guarded("sealing", lambda: _sealing(eager)))
         checks.append(_guarded("optimisation runs", _runs))
         checks.append(_guarded("API keys", _api_keys))
     return checks
@@ -294,6 +300,41 @@ def _decision_log() -> tuple[str, str]:
             f"{last.rows + last.skipped_rows:,} sealed decisions re-hashed (a rolling check)."
         )
     return OK, f"Intact when verified {when}: {last.rows:,} sealed decisions."
+
+
+def decision_log_backlog() -> tuple[int, timedelta | None]:
+    """How many decisions no sealed block covers yet, and the age of the oldest of them."""
+    from decisions.models import Decision, DecisionBlock
+
+    after = DecisionBlock.objects.order_by("-number").values_list("last_seq", flat=True).first()
+    pending = Decision.objects.filter(seq__gt=after or 0).order_by()
+    oldest = pending.order_by("seq").values_list("created_at", flat=True).first()
+    if oldest is None:
+        return 0, None
+    return pending.count(), max(timezone.now() - oldest, timedelta(0))
+
+
+def _sealing(eager: bool) -> tuple[str, str]:
+    count, age = decision_log_backlog()
+    if age is None:
+        return OK, "Every decision is sealed in a block."
+    waiting = f"{count:,} decision(s) not sealed in a block, the oldest {_ago(age)} old"
+    if eager:
+        # No beat without a broker: rows are sealed when a block fills, or by hand.
+        how = "sealed when a block fills, or by python manage.py seal_decisions"
+    else:
+        how = f"beat seals every {settings.DECISION_SEAL_SECONDS} s"
+    if age <= SEALING_LATE:
+        return OK, f"{waiting} ({how})."
+    if eager:
+        return WARNING, (
+            f"{waiting}: run python manage.py seal_decisions (no beat without a broker)."
+        )
+    return FAILING if age > SEALING_FAILING else WARNING, (
+        f"{waiting}: until sealed, a removed decision would go unseen. Is beat running? See the "
+        "workers' log for decisions.tasks.decision_blocks_seal_task, or run python manage.py "
+        "seal_decisions."
+    )
 
 
 def _runs() -> tuple[str, str]:

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from decisions.decision_log import decision_blocks_seal
 from tests.arbiter.test_metrics import TOKEN, sample, scrape
 from tests.decisions.test_decision_api import customer, decide
 
@@ -44,3 +45,10 @@ def test_metrics_count_decisions_and_errors_for_a_scraper_with_the_token(
     assert more("arbiter_api_errors_total", status="400", code="invalid") == 1
     assert sample(after, "arbiter_optimisation_runs", status="queued") == 0
     assert "# TYPE arbiter_decision_seconds histogram" in after
+    # Four decisions logged, none sealed yet (beat has not run); then sealed.
+    assert sample(after, "arbiter_decision_log_unsealed") == 4
+    assert 0 < sample(after, "arbiter_decision_log_unsealed_oldest_seconds") < 60
+    decision_blocks_seal(grace_seconds=0)
+    sealed = scrape(web)
+    assert sample(sealed, "arbiter_decision_log_unsealed") == 0
+    assert "arbiter_decision_log_unsealed_oldest_seconds 0.0" in sealed

@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from kombu import Connection
 
+from decisions.decision_log import decision_blocks_seal
 from decisions.models import LogVerification, OptimisationRun, RunStatus
 from decisions.optimisation import optimisation_run_create
 from governance import services
@@ -114,6 +116,40 @@ def test_the_decision_log_state_is_the_last_verifications(demo):  # noqa: F811
     log = by_name(status.status_checks())["decision log"]
     assert log.state == status.FAILING
     assert "found the log altered at block 2" in log.message
+
+
+def test_decisions_left_unsealed_are_a_warning_then_a_failure(make_decision):
+    now = timezone.now()
+    assert status._sealing(eager=False) == (status.OK, "Every decision is sealed in a block.")
+    for minutes in (8, 3, 0):
+        make_decision(at=now - timedelta(minutes=minutes))
+    decision_blocks_seal(grace_seconds=0)
+    assert status.decision_log_backlog() == (0, None)
+    make_decision(at=now - timedelta(minutes=2))
+    make_decision(at=now - timedelta(seconds=30))
+
+    state, message = status._sealing(eager=False)
+    assert state == status.OK
+    assert message.startswith("2 decision(s) not sealed in a block, the oldest 2 min old")
+    assert message.endswith("(beat seals every 10 s).")
+    later = now + timedelta(minutes=10)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        state, message = status._sealing(eager=False)
+        assert state == status.WARNING and "the oldest 12 min old" in message
+        assert "Is beat running?" in message
+        assert status._sealing(eager=True) == (
+            status.WARNING,
+            "2 decision(s) not sealed in a block, the oldest 12 min old: run python manage.py "
+            "seal_decisions (no beat without a broker).",
+        )
+    with mock.patch("django.utils.timezone.now", return_value=now + timedelta(hours=2)):
+        assert status._sealing(eager=False)[0] == status.FAILING
+        assert status._sealing(eager=True)[0] == status.WARNING
+    # The command seals them, and the check is ok again.
+    call_command("seal_decisions", "--grace", "0", stdout=io.StringIO())
+    assert by_name(status.status_checks())["sealing"] == status.Check(
+        "sealing", status.OK, "Every decision is sealed in a block."
+    )
 
 
 def test_runs_no_worker_took_and_keys_near_expiry_are_warned_of(demo, admin_user):  # noqa: F811
