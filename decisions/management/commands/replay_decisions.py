@@ -1,0 +1,189 @@
+"""manage.py replay_decisions --user AUDITOR [filters] [--sample N | --all]: replay many.
+
+Draws a random sample (1,000 by default) of the decisions the filters select, replays
+each from its logged inputs, versions and prices, and says how many replayed
+identically. ``--seed`` draws the same sample again; ``--report FILE`` keeps one CSV row
+per decision for the examiner's file. Exits 1 when any decision differed or could not be
+replayed.
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import sys
+from contextlib import nullcontext
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.dateparse import parse_date, parse_datetime
+from tqdm import tqdm
+
+from decisions.models import OptimisationRun
+from decisions.replays import (
+    DIFFERS,
+    IDENTICAL,
+    NOT_REPLAYED,
+    ReplayOutcome,
+    decision_replay_sample,
+)
+from decisions.selectors import decision_list
+from governance.exceptions import DomainError
+
+SHOWN = 20  # differing decisions named on the terminal (the report has every one)
+REPORT_COLUMNS = (
+    "decision_id",
+    "seq",
+    "created_at",
+    "deployment",
+    "customer_id",
+    "arm",
+    "run",
+    "action",
+    "result",
+    "fields",
+    "message",
+)
+
+
+def when(text: str) -> datetime:
+    """An ISO date (midnight UTC) or date and time (UTC unless it gives an offset)."""
+    moment = parse_datetime(text)
+    if moment is None:
+        day = parse_date(text)
+        if day is None:
+            raise ValueError(text)
+        moment = datetime.combine(day, time())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Replay a random sample (or all) of the logged decisions; exit 1 if any differs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--user", required=True, help="an auditor, checker or admin")
+        parser.add_argument("--deployment", help="only this deployment's decisions")
+        parser.add_argument("--customer-id", help="only this customer's decisions")
+        parser.add_argument("--run", type=int, help="only this optimisation run's decisions")
+        parser.add_argument("--since", help="logged at or after (2026-07-01 or an ISO time)")
+        parser.add_argument("--until", help="logged before (2026-10-01 or an ISO time)")
+        size = parser.add_mutually_exclusive_group()
+        size.add_argument(
+            "--sample", type=int, default=1000, metavar="N", help="decisions drawn (1000)"
+        )
+        size.add_argument("--all", action="store_true", help="replay every decision selected")
+        parser.add_argument("--seed", type=int, help="draw the same sample again")
+        parser.add_argument("--report", type=Path, help="write one CSV row per decision here")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user = get_user_model().objects.filter(username=options["user"]).first()
+        if user is None:
+            raise CommandError(f"There is no user called {options['user']!r}.")
+        if not options["all"] and options["sample"] < 1:
+            raise CommandError("--sample must be at least 1.")
+        times = {}
+        for name in ("since", "until"):
+            if options[name]:
+                try:
+                    times[name] = when(options[name])
+                except ValueError:
+                    raise CommandError(
+                        f"--{name} {options[name]!r} is not a date (2026-07-01) or an ISO "
+                        "date and time (2026-07-01T09:30:00Z)."
+                    ) from None
+        if times.get("since") and times.get("until") and times["since"] >= times["until"]:
+            raise CommandError("--since must be before --until.")
+        run = options["run"]
+        if run is not None and not OptimisationRun.objects.filter(pk=run).exists():
+            raise CommandError(f"There is no optimisation run {run}.")
+        report_path: Path | None = options["report"]
+        if report_path is not None and not report_path.parent.is_dir():
+            raise CommandError(f"The folder {report_path.parent} does not exist.")
+        seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
+        try:
+            decisions = decision_list(
+                actor=user,
+                customer_id=options["customer_id"],
+                deployment=options["deployment"],
+                **times,
+            )
+            if run is not None:
+                decisions = decisions.filter(run_id=run)
+            sample = decision_replay_sample(
+                actor=user,
+                decisions=decisions,
+                size=None if options["all"] else options["sample"],
+                seed=seed,
+            )
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        if sample.population == 0:
+            raise CommandError("No logged decision matches these filters.")
+        drawn = (
+            f"all {sample.population:,}"
+            if sample.seqs is None
+            else f"{sample.size:,} drawn at random (seed {seed}) from {sample.population:,}"
+        )
+        self.stdout.write(f"Replaying {drawn} decisions, up to seq {sample.through_seq}.")
+        shown: list[str] = []
+        with (
+            open(report_path, "w", newline="", encoding="utf-8") if report_path else nullcontext()
+        ) as handle:
+            writer = csv.writer(handle) if handle else None
+            if writer:
+                writer.writerow(REPORT_COLUMNS)
+            with tqdm(total=sample.size, unit="decision", file=sys.stderr, leave=False) as bar:
+                for outcome in sample.outcomes():
+                    bar.update()
+                    if writer:
+                        writer.writerow(_report_row(outcome))
+                    if outcome.result != IDENTICAL and len(shown) < SHOWN:
+                        shown.append(_named(outcome))
+        counts = sample.counts
+        summary = (
+            f"{sample.replayed:,} replayed: {counts[IDENTICAL]:,} identical, "
+            f"{counts[DIFFERS]:,} differ, {counts[NOT_REPLAYED]:,} could not be replayed."
+        )
+        if report_path:
+            self.stdout.write(f"One row per decision in {report_path}.")
+        if sample.ok:
+            self.stdout.write(self.style.SUCCESS(summary))
+            return
+        self.stderr.write(summary)
+        for line in shown:
+            self.stderr.write(line)
+        missing = sample.replayed - counts[IDENTICAL] - len(shown)
+        if missing > 0:
+            where = " (see the report)" if report_path else ""
+            self.stderr.write(f"  and {missing:,} more{where}.")
+        raise SystemExit(1)
+
+
+def _report_row(outcome: ReplayOutcome) -> list[Any]:
+    decision = outcome.decision
+    return [
+        decision.decision_id,
+        decision.seq,
+        decision.created_at.isoformat(),
+        decision.deployment_name,
+        decision.customer_id,
+        decision.arm,
+        decision.run_id or "",
+        decision.action_id,
+        outcome.result,
+        " ".join(outcome.fields),
+        outcome.message,
+    ]
+
+
+def _named(outcome: ReplayOutcome) -> str:
+    decision = outcome.decision
+    why = (
+        f"differs in {', '.join(outcome.fields)}"
+        if outcome.result == DIFFERS
+        else f"not replayed: {outcome.message}"
+    )
+    return f"  {decision.decision_id} (seq {decision.seq}) {why}"
