@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from decisions.models import Decision, DecisionBlock, DecisionPurge, LogVerification
+from decisions.models import Decision, DecisionBlock, DecisionPurge, LogVerification, ReplayCheck
 from governance.admin import ReadOnlyAdmin
 
 
@@ -40,3 +40,18 @@ class LogVerificationAdmin(ReadOnlyAdmin):
     list_display = ("started_at", "source", "ok", "blocks", "rows", "unsealed", "seconds")
     list_filter = ("ok", "source")
     readonly_fields = [f.name for f in LogVerification._meta.fields]
+
+
+@admin.register(ReplayCheck)
+class ReplayCheckAdmin(ReadOnlyAdmin):
+    list_display = (
+        "requested_at",
+        "requested_by",
+        "status",
+        "size",
+        "identical",
+        "differs",
+        "not_replayed",
+    )
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in ReplayCheck._meta.fields]

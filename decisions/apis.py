@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arbiter.metrics import DECISION_SECONDS, DECISIONS
-from decisions import runtime, selectors, services
+from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
 from decisions.serializers import (
     DecisionDetailSerializer,
@@ -23,6 +23,8 @@ from decisions.serializers import (
     DecisionSerializer,
     DeploymentSerializer,
     LogVerificationSerializer,
+    ReplayCheckRequestSerializer,
+    ReplayCheckSerializer,
     ReplaySerializer,
     VerificationQueuedSerializer,
     represent,
@@ -235,3 +237,63 @@ class LogVerificationListApi(APIView):
             queued = {"queued": True, "detail": "The check is queued; list the checks later."}
             return Response(VerificationQueuedSerializer(queued).data, status=202)
         return Response(LogVerificationSerializer(record).data, status=201)
+
+
+class ReplayCheckCursor(CursorPagination):
+    ordering = ("-requested_at", "-id")
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema(tags=["decisions"])
+class ReplayCheckListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_replay_check_list",
+        summary="Replays of random samples of the decision log, newest first (cursor pagination)",
+        responses=ReplayCheckSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        checks = selectors.replay_check_list(actor=request.user)
+        paginator = ReplayCheckCursor()
+        page = paginator.paginate_queryset(checks, request, view=self)
+        return paginator.get_paginated_response(ReplayCheckSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="decision_replay_check_create",
+        summary="Replay a random sample of the logged decisions",
+        description=(
+            "Draws `size` decisions (at most 10,000) uniformly at random from those the "
+            "filters select, with `seed` (given, or a new one, returned), and recomputes "
+            "each from its logged inputs, versions and prices. A worker runs it (about "
+            "500-900 decisions a second): the answer is 202 with the check, whose `status` "
+            "goes queued, running, done (or failed); read it again at its URL. Without a "
+            "broker it runs at once and the answer holds the result. The same seed over "
+            "the same filters draws the same decisions again. Auditors, checkers and "
+            "admins. 400 for filters that select no decision; 503 "
+            "`task_queue_unavailable` when the broker does not take it."
+        ),
+        request=ReplayCheckRequestSerializer,
+        responses={202: ReplayCheckSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        asked = ReplayCheckRequestSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        check = replays.replay_check_request(actor=request.user, **asked.validated_data)
+        return Response(ReplayCheckSerializer(check).data, status=202)
+
+
+@extend_schema(tags=["decisions"])
+class ReplayCheckDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="decision_replay_check_retrieve",
+        summary="One replay of a random sample: its progress, counts and findings",
+        responses=ReplayCheckSerializer,
+    )
+    def get(self, request: Request, check_id: int) -> Response:
+        check = selectors.replay_check_get(actor=request.user, check_id=check_id)
+        return Response(ReplayCheckSerializer(check).data)

@@ -197,6 +197,60 @@ class LogVerification(models.Model):
         return f"decision log {state} at {self.started_at:%Y-%m-%d %H:%M}"
 
 
+class ReplayCheck(models.Model):
+    """A random sample of logged decisions replayed by a worker (``decisions.replays``):
+    who asked, which decisions it drew from and with what seed, and what it found. Asked
+    for on the decision pages or the API; ``manage.py replay_decisions`` is the same
+    without a record."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    filters = models.JSONField(
+        default=dict, blank=True, help_text="deployment, customer_id, run, since, until"
+    )
+    size = models.PositiveIntegerField(help_text="decisions to draw")
+    seed = models.PositiveBigIntegerField()
+    population = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="decisions the filters selected when it ran"
+    )
+    through_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    identical = models.PositiveIntegerField(default=0)
+    differs = models.PositiveIntegerField(default=0)
+    not_replayed = models.PositiveIntegerField(default=0)
+    findings = models.JSONField(
+        default=list, blank=True, help_text="the decisions that differ or could not be replayed"
+    )
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"replay check {self.pk} ({self.status})"
+
+    @property
+    def replayed(self) -> int:
+        return self.identical + self.differs + self.not_replayed
+
+    @property
+    def ok(self) -> bool | None:
+        """Whether every drawn decision replayed identically (None until it is done)."""
+        if self.status != self.Status.DONE:
+            return None
+        return self.identical == self.replayed
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -10,18 +10,25 @@ raised, so the rest of the sample still gets its answer.
 
 from __future__ import annotations
 
+import logging
 import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Max, QuerySet
+from django.utils import timezone
 
-from decisions.models import Decision
+from decisions.exceptions import QueueUnavailable
+from decisions.models import Decision, OptimisationRun, ReplayCheck
 from decisions.services import REPLAY_ROLES, decision_replay
-from governance.exceptions import DomainError
+from governance.exceptions import DomainError, ValidationFailed
 from governance.roles import require_role
+
+logger = logging.getLogger(__name__)
 
 IDENTICAL, DIFFERS, NOT_REPLAYED = "identical", "differs", "not replayed"
 BATCH = 500
@@ -123,3 +130,167 @@ def _replay(actor: AbstractBaseUser, decision: Decision) -> ReplayOutcome:
         return ReplayOutcome(decision, IDENTICAL)
     fields: list[Any] = [d["field"] for d in replay.differences]
     return ReplayOutcome(decision, DIFFERS, fields=tuple(dict.fromkeys(fields)))
+
+
+# --- replay checks: a sample asked for on the pages or the API, run by a worker ----------
+
+MAX_SAMPLE = 10_000
+"""The largest sample a page or API request may ask for (about 10-20 s of a worker);
+``manage.py replay_decisions --all`` replays any number."""
+FINDINGS_KEPT = 200
+"""Decisions that differ or were not replayed, named on the check (the counts are whole)."""
+PROGRESS_EVERY = 100
+
+
+def replay_check_request(
+    *,
+    actor: AbstractBaseUser,
+    size: int = 1000,
+    seed: int | None = None,
+    deployment: str = "",
+    customer_id: str = "",
+    run: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ReplayCheck:
+    """Queue a replay of ``size`` decisions drawn at random from those the filters select.
+
+    Raises ``PermissionDenied`` for roles that may not replay, ``ValidationFailed`` for
+    a size out of range, times out of order, an unknown run or filters that select no
+    decision, and ``QueueUnavailable`` (the check then says failed) when the broker does
+    not take the task. Without a broker the check runs here, before this returns.
+    """
+    require_role(actor, REPLAY_ROLES, action="replay decisions")
+    problems: dict[str, list[str]] = {}
+    if not 1 <= size <= MAX_SAMPLE:
+        problems["size"] = [f"must be from 1 to {MAX_SAMPLE:,}"]
+    if seed is not None and not 0 <= seed < 2**63:
+        problems["seed"] = ["must be from 0 to 2^63 - 1"]
+    if since is not None and until is not None and since >= until:
+        problems["until"] = ["must be after since"]
+    if run is not None and not OptimisationRun.objects.filter(pk=run).exists():
+        problems["run"] = [f"there is no optimisation run {run}"]
+    if problems:
+        raise ValidationFailed("The replay was not queued.", details=problems)
+    filters = {
+        "deployment": deployment or None,
+        "customer_id": customer_id or None,
+        "run": run,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+    }
+    filters = {k: v for k, v in filters.items() if v is not None}
+    if not _selected(actor, filters).exists():
+        raise ValidationFailed(
+            "No logged decision matches these filters; nothing to replay.",
+            details={"filters": ["select no decision"]},
+        )
+    check = ReplayCheck.objects.create(
+        requested_by=actor,
+        requested_at=timezone.now(),
+        filters=filters,
+        size=size,
+        seed=secrets.randbelow(2**31) if seed is None else seed,
+    )
+    _enqueue(check)
+    check.refresh_from_db()
+    return check
+
+
+def _selected(actor: AbstractBaseUser, filters: dict[str, Any]) -> QuerySet[Decision]:
+    from decisions.selectors import decision_list
+
+    decisions = decision_list(
+        actor=actor,
+        deployment=filters.get("deployment"),
+        customer_id=filters.get("customer_id"),
+        since=datetime.fromisoformat(filters["since"]) if filters.get("since") else None,
+        until=datetime.fromisoformat(filters["until"]) if filters.get("until") else None,
+    )
+    if filters.get("run") is not None:
+        decisions = decisions.filter(run_id=filters["run"])
+    return decisions
+
+
+def _enqueue(check: ReplayCheck) -> None:
+    from kombu.exceptions import OperationalError
+
+    from decisions.tasks import decision_replay_check_task
+
+    try:
+        decision_replay_check_task.delay(check.pk)
+    except OperationalError as exc:
+        logger.error("replay check %s could not be queued: %s", check.pk, exc)
+        message = (
+            "The replay was not started: the task queue (the Celery broker) did not answer. "
+            "Ask again once the broker is back, or run manage.py replay_decisions."
+        )
+        ReplayCheck.objects.filter(pk=check.pk, status=ReplayCheck.Status.QUEUED).update(
+            status=ReplayCheck.Status.FAILED, finished_at=timezone.now(), error=message
+        )
+        raise QueueUnavailable(message) from None
+
+
+def replay_check_execute(check_id: int) -> ReplayCheck | None:
+    """Run a queued check (the worker's task). A check already done or failed is left as
+    it is; one a crashed worker left running starts again from the same seed, which
+    draws the same decisions."""
+    check = ReplayCheck.objects.filter(pk=check_id).first()
+    if check is None or check.status in (ReplayCheck.Status.DONE, ReplayCheck.Status.FAILED):
+        return check
+    check.status, check.started_at = ReplayCheck.Status.RUNNING, timezone.now()
+    check.identical = check.differs = check.not_replayed = 0
+    check.findings, check.error = [], ""
+    check.save()
+    try:
+        sample = decision_replay_sample(
+            actor=check.requested_by,
+            decisions=_selected(check.requested_by, check.filters),
+            size=check.size,
+            seed=check.seed,
+        )
+        check.population, check.through_seq = sample.population, sample.through_seq
+        for outcome in sample.outcomes():
+            if outcome.result != IDENTICAL and len(check.findings) < FINDINGS_KEPT:
+                check.findings.append(_finding(outcome))
+            if sample.replayed % PROGRESS_EVERY == 0:
+                _count(check, sample)
+                check.save(update_fields=[*_COUNTS, "findings", "population", "through_seq"])
+        _count(check, sample)
+        check.status = ReplayCheck.Status.DONE
+    except Exception as exc:  # the check says why; the worker's log has the traceback
+        logger.exception("replay check %s failed", check_id)
+        check.status = ReplayCheck.Status.FAILED
+        check.error = f"The replay stopped: {type(exc).__name__}. The server's log says more."
+        if isinstance(exc, DomainError):
+            check.error = f"The replay stopped: {exc.message}"
+    check.finished_at = timezone.now()
+    check.save()
+    if check.status == ReplayCheck.Status.DONE and not check.ok:
+        logger.error(
+            "replay check %s: %s of %s decisions did not replay identically",
+            check.pk,
+            check.differs + check.not_replayed,
+            check.replayed,
+        )
+    return check
+
+
+_COUNTS = ("identical", "differs", "not_replayed")
+
+
+def _count(check: ReplayCheck, sample: ReplaySample) -> None:
+    check.identical = sample.counts[IDENTICAL]
+    check.differs = sample.counts[DIFFERS]
+    check.not_replayed = sample.counts[NOT_REPLAYED]
+
+
+def _finding(outcome: ReplayOutcome) -> dict[str, Any]:
+    decision = outcome.decision
+    return {
+        "decision_id": str(decision.decision_id),
+        "seq": decision.seq,
+        "result": outcome.result,
+        "fields": list(outcome.fields),
+        "message": outcome.message,
+    }

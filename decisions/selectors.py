@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from decisions.models import Decision, LogVerification
+from decisions.models import Decision, LogVerification, ReplayCheck
 from decisions.services import READER_ROLES, REPLAY_ROLES, check_visible, require_reader
 from governance.exceptions import NotFound
 from governance.models import Version
@@ -73,3 +73,16 @@ def log_verification_list(*, actor: AbstractBaseUser) -> QuerySet[LogVerificatio
     admins, the roles that may replay decisions."""
     require_role(actor, REPLAY_ROLES, action="read the decision log's verifications")
     return LogVerification.objects.all()
+
+
+def replay_check_list(*, actor: AbstractBaseUser) -> QuerySet[ReplayCheck]:
+    """Every replay of a random sample, newest first, for the roles that may replay."""
+    require_role(actor, REPLAY_ROLES, action="read replays of the decision log")
+    return ReplayCheck.objects.select_related("requested_by")
+
+
+def replay_check_get(*, actor: AbstractBaseUser, check_id: int) -> ReplayCheck:
+    check = replay_check_list(actor=actor).filter(pk=check_id).first()
+    if check is None:
+        raise NotFound(f"There is no replay check {check_id}.")
+    return check

@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from decisions.models import Decision, LogVerification
+from decisions.models import Decision, LogVerification, ReplayCheck
+from decisions.replays import MAX_SAMPLE
 from governance.serializers import StrictSerializer
 
 
@@ -159,6 +160,55 @@ class LogVerificationSerializer(serializers.ModelSerializer):
             "first_bad_block",
             "first_bad_row",
             "problems",
+        )
+
+
+class ReplayCheckRequestSerializer(StrictSerializer):
+    size = serializers.IntegerField(
+        min_value=1, max_value=MAX_SAMPLE, default=1000, help_text="decisions to draw"
+    )
+    seed = serializers.IntegerField(
+        min_value=0,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        help_text="draw the decisions an earlier check drew (default: a new random seed)",
+    )
+    deployment = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    customer_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    run = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    since = serializers.DateTimeField(required=False, allow_null=True)
+    until = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ReplayCheckSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    replayed = serializers.IntegerField(read_only=True)
+    ok = serializers.BooleanField(
+        read_only=True, allow_null=True, help_text="every drawn decision identical; null until done"
+    )
+
+    class Meta:
+        model = ReplayCheck
+        fields = (
+            "id",
+            "status",
+            "requested_by",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "filters",
+            "size",
+            "seed",
+            "population",
+            "through_seq",
+            "replayed",
+            "identical",
+            "differs",
+            "not_replayed",
+            "ok",
+            "findings",
+            "error",
         )
 
 

@@ -57,6 +57,18 @@ def decision_log_verify_task(source: str = "daily", requested_by: str = "") -> d
     }
 
 
+@shared_task(name="decisions.tasks.decision_replay_check_task", acks_late=True)
+def decision_replay_check_task(check_id: int) -> dict[str, Any] | None:
+    """Replay the sample a ``ReplayCheck`` asked for and keep what it found. A check
+    already finished is left alone; one a lost worker left running starts again."""
+    from decisions.replays import replay_check_execute
+
+    check = replay_check_execute(check_id)
+    if check is None:
+        return None
+    return {"status": check.status, "replayed": check.replayed, "ok": check.ok}
+
+
 def decision_log_tamper_email(record: LogVerification) -> int:
     """E-mail every active administrator and auditor with an address that the decision
     log did not verify; returns how many were written to. A mail server that fails costs

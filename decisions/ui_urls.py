@@ -7,6 +7,14 @@ from decisions import run_views, views
 urlpatterns = [
     path("decisions/", views.decision_search, name="decision-search"),
     path("decisions/verify/", views.decision_log_verify, name="decision-log-verify"),
+    path(
+        "decisions/replays/", views.decision_replay_check_start, name="decision-replay-check-start"
+    ),
+    path(
+        "decisions/replays/<int:check_id>/",
+        views.decision_replay_check,
+        name="decision-replay-check",
+    ),
     path("decisions/<uuid:decision_id>/", views.decision_detail, name="decision-detail"),
     path("decisions/<uuid:decision_id>/replay/", views.decision_replay, name="decision-replay"),
     path("optimisation/", run_views.run_list, name="run-list"),

@@ -13,6 +13,12 @@ urlpatterns = [
         apis.LogVerificationListApi.as_view(),
         name="decision-log-verifications",
     ),
+    path("decision-log/replays/", apis.ReplayCheckListApi.as_view(), name="decision-log-replays"),
+    path(
+        "decision-log/replays/<int:check_id>/",
+        apis.ReplayCheckDetailApi.as_view(),
+        name="decision-log-replay",
+    ),
     path("decisions/<str:decision_id>/", apis.DecisionDetailApi.as_view(), name="decision-detail"),
     path(
         "decisions/<str:decision_id>/replay/",

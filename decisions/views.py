@@ -8,6 +8,7 @@ same calls the REST API makes.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -15,8 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from decisions import selectors, services
-from decisions.models import Decision, LogVerification
+from decisions import replays, selectors, services
+from decisions.forms import ReplaySampleForm
+from decisions.models import Decision, LogVerification, ReplayCheck
 from governance.exceptions import DomainError
 from governance.presentation import VersionRef, display
 from governance.ui_access import ui_page
@@ -43,6 +45,60 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "decisions": decisions,
             "limit": SEARCH_LIMIT,
             "verification": LogVerification.objects.first(),
+            "replay_form": ReplaySampleForm(deployments=_deployment_names()),
+            "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
+        },
+    )
+
+
+def _deployment_names() -> list[str]:
+    """Every deployment name the log has decisions of (a deployment retired since still
+    has decisions to replay)."""
+    from governance.models import Item
+
+    return list(
+        Item.objects.filter(kind="deployment").order_by("name").values_list("name", flat=True)
+    )
+
+
+@require_POST
+@ui_page(roles=DECISION_PAGE_ROLES, action="replay decisions")
+def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
+    form = ReplaySampleForm(request.POST, deployments=_deployment_names())
+    if not form.is_valid():
+        problems = " ".join(
+            f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"
+            for name, errors in form.errors.items()
+        )
+        messages.error(request, f"The replay was not started. {problems}")
+        return redirect("ui:decision-search")
+    try:
+        check = replays.replay_check_request(actor=request.user, **form.request_arguments())
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui:decision-search")
+    return redirect("ui:decision-replay-check", check_id=check.pk)
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@require_GET
+@ui_page(roles=DECISION_PAGE_ROLES, action="read replays of the decision log")
+def decision_replay_check(request: HttpRequest, check_id: int) -> HttpResponse:
+    check = selectors.replay_check_get(actor=request.user, check_id=check_id)
+    going = check.status in (ReplayCheck.Status.QUEUED, ReplayCheck.Status.RUNNING)
+    return render(
+        request,
+        "decisions/replay_check.html",
+        {
+            "check": check,
+            "going": going,
+            "percent": round(100 * check.replayed / check.size) if check.size else 0,
+            "drawn": check.population is not None and check.population > check.size,
+            "since": _moment(check.filters.get("since")),
+            "until": _moment(check.filters.get("until")),
         },
     )
 

@@ -95,6 +95,20 @@ PAGES = [
         ok_status=302,
     ),
     Page(
+        "decision-replay-check-start",
+        "POST",
+        lambda w: "/decisions/replays/",
+        frozenset(READERS_OF_TRAIL),
+        data=lambda w: {"size": "1"},
+        ok_status=302,
+    ),
+    Page(
+        "decision-replay-check",
+        "GET",
+        lambda w: f"/decisions/replays/{_replay_check(w)}/",
+        frozenset(READERS_OF_TRAIL),
+    ),
+    Page(
         "decision-detail",
         "GET",
         lambda w: f"/decisions/{w.decision.decision_id}/",
@@ -253,6 +267,17 @@ def _drift_report(world: World) -> int:
         html_sha256=hashlib.sha256(html).hexdigest(),
         created_at=now,
     ).pk
+
+
+def _replay_check(world: World) -> int:
+    from django.utils import timezone
+
+    from decisions.models import ReplayCheck
+
+    check = ReplayCheck.objects.first() or ReplayCheck.objects.create(
+        requested_by=world.run.created_by, requested_at=timezone.now(), size=1, seed=1
+    )
+    return check.pk
 
 
 def _limits_json(world: World) -> str:

@@ -1,0 +1,170 @@
+"""Replays of a random sample asked for over the API and on the decision pages."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from decisions.models import ReplayCheck
+from decisions.replays import replay_check_execute
+from decisions.tasks import decision_replay_check_task
+from tests.decisions.test_broker_down import broker_down  # noqa: F401 (a fixture)
+from tests.decisions.test_decision_log import tamper
+from tests.decisions.test_log_verification_api import broker_up  # noqa: F401 (a fixture)
+from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/decision-log/replays/"
+
+
+def as_user(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_an_auditor_replays_a_sample_and_reads_it_back(logged, auditor):  # noqa: F811
+    client = as_user(auditor)
+    answer = client.post(
+        URL, {"size": 10, "seed": 3, "deployment": "cross-sell"}, format="json"
+    )  # no broker here: the replay runs at once
+    assert answer.status_code == 202, answer.content
+    check = answer.json()
+    assert check["status"] == "done" and check["ok"] is True
+    assert (check["size"], check["seed"], check["population"]) == (10, 3, 40)
+    assert (check["replayed"], check["identical"], check["differs"]) == (10, 10, 0)
+    assert check["through_seq"] == logged[-1].seq and check["findings"] == []
+    assert check["filters"] == {"deployment": "cross-sell"}
+    assert check["requested_by"] == auditor.username
+    assert client.get(f"{URL}{check['id']}/").json() == check
+    assert [c["id"] for c in client.get(URL).json()["results"]] == [check["id"]]
+    # Without a seed one is drawn and returned, so the sample can be drawn again.
+    fresh = client.post(URL, {"size": 5, "customer_id": "c-4"}, format="json").json()
+    assert isinstance(fresh["seed"], int) and fresh["population"] == 2 and fresh["replayed"] == 2
+
+
+def test_a_decision_that_differs_is_named_and_logged_as_an_error(
+    logged,  # noqa: F811
+    auditor,
+    caplog,
+):
+    victim = logged[9]
+    tamper("UPDATE decisions_decision SET value = value + 1 WHERE seq = %s", (victim.seq,))
+    with caplog.at_level(logging.ERROR, logger="decisions.replays"):
+        check = as_user(auditor).post(URL, {"size": 40}, format="json").json()
+    assert check["ok"] is False and (check["identical"], check["differs"]) == (39, 1)
+    assert check["findings"] == [
+        {
+            "decision_id": str(victim.decision_id),
+            "seq": victim.seq,
+            "result": "differs",
+            "fields": ["value"],
+            "message": "",
+        }
+    ]
+    assert f"replay check {check['id']}: 1 of 40 decisions did not replay identically" in (
+        caplog.text
+    )
+
+
+def test_bad_requests_get_field_level_400s_and_create_nothing(logged, auditor):  # noqa: F811
+    client = as_user(auditor)
+    for body, field in (
+        ({"size": 0}, "size"),
+        ({"size": 10_001}, "size"),
+        ({"seed": -1}, "seed"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-07-02T00:00Z", "until": "2026-07-01T00:00Z"}, "until"),
+        ({"run": 999}, "run"),
+        ({"deployment": "nope"}, "filters"),
+        ({"colour": "red"}, "colour"),
+    ):
+        answer = client.post(URL, body, format="json")
+        assert answer.status_code == 400, (body, answer.content)
+        assert field in answer.json()["error"]["details"], (body, answer.json())
+    assert not ReplayCheck.objects.exists()
+    assert client.get(f"{URL}999/").status_code == 404
+
+
+def test_only_auditors_checkers_and_admins(
+    logged,  # noqa: F811
+    api_client_user,
+    maker,
+    checker,
+    admin_user,
+):
+    for user in (api_client_user, maker):
+        client = as_user(user)
+        assert client.get(URL).status_code == 403
+        assert client.post(URL, {"size": 1}, format="json").status_code == 403
+    assert not ReplayCheck.objects.exists()
+    for user in (checker, admin_user):
+        assert as_user(user).post(URL, {"size": 1}, format="json").status_code == 202
+    assert APIClient().get(URL).status_code == 401
+
+
+def test_with_the_broker_down_the_answer_is_503_and_the_check_says_so(
+    logged,  # noqa: F811
+    auditor,
+    broker_down,  # noqa: F811
+):
+    answer = as_user(auditor).post(URL, {"size": 5}, format="json")
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "task_queue_unavailable"
+    check = ReplayCheck.objects.get()
+    assert check.status == ReplayCheck.Status.FAILED and "did not answer" in check.error
+
+
+def test_with_a_broker_a_worker_runs_it_and_a_lost_worker_starts_it_again(
+    logged,  # noqa: F811
+    auditor,
+    broker_up,  # noqa: F811
+):
+    answer = as_user(auditor).post(URL, {"size": 8, "seed": 11}, format="json")
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    check_id = answer.json()["id"]
+    assert decision_replay_check_task.run(check_id) == {"status": "done", "replayed": 8, "ok": True}
+    done = ReplayCheck.objects.get(pk=check_id)
+    # A finished check is not redone; one a lost worker left running starts again.
+    assert replay_check_execute(check_id).finished_at == done.finished_at
+    ReplayCheck.objects.filter(pk=check_id).update(status="running", identical=3)
+    again = replay_check_execute(check_id)
+    assert (again.status, again.identical, again.replayed) == ("done", 8, 8)
+
+
+def test_the_decision_page_starts_one_and_shows_what_it_found(logged, auditor):  # noqa: F811
+    victim = logged[0]
+    tamper("UPDATE decisions_decision SET value = value + 1 WHERE seq = %s", (victim.seq,))
+    page = Client()
+    page.force_login(auditor)
+    assert "Replay a sample" in page.get("/decisions/").content.decode()
+    started = page.post(
+        "/decisions/replays/", {"size": "40", "deployment": "cross-sell", "seed": ""}
+    )
+    assert started.status_code == 302
+    shown = page.get(started["Location"]).content.decode()
+    assert "1 of 40 decisions did not replay identically" in shown
+    assert f"/decisions/{victim.decision_id}/" in shown and "differs in value" in shown
+    listed = page.get("/decisions/").content.decode()
+    assert re.search(r"Replay \d+</a>, asked by .*1 of 40 not identical", listed)
+
+    refused = page.post(
+        "/decisions/replays/",
+        {"size": "0", "since": "2026-07-02", "until": "2026-07-01"},
+        follow=True,
+    ).content.decode()
+    assert "The replay was not started." in refused
+    assert "Decisions to draw: Ensure this value is greater than or equal to 1." in refused
+    assert "The last day comes before the first." in refused
+    nothing = page.post(
+        "/decisions/replays/",
+        {"size": "5", "since": "2020-01-01", "until": "2020-01-01"},
+        follow=True,
+    ).content.decode()
+    assert "No logged decision matches these filters" in nothing
+    assert ReplayCheck.objects.count() == 1
