@@ -25,6 +25,7 @@ class ReplaySampleForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    run = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     seed = forms.IntegerField(
         label="Seed",
         required=False,
@@ -55,6 +56,7 @@ class ReplaySampleForm(forms.Form):
             "size": data["size"],
             "seed": data.get("seed"),
             "deployment": data.get("deployment") or "",
+            "run": data.get("run"),
             "since": datetime.combine(since, time(), UTC) if since else None,
             "until": datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
         }

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from decisions import optimisation
 from decisions.models import OptimisationRun, RunStatus
 from decisions.selectors import deployment_active_list
+from decisions.services import REPLAY_ROLES
 from governance.exceptions import DomainError
 from governance.presentation import VersionRef
 from governance.roles import Role, roles_of
@@ -152,6 +153,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "published": published,
             "csv_url": reverse("decisions:run-decisions", kwargs={"run_id": run.pk})
             + "?format=csv",
+            "can_replay": bool(roles & REPLAY_ROLES)
+            and run.status == RunStatus.SUCCEEDED
+            and run.decisions_logged > 0
+            and not purged,
         },
     )
 

@@ -15,6 +15,7 @@ from decisions.tasks import decision_replay_check_task
 from tests.decisions.test_broker_down import broker_down  # noqa: F401 (a fixture)
 from tests.decisions.test_decision_log import tamper
 from tests.decisions.test_log_verification_api import broker_up  # noqa: F401 (a fixture)
+from tests.decisions.test_optimisation_runs import demo, run_now  # noqa: F401 (demo: a fixture)
 from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +169,21 @@ def test_the_decision_page_starts_one_and_shows_what_it_found(logged, auditor): 
     ).content.decode()
     assert "No logged decision matches these filters" in nothing
     assert ReplayCheck.objects.count() == 1
+
+
+def test_a_run_page_replays_a_sample_of_that_runs_decisions(demo):  # noqa: F811
+    auditor, maker = demo["auditor"], demo["maker"]
+    run = run_now(maker, deployment="cross-sell", simulated={"customers": 60, "seed": 2})
+    page = Client()
+    page.force_login(auditor)
+    assert "Replay 1,000 of its decisions" in page.get(f"/optimisation/{run.pk}/").content.decode()
+    started = page.post("/decisions/replays/", {"run": str(run.pk), "size": "1000"})
+    check = ReplayCheck.objects.get()
+    assert started["Location"] == f"/decisions/replays/{check.pk}/"
+    assert check.filters == {"run": run.pk}
+    assert (check.population, check.identical, check.ok) == (60, 60, True)
+    shown = page.get(started["Location"]).content.decode()
+    assert f"optimisation run {run.pk}</a>: 60 decisions" in shown
+    assert "all of them (fewer than the 1000 asked for)" in shown
+    page.force_login(maker)  # makers read runs but do not replay
+    assert "Replay 1,000" not in page.get(f"/optimisation/{run.pk}/").content.decode()
