@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, renderers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +18,7 @@ from rest_framework.views import APIView
 from arbiter.metrics import DECISION_SECONDS, DECISIONS
 from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
+from decisions.exports import CSVErrorsAsJSON, CSVRenderer, log_csv_rows
 from decisions.serializers import (
     DecisionDetailSerializer,
     DecisionFilterSerializer,
@@ -80,8 +83,14 @@ class DeploymentDetailApi(APIView):
 
 
 @extend_schema(tags=["decisions"])
-class DecisionListApi(APIView):
+class DecisionListApi(CSVErrorsAsJSON, APIView):
     permission_classes = [permissions.IsAuthenticated]
+
+    def get_renderers(self) -> list[Any]:
+        # The CSV export is for reads only; deciding keeps plain JSON negotiation.
+        if self.request is not None and self.request.method == "GET":
+            return [renderers.JSONRenderer(), CSVRenderer()]
+        return super().get_renderers()
 
     @extend_schema(
         operation_id="decision_create",
@@ -138,11 +147,23 @@ class DecisionListApi(APIView):
 
     @extend_schema(
         operation_id="decision_list",
-        summary="Logged decisions, newest first (cursor pagination)",
+        summary="Logged decisions, newest first (cursor pagination; CSV)",
+        description=(
+            "JSON pages, newest first. `?format=csv` (or `Accept: text/csv`) streams every "
+            "decision the filters select instead, oldest first: id, seq, time, customer, "
+            "deployment, the deployment, strategy and constraint-set versions, arm, run, "
+            "channel, action, value, up to four reason codes in rank order, the action's "
+            "attributes and the features (JSON objects), and the content hash."
+        ),
         parameters=[DecisionFilterSerializer],
-        responses=DecisionSerializer(many=True),
+        responses={
+            200: OpenApiResponse(
+                DecisionSerializer(many=True), description="a page, or the CSV export"
+            ),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV export"),
+        },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Any:
         services.require_reader(request.user)
         filters = DecisionFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -154,6 +175,12 @@ class DecisionListApi(APIView):
             since=data.get("since"),
             until=data.get("until"),
         )
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                log_csv_rows(decisions), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = 'attachment; filename="decisions.csv"'
+            return response
         paginator = DecisionCursor()
         page = paginator.paginate_queryset(decisions, request, view=self)
         return paginator.get_paginated_response(DecisionSerializer(page, many=True).data)

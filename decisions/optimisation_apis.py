@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -19,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from decisions import optimisation
+from decisions.exports import CSVErrorsAsJSON, CSVRenderer, run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
 from decisions.serializers import DecisionSerializer
 from governance.serializers import StrictSerializer
@@ -203,18 +201,6 @@ class RunDecisionCursor(CursorPagination):
     max_page_size = 1000
 
 
-class CSVRenderer(renderers.BaseRenderer):
-    """Lets ``?format=csv`` and ``Accept: text/csv`` through content negotiation."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
-        # Only errors reach here (the export streams); show them as JSON text.
-        return json.dumps(data).encode()
-
-
 @extend_schema(tags=["optimisation"])
 class RunListApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
@@ -341,40 +327,8 @@ class RunPublishApi(APIView):
         )
 
 
-CSV_FIELDS = ("decision_id", "customer_id", "action_id", "value", "score", "reasons", "created_at")
-
-
-def _csv_rows(decisions: Any) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    attributes: list[str] | None = None
-    for decision in decisions.iterator(chunk_size=2000):
-        if attributes is None:
-            attributes = sorted(decision.action)
-            writer.writerow([*CSV_FIELDS, *attributes])
-        chosen = decision.explanation.get("chosen", {})
-        writer.writerow(
-            [
-                str(decision.decision_id),
-                decision.customer_id,
-                decision.action_id,
-                repr(decision.value),
-                "" if chosen.get("score") is None else repr(chosen["score"]),
-                ";".join(r["code"] for r in decision.reasons),
-                decision.created_at.isoformat(),
-                *[decision.action.get(name, "") for name in attributes],
-            ]
-        )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if attributes is None:
-        writer.writerow(CSV_FIELDS)
-        yield buffer.getvalue()
-
-
 @extend_schema(tags=["optimisation"])
-class RunDecisionsApi(APIView):
+class RunDecisionsApi(CSVErrorsAsJSON, APIView):
     permission_classes = [permissions.IsAuthenticated]
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
@@ -402,7 +356,7 @@ class RunDecisionsApi(APIView):
         decisions = optimisation.optimisation_run_decisions(actor=request.user, run=run)
         if request.accepted_renderer.format == "csv":
             response = StreamingHttpResponse(
-                _csv_rows(decisions.order_by("seq")), content_type="text/csv; charset=utf-8"
+                run_csv_rows(decisions.order_by("seq")), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = (
                 f'attachment; filename="optimisation-run-{run.pk}-decisions.csv"'

@@ -88,6 +88,9 @@ class DecisionFilterSerializer(StrictSerializer):
     until = serializers.DateTimeField(required=False)
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], required=False, help_text="csv: every decision selected"
+    )
 
 
 class ReplaySerializer(serializers.Serializer):
