@@ -46,6 +46,12 @@ def test_demo_loads_once_and_can_be_run_again():
     log = decision_log_verify()
     assert log.ok and log.rows > 0 and log.unsealed == 0
     assert f"Decision log: {log.rows} decisions sealed in" in text
+    # The auditor's replay of a sample of them, once.
+    from decisions.models import ReplayCheck
+
+    check = ReplayCheck.objects.get()
+    assert (check.status, check.identical, check.ok) == ("done", 100, True)
+    assert "Replay: 100 decisions drawn at random by auditor, all 100 replayed identically" in text
 
     assert (
         waiting.content
@@ -54,6 +60,7 @@ def test_demo_loads_once_and_can_be_run_again():
     count = Version.objects.count()
     call_command("demo", "--no-serve", stdout=io.StringIO())
     assert Version.objects.count() == count
+    assert ReplayCheck.objects.count() == 1
 
 
 def test_demo_refuses_without_debug():

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions.decision_log import decision_blocks_seal
 from decisions.demo_setup import demo_load, demo_steps_run
+from decisions.models import Decision, ReplayCheck
+from decisions.replays import replay_check_request
 
 
 class Command(BaseCommand):
@@ -46,7 +49,24 @@ class Command(BaseCommand):
                 f"Decision log: {rows} decisions sealed in {len(blocks)} block(s); "
                 "python manage.py verify_decisions checks them."
             )
+        self._replay_sample()
         if options["no_serve"]:
             return
         self.stdout.write(f"Serving on http://{options['addrport']}/  (Ctrl-C to stop)")
         call_command("runserver", options["addrport"], use_reloader=False)
+
+    def _replay_sample(self) -> None:
+        """Have the auditor replay a sample of what the demo logged (once), so the
+        decision pages show what a replay finds."""
+        auditor = get_user_model().objects.filter(username="auditor").first()
+        if auditor is None or ReplayCheck.objects.exists() or not Decision.objects.exists():
+            return
+        check = replay_check_request(actor=auditor, size=100, seed=2026)
+        if check.ok:
+            verdict = f"all {check.replayed} replayed identically"
+        else:
+            verdict = f"{check.differs + check.not_replayed} of {check.replayed} did NOT replay"
+        self.stdout.write(
+            f"Replay: {check.size} decisions drawn at random by auditor, {verdict} (/decisions/"
+            f"replays/{check.pk}/; python manage.py replay_decisions does the same)."
+        )
