@@ -3,9 +3,10 @@
 Counted in the web processes: real-time decisions by deployment, arm and result, their
 server-side time, and API answers in the common error body by status and code. Read from
 the database at each scrape: optimisation runs by status, the decision log's last
-verification, and the decisions not yet sealed in a block. Under gunicorn every worker
-counts in its own files in ``PROMETHEUS_MULTIPROC_DIR`` (``platform/gunicorn.conf.py``
-sets and clears it) and a scrape adds them up, whichever worker answers it.
+verification and replayed sample, and the decisions not yet sealed in a block. Under
+gunicorn every worker counts in its own files in ``PROMETHEUS_MULTIPROC_DIR``
+(``platform/gunicorn.conf.py`` sets and clears it) and a scrape adds them up, whichever
+worker answers it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class DatabaseCollector:
     """What the database knows, read at scrape time (a few indexed queries)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from decisions.models import LogVerification, OptimisationRun, RunStatus
+        from decisions.models import LogVerification, OptimisationRun, ReplayCheck, RunStatus
         from monitoring.status import decision_log_backlog
 
         runs = GaugeMetricFamily(
@@ -78,6 +79,22 @@ class DatabaseCollector:
             "every few seconds, so a growing age means sealing has stopped.",
             value=age.total_seconds() if age is not None else 0.0,
         )
+        replay = (
+            ReplayCheck.objects.filter(status=ReplayCheck.Status.DONE)
+            .order_by("-finished_at", "-pk")
+            .first()
+        )
+        if replay is not None:
+            yield GaugeMetricFamily(
+                "arbiter_decision_replay_ok",
+                "1 if every decision of the last replayed sample replayed identically, else 0.",
+                value=1 if replay.ok else 0,
+            )
+            yield GaugeMetricFamily(
+                "arbiter_decision_replay_timestamp_seconds",
+                "When the last replayed sample of the decision log finished (Unix time).",
+                value=replay.finished_at.timestamp(),
+            )
         last = LogVerification.objects.order_by("-started_at", "-pk").first()
         if last is not None:
             yield GaugeMetricFamily(

@@ -200,8 +200,8 @@ class LogVerification(models.Model):
 class ReplayCheck(models.Model):
     """A random sample of logged decisions replayed by a worker (``decisions.replays``):
     who asked, which decisions it drew from and with what seed, and what it found. Asked
-    for on the decision pages or the API; ``manage.py replay_decisions`` is the same
-    without a record."""
+    for on the decision pages or the API, or beat's daily sample (no one asked);
+    ``manage.py replay_decisions`` is the same without a record."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -210,7 +210,12 @@ class ReplayCheck(models.Model):
         FAILED = "failed", "Failed"
 
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="empty for beat's daily sample",
     )
     requested_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

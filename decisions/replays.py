@@ -13,18 +13,19 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from decisions.exceptions import QueueUnavailable
 from decisions.models import Decision, OptimisationRun, ReplayCheck
-from decisions.services import REPLAY_ROLES, decision_replay
+from decisions.services import REPLAY_ROLES, Replay, decision_replay, decision_replay_unchecked
 from governance.exceptions import DomainError, ValidationFailed
 from governance.roles import require_role
 
@@ -46,7 +47,7 @@ class ReplayOutcome:
 class ReplaySample:
     """Which decisions to replay, and (once ``outcomes`` has run) how they replayed."""
 
-    actor: AbstractBaseUser
+    replay: Callable[[Decision], Replay]  # decision_replay as the person who asked, or beat's
     decisions: QuerySet[Decision]  # the set, bounded by ``through_seq``
     population: int
     through_seq: int
@@ -72,7 +73,7 @@ class ReplaySample:
         """Replay the drawn decisions in log order, counting each result as it comes."""
         for batch in self._batches():
             for decision in batch:
-                outcome = _replay(self.actor, decision)
+                outcome = _replay(self.replay, decision)
                 self.counts[outcome.result] += 1
                 yield outcome
 
@@ -95,14 +96,23 @@ def decision_replay_sample(
     None or the set is smaller). Decisions logged after the draw started are not in the
     set, so a count, a draw and its replay all speak of the same decisions."""
     require_role(actor, REPLAY_ROLES, action="replay decisions")
+    return _draw(decisions, size, seed, lambda d: decision_replay(actor=actor, decision=d))
+
+
+def _draw(
+    decisions: QuerySet[Decision],
+    size: int | None,
+    seed: int,
+    replay: Callable[[Decision], Replay],
+) -> ReplaySample:
     through = decisions.aggregate(last=Max("seq"))["last"] or 0
     bounded = decisions.filter(seq__lte=through).order_by()
     population = bounded.count()
     if size is None or size >= population:
-        return ReplaySample(actor, bounded, population, through, seed, None)
+        return ReplaySample(replay, bounded, population, through, seed, None)
     # A draw anyone can repeat from its seed (the default seed is itself random).
     wanted = sorted(random.Random(seed).sample(range(population), size))  # noqa: S311
-    return ReplaySample(actor, bounded, population, through, seed, _seqs_at(bounded, wanted))
+    return ReplaySample(replay, bounded, population, through, seed, _seqs_at(bounded, wanted))
 
 
 def _seqs_at(decisions: QuerySet[Decision], offsets: list[int]) -> list[int]:
@@ -121,9 +131,9 @@ def _seqs_at(decisions: QuerySet[Decision], offsets: list[int]) -> list[int]:
     return seqs
 
 
-def _replay(actor: AbstractBaseUser, decision: Decision) -> ReplayOutcome:
+def _replay(replay_of: Callable[[Decision], Replay], decision: Decision) -> ReplayOutcome:
     try:
-        replay = decision_replay(actor=actor, decision=decision)
+        replay = replay_of(decision)
     except DomainError as exc:
         return ReplayOutcome(decision, NOT_REPLAYED, message=exc.message)
     if replay.matches:
@@ -198,6 +208,7 @@ def replay_check_request(
 
 
 def _selected(actor: AbstractBaseUser, filters: dict[str, Any]) -> QuerySet[Decision]:
+    """The decisions ``filters`` select among those ``actor`` may read."""
     from decisions.selectors import decision_list
 
     decisions = decision_list(
@@ -243,12 +254,17 @@ def replay_check_execute(check_id: int) -> ReplayCheck | None:
     check.findings, check.error = [], ""
     check.save()
     try:
-        sample = decision_replay_sample(
-            actor=check.requested_by,
-            decisions=_selected(check.requested_by, check.filters),
-            size=check.size,
-            seed=check.seed,
-        )
+        if check.requested_by is None:  # beat's daily sample
+            sample = _draw(
+                Decision.objects.all(), check.size, check.seed, decision_replay_unchecked
+            )
+        else:
+            sample = decision_replay_sample(
+                actor=check.requested_by,
+                decisions=_selected(check.requested_by, check.filters),
+                size=check.size,
+                seed=check.seed,
+            )
         check.population, check.through_seq = sample.population, sample.through_seq
         for outcome in sample.outcomes():
             if outcome.result != IDENTICAL and len(check.findings) < FINDINGS_KEPT:
@@ -273,7 +289,46 @@ def replay_check_execute(check_id: int) -> ReplayCheck | None:
             check.differs + check.not_replayed,
             check.replayed,
         )
+        _email(check)
     return check
+
+
+def replay_check_daily() -> ReplayCheck | None:
+    """Beat's daily sample: ``DECISION_REPLAY_DAILY_SAMPLE`` decisions drawn from the whole
+    log and replayed here (None when it is 0, or the log is empty). A decision that no
+    longer replays (a library upgrade that changed the numbers, a model file gone) is
+    found within a day, not when an examiner asks."""
+    size = settings.DECISION_REPLAY_DAILY_SAMPLE
+    if not size or not Decision.objects.exists():
+        return None
+    check = ReplayCheck.objects.create(
+        requested_by=None,
+        requested_at=timezone.now(),
+        size=size,
+        seed=secrets.randbelow(2**31),
+    )
+    return replay_check_execute(check.pk)
+
+
+def _email(check: ReplayCheck) -> None:
+    from decisions.tasks import email_admins_and_auditors
+
+    named = "\n".join(
+        f"- {f['decision_id']} (seq {f['seq']}): "
+        + (f"differs in {', '.join(f['fields'])}" if f["fields"] else f["message"])
+        for f in check.findings[:20]
+    )
+    asked = check.requested_by.get_username() if check.requested_by else "beat's daily sample"
+    email_admins_and_auditors(
+        "[Arbiter] Logged decisions do not replay",
+        f"Replay {check.pk} ({asked}, seed {check.seed}) recomputed {check.replayed} "
+        f"decisions drawn at random from {check.population} and "
+        f"{check.differs + check.not_replayed} did not replay identically: {check.differs} "
+        f"differ from the log, {check.not_replayed} could not be replayed.\n\n{named}\n\n"
+        "A decision that differs was altered in the log, or the software or a model file "
+        "now computes it differently (after an upgrade?). The decision pages show the "
+        "replay; python manage.py replay_decision ID shows each difference.\n",
+    )
 
 
 _COUNTS = ("identical", "differs", "not_replayed")

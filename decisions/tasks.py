@@ -71,9 +71,24 @@ def decision_replay_check_task(check_id: int) -> dict[str, Any] | None:
 
 def decision_log_tamper_email(record: LogVerification) -> int:
     """E-mail every active administrator and auditor with an address that the decision
-    log did not verify; returns how many were written to. A mail server that fails costs
-    a warning: the ERROR logged for the check stands, and the next check writes again."""
-    from django.conf import settings
+    log did not verify; returns how many were written to."""
+    found = "\n".join(f"- {problem}" for problem in record.problems)
+    return email_admins_and_auditors(
+        "[Arbiter] The decision log does not verify",
+        f"The check of the decision log started {record.started_at:%Y-%m-%d %H:%M} UTC "
+        f"({record.get_source_display()}) found that the log does not verify.\n\n"
+        f"First bad block: {record.first_bad_block or '-'}\n"
+        f"First bad decision: {record.first_bad_row or '-'}\n\n{found}\n\n"
+        "Someone with access to the database may have altered, removed or inserted "
+        "decisions. Keep the database as it is; `python manage.py verify_decisions` "
+        "repeats the check, and the decision pages show every check.\n",
+    )
+
+
+def email_admins_and_auditors(subject: str, body: str) -> int:
+    """E-mail every active administrator and auditor with an address; returns how many
+    were written to. A mail server that fails costs a warning: the ERROR logged for what
+    was found stands, and the next check writes again."""
     from django.contrib.auth import get_user_model
     from django.core.mail import EmailMessage
 
@@ -88,28 +103,24 @@ def decision_log_tamper_email(record: LogVerification) -> int:
     to = sorted({user.email for user in people})
     if not to:
         return 0
-    found = "\n".join(f"- {problem}" for problem in record.problems)
-    body = (
-        f"The check of the decision log started {record.started_at:%Y-%m-%d %H:%M} UTC "
-        f"({record.get_source_display()}) found that the log does not verify.\n\n"
-        f"First bad block: {record.first_bad_block or '-'}\n"
-        f"First bad decision: {record.first_bad_row or '-'}\n\n{found}\n\n"
-        "Someone with access to the database may have altered, removed or inserted "
-        "decisions. Keep the database as it is; `python manage.py verify_decisions` "
-        "repeats the check, and the decision pages show every check.\n"
-    )
-    message = EmailMessage(
-        "[Arbiter] The decision log does not verify",
-        body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=to,
-    )
+    message = EmailMessage(subject, body, from_email=settings.DEFAULT_FROM_EMAIL, to=to)
     try:
         message.send()
-    except Exception as exc:  # SMTP down: the ERROR above is still logged
-        logger.warning("could not e-mail the failed verification to %s: %s", to, exc)
+    except Exception as exc:  # SMTP down: the ERROR logged for the finding still stands
+        logger.warning("could not e-mail %r to %s: %s", subject, to, exc)
         return 0
     return len(to)
+
+
+@shared_task(name="decisions.tasks.decision_replay_daily_task", acks_late=True)
+def decision_replay_daily_task() -> dict[str, Any] | None:
+    """Beat's daily replay of a random sample of the whole log (``replay_check_daily``)."""
+    from decisions.replays import replay_check_daily
+
+    check = replay_check_daily()
+    if check is None:
+        return None
+    return {"id": check.pk, "status": check.status, "replayed": check.replayed, "ok": check.ok}
 
 
 def decision_blocks_seal_request() -> bool:

@@ -2,11 +2,11 @@
 
 One check per part an operator runs (the database, the task queue, the workers, beat,
 the artifact storage) and per thing they keep (the active deployments' model files, the
-decision log's last verification and the decisions not yet sealed in a block,
-optimisation runs no worker is on, API keys near expiry). Each says ``ok``, ``warning``
-or ``failing`` with a sentence naming what to look at. Checks only read, except the
-storage check, which writes and removes one small file; none takes longer than a few
-seconds.
+decision log's last verification, the decisions not yet sealed in a block and the last
+replay of a sample, optimisation runs no worker is on, API keys near expiry). Each says
+``ok``, ``warning`` or ``failing`` with a sentence naming what to look at. Checks only
+read, except the storage check, which writes and removes one small file; none takes
+longer than a few seconds.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def status_checks() -> list[Check]:
         checks.append(_guarded("deployments", _deployments))
         checks.append(_guarded("decision log", _decision_log))
         checks.append(_guarded("sealing", lambda: _sealing(eager)))
+        checks.append(_guarded("replays", _replays))
         checks.append(_guarded("optimisation runs", _runs))
         checks.append(_guarded("API keys", _api_keys))
     return checks
@@ -335,6 +336,32 @@ def _sealing(eager: bool) -> tuple[str, str]:
         "workers' log for decisions.tasks.decision_blocks_seal_task, or run python manage.py "
         "seal_decisions."
     )
+
+
+def _replays() -> tuple[str, str]:
+    from decisions.models import ReplayCheck
+
+    last = (
+        ReplayCheck.objects.filter(status__in=[ReplayCheck.Status.DONE, ReplayCheck.Status.FAILED])
+        .select_related("requested_by")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    daily = settings.DECISION_REPLAY_DAILY_SAMPLE
+    if last is None:
+        every = f"beat replays {daily} a day" if daily else "no daily sample is set"
+        return OK, f"No sample of the log replayed yet ({every})."
+    who = last.requested_by.get_username() if last.requested_by else "the daily sample"
+    when = f"replay {last.pk}, {_ago(timezone.now() - last.finished_at)} ago ({who})"
+    if last.status == ReplayCheck.Status.FAILED:
+        return WARNING, f"The last replay, {when}, stopped: {last.error}"
+    if not last.ok:
+        return FAILING, (
+            f"The last replay, {when}, found {last.differs + last.not_replayed:,} of "
+            f"{last.replayed:,} decisions not identical ({last.differs:,} differ, "
+            f"{last.not_replayed:,} could not be replayed): see /decisions/replays/{last.pk}/."
+        )
+    return OK, f"The last replay, {when}: all {last.replayed:,} decisions identical."
 
 
 def _runs() -> tuple[str, str]:

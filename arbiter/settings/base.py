@@ -44,6 +44,7 @@ ENVIRONMENT_VARIABLES = {
     "DECISION_RETENTION_MONTHS": "months decisions are kept before purge_decisions may go (25)",
     "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
     "DECISION_LOG_VERIFY_DAYS": "days over which the daily log check re-hashes every row (1)",
+    "DECISION_REPLAY_DAILY_SAMPLE": "decisions replayed from a random daily sample (200)",
     "METRICS_TOKEN": "bearer token a Prometheus scraper sends to /metrics; unset: no /metrics",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
@@ -271,6 +272,11 @@ DECISION_SEAL_GRACE_SECONDS = 5
 DECISION_LOG_VERIFY_DAYS = env.int("DECISION_LOG_VERIFY_DAYS", default=1)
 if not 1 <= DECISION_LOG_VERIFY_DAYS <= 31:
     raise ImproperlyConfigured("DECISION_LOG_VERIFY_DAYS must be from 1 to 31.")
+# Beat replays this many decisions drawn at random from the whole log each day and keeps
+# what it found (decisions.replays; 0: no daily sample). About 2 ms a decision.
+DECISION_REPLAY_DAILY_SAMPLE = env.int("DECISION_REPLAY_DAILY_SAMPLE", default=200)
+if not 0 <= DECISION_REPLAY_DAILY_SAMPLE <= 10_000:
+    raise ImproperlyConfigured("DECISION_REPLAY_DAILY_SAMPLE must be from 0 to 10000.")
 # How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
 # credit applications. Nothing is purged automatically: `manage.py purge_decisions`
 # removes whole sealed blocks older than this (decisions.retention).
@@ -357,6 +363,11 @@ CELERY_BEAT_SCHEDULE = {
     # Every row hash, block digest and link (about 0.1 ms a decision; see docs/decisions.md).
     "verify-decision-log-daily": {
         "task": "decisions.tasks.decision_log_verify_task",
+        "schedule": 24 * 60 * 60,
+    },
+    # A random sample of the whole log replayed (DECISION_REPLAY_DAILY_SAMPLE decisions).
+    "replay-decision-sample-daily": {
+        "task": "decisions.tasks.decision_replay_daily_task",
         "schedule": 24 * 60 * 60,
     },
     # Alert rules (monitoring/alerts.py): an e-mail once per breach, however often this runs.

@@ -309,7 +309,7 @@ def test_a_mail_server_that_fails_costs_a_warning_not_the_check(
     with caplog.at_level(logging.WARNING, logger="decisions.tasks"):
         result = decision_log_verify_task()
     assert result["ok"] is False and LogVerification.objects.get().ok is False
-    assert "could not e-mail the failed verification" in caplog.text
+    assert "could not e-mail '[Arbiter] The decision log does not verify'" in caplog.text
     assert "decision log verification failed" in caplog.text
 
 

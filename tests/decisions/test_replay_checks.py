@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from decisions.models import ReplayCheck
 from decisions.replays import replay_check_execute
-from decisions.tasks import decision_replay_check_task
+from decisions.tasks import decision_replay_check_task, decision_replay_daily_task
 from tests.decisions.test_broker_down import broker_down  # noqa: F401 (a fixture)
 from tests.decisions.test_decision_log import tamper
 from tests.decisions.test_log_verification_api import broker_up  # noqa: F401 (a fixture)
@@ -187,3 +187,59 @@ def test_a_run_page_replays_a_sample_of_that_runs_decisions(demo):  # noqa: F811
     assert "all of them (fewer than the 1000 asked for)" in shown
     page.force_login(maker)  # makers read runs but do not replay
     assert "Replay 1,000" not in page.get(f"/optimisation/{run.pk}/").content.decode()
+
+
+def test_beat_replays_a_daily_sample_and_a_difference_is_mailed_and_fails_the_status(
+    logged,  # noqa: F811
+    auditor,
+    admin_user,
+    settings,
+    caplog,
+):
+    from django.conf import settings as conf
+    from django.core import mail
+
+    from arbiter.metrics import DatabaseCollector
+    from monitoring import status
+
+    assert "decisions.tasks.decision_replay_daily_task" in {
+        entry["task"] for entry in conf.CELERY_BEAT_SCHEDULE.values()
+    }
+    auditor.email = "ada@bank.example"
+    auditor.save(update_fields=["email"])
+    settings.DECISION_REPLAY_DAILY_SAMPLE = 12
+    answer = decision_replay_daily_task()
+    check = ReplayCheck.objects.get(pk=answer["id"])
+    assert answer == {"id": check.pk, "status": "done", "replayed": 12, "ok": True}
+    assert check.requested_by is None and check.filters == {} and check.population == 40
+    assert mail.outbox == []
+    replay = {c.name: c for c in status.status_checks()}["replays"]
+    assert replay.state == status.OK and "(the daily sample): all 12 decisions identical" in (
+        replay.message
+    )
+    page = Client()
+    page.force_login(auditor)
+    assert (
+        "beat's daily sample of the whole log"
+        in page.get(f"/decisions/replays/{check.pk}/").content.decode()
+    )
+
+    settings.DECISION_REPLAY_DAILY_SAMPLE = 40  # every decision, so the altered one is drawn
+    victim = logged[5]
+    tamper("UPDATE decisions_decision SET value = value + 1 WHERE seq = %s", (victim.seq,))
+    with caplog.at_level(logging.ERROR, logger="decisions.replays"):
+        assert decision_replay_daily_task()["ok"] is False
+    [message] = mail.outbox
+    assert message.subject == "[Arbiter] Logged decisions do not replay" and message.to == [
+        "ada@bank.example"
+    ]
+    assert f"- {victim.decision_id} (seq {victim.seq}): differs in value" in message.body
+    replay = {c.name: c for c in status.status_checks()}["replays"]
+    assert replay.state == status.FAILING and "found 1 of 40 decisions not identical" in (
+        replay.message
+    )
+    gauges = {m.name: m.samples[0].value for m in DatabaseCollector().collect() if m.samples}
+    assert gauges["arbiter_decision_replay_ok"] == 0
+
+    settings.DECISION_REPLAY_DAILY_SAMPLE = 0
+    assert decision_replay_daily_task() is None
