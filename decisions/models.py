@@ -200,8 +200,8 @@ class LogVerification(models.Model):
 class ReplayCheck(models.Model):
     """A random sample of logged decisions replayed by a worker (``decisions.replays``):
     who asked, which decisions it drew from and with what seed, and what it found. Asked
-    for on the decision pages or the API, or beat's daily sample (no one asked);
-    ``manage.py replay_decisions`` is the same without a record."""
+    for on the decision pages, the API or ``manage.py replay_decisions`` (which runs it in
+    its own process), or beat's daily sample (no one asked)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -224,7 +224,9 @@ class ReplayCheck(models.Model):
     filters = models.JSONField(
         default=dict, blank=True, help_text="deployment, customer_id, run, since, until"
     )
-    size = models.PositiveIntegerField(help_text="decisions to draw")
+    size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="decisions to draw; empty: every one selected"
+    )
     seed = models.PositiveBigIntegerField()
     population = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="decisions the filters selected when it ran"

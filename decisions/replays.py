@@ -152,28 +152,40 @@ FINDINGS_KEPT = 200
 PROGRESS_EVERY = 100
 
 
-def replay_check_request(
+def replay_check_request(*, actor: AbstractBaseUser, **asked: Any) -> ReplayCheck:
+    """Queue a replay of ``size`` decisions (1,000 by default) drawn at random from those
+    the filters select (``replay_check_create``'s arguments). Raises what it raises, and
+    ``QueueUnavailable`` (the check then says failed) when the broker does not take the
+    task. Without a broker the check runs here, before this returns."""
+    check = replay_check_create(actor=actor, **{"size": 1000, **asked})
+    _enqueue(check)
+    check.refresh_from_db()
+    return check
+
+
+def replay_check_create(
     *,
     actor: AbstractBaseUser,
-    size: int = 1000,
+    size: int | None,
     seed: int | None = None,
-    deployment: str = "",
-    customer_id: str = "",
+    deployment: str | None = "",
+    customer_id: str | None = "",
     run: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    most: int = MAX_SAMPLE,
 ) -> ReplayCheck:
-    """Queue a replay of ``size`` decisions drawn at random from those the filters select.
+    """A queued ``ReplayCheck`` of ``size`` decisions (None: every one selected, for
+    ``manage.py replay_decisions --all``) drawn at random from those the filters select.
 
-    Raises ``PermissionDenied`` for roles that may not replay, ``ValidationFailed`` for
-    a size out of range, times out of order, an unknown run or filters that select no
-    decision, and ``QueueUnavailable`` (the check then says failed) when the broker does
-    not take the task. Without a broker the check runs here, before this returns.
+    Raises ``PermissionDenied`` for roles that may not replay, and ``ValidationFailed``
+    for a size out of 1..``most``, a seed out of range, times out of order, an unknown
+    run or filters that select no decision.
     """
     require_role(actor, REPLAY_ROLES, action="replay decisions")
     problems: dict[str, list[str]] = {}
-    if not 1 <= size <= MAX_SAMPLE:
-        problems["size"] = [f"must be from 1 to {MAX_SAMPLE:,}"]
+    if size is not None and not 1 <= size <= most:
+        problems["size"] = [f"must be from 1 to {most:,}"]
     if seed is not None and not 0 <= seed < 2**63:
         problems["seed"] = ["must be from 0 to 2^63 - 1"]
     if since is not None and until is not None and since >= until:
@@ -181,7 +193,7 @@ def replay_check_request(
     if run is not None and not OptimisationRun.objects.filter(pk=run).exists():
         problems["run"] = [f"there is no optimisation run {run}"]
     if problems:
-        raise ValidationFailed("The replay was not queued.", details=problems)
+        raise ValidationFailed("The replay was not started.", details=problems)
     filters = {
         "deployment": deployment or None,
         "customer_id": customer_id or None,
@@ -195,16 +207,13 @@ def replay_check_request(
             "No logged decision matches these filters; nothing to replay.",
             details={"filters": ["select no decision"]},
         )
-    check = ReplayCheck.objects.create(
+    return ReplayCheck.objects.create(
         requested_by=actor,
         requested_at=timezone.now(),
         filters=filters,
         size=size,
         seed=secrets.randbelow(2**31) if seed is None else seed,
     )
-    _enqueue(check)
-    check.refresh_from_db()
-    return check
 
 
 def _selected(actor: AbstractBaseUser, filters: dict[str, Any]) -> QuerySet[Decision]:
@@ -242,10 +251,13 @@ def _enqueue(check: ReplayCheck) -> None:
         raise QueueUnavailable(message) from None
 
 
-def replay_check_execute(check_id: int) -> ReplayCheck | None:
-    """Run a queued check (the worker's task). A check already done or failed is left as
-    it is; one a crashed worker left running starts again from the same seed, which
-    draws the same decisions."""
+def replay_check_execute(
+    check_id: int, *, each: Callable[[ReplayOutcome, ReplaySample], None] | None = None
+) -> ReplayCheck | None:
+    """Run a queued check (the worker's task; ``replay_decisions`` runs it in its own
+    process, with ``each`` called after every decision). A check already done or failed
+    is left as it is; one a crashed worker left running starts again from the same seed,
+    which draws the same decisions."""
     check = ReplayCheck.objects.filter(pk=check_id).first()
     if check is None or check.status in (ReplayCheck.Status.DONE, ReplayCheck.Status.FAILED):
         return check
@@ -267,6 +279,8 @@ def replay_check_execute(check_id: int) -> ReplayCheck | None:
             )
         check.population, check.through_seq = sample.population, sample.through_seq
         for outcome in sample.outcomes():
+            if each is not None:
+                each(outcome, sample)
             if outcome.result != IDENTICAL and len(check.findings) < FINDINGS_KEPT:
                 check.findings.append(_finding(outcome))
             if sample.replayed % PROGRESS_EVERY == 0:

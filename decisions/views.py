@@ -89,14 +89,18 @@ def _moment(text: str | None) -> datetime | None:
 def decision_replay_check(request: HttpRequest, check_id: int) -> HttpResponse:
     check = selectors.replay_check_get(actor=request.user, check_id=check_id)
     going = check.status in (ReplayCheck.Status.QUEUED, ReplayCheck.Status.RUNNING)
+    target = check.size if check.size is not None else check.population  # None: every one
+    if target is not None and check.population is not None:
+        target = min(target, check.population)
     return render(
         request,
         "decisions/replay_check.html",
         {
             "check": check,
             "going": going,
-            "percent": round(100 * check.replayed / check.size) if check.size else 0,
-            "drawn": check.population is not None and check.population > check.size,
+            "target": target,
+            "percent": round(100 * check.replayed / target) if target else 0,
+            "drawn": check.size is not None and (check.population or 0) > check.size,
             "since": _moment(check.filters.get("since")),
             "until": _moment(check.filters.get("until")),
         },

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from decisions import runtime
-from decisions.models import Decision
+from decisions.models import Decision, ReplayCheck
 from decisions.replays import IDENTICAL, decision_replay_sample
 from decisions.services import decision_make
 from governance.exceptions import PermissionDenied
@@ -75,7 +75,9 @@ def test_the_command_replays_the_sample_and_writes_a_report(logged, auditor, tmp
     )
     assert code == 0, err
     assert "Replaying 12 drawn at random (seed 7) from 40 decisions" in out
-    assert "12 replayed: 12 identical, 0 differ, 0 could not be replayed." in out
+    assert "12 replayed: 12 identical, 0 differ, 0 could not be replayed (kept as replay" in out
+    kept = ReplayCheck.objects.get()  # the pages and status see it as any other replay
+    assert (kept.requested_by, kept.size, kept.seed, kept.identical) == (auditor, 12, 7, 12)
     rows = list(csv.DictReader(report.open(encoding="utf-8")))
     assert len(rows) == 12 and {r["result"] for r in rows} == {"identical"}
     assert [int(r["seq"]) for r in rows] == sorted(int(r["seq"]) for r in rows)
@@ -86,6 +88,7 @@ def test_the_command_replays_the_sample_and_writes_a_report(logged, auditor, tmp
     ]
     code, out, _ = replay("--user", auditor.username, "--all", "--customer-id", "c-5")
     assert code == 0 and "Replaying all 2 decisions" in out and "2 identical" in out
+    assert ReplayCheck.objects.latest("pk").size is None  # --all
 
 
 def test_an_altered_decision_and_a_missing_model_file_are_named_and_exit_1(logged, auditor):
@@ -93,7 +96,7 @@ def test_an_altered_decision_and_a_missing_model_file_are_named_and_exit_1(logge
     tamper("UPDATE decisions_decision SET value = value + 1 WHERE seq = %s", (target.seq,))
     code, _, err = replay("--user", auditor.username, "--all")
     assert code == 1
-    assert "40 replayed: 39 identical, 1 differ, 0 could not be replayed." in err
+    assert "40 replayed: 39 identical, 1 differ, 0 could not be replayed (kept as" in err
     assert f"{target.decision_id} (seq {target.seq}) differs in value" in err
 
     model = Version.objects.get(item__kind="model", item__name="take-up")
@@ -107,7 +110,7 @@ def test_an_altered_decision_and_a_missing_model_file_are_named_and_exit_1(logge
         aside.rename(path)
         runtime.clear_caches()
     assert code == 1
-    assert "5 replayed: 0 identical, 0 differ, 5 could not be replayed." in err
+    assert "5 replayed: 0 identical, 0 differ, 5 could not be replayed (kept as" in err
     assert err.count("not replayed: ") == 5
 
 

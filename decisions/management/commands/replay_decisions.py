@@ -3,14 +3,14 @@
 Draws a random sample (1,000 by default) of the decisions the filters select, replays
 each from its logged inputs, versions and prices, and says how many replayed
 identically. ``--seed`` draws the same sample again; ``--report FILE`` keeps one CSV row
-per decision for the examiner's file. Exits 1 when any decision differed or could not be
-replayed.
+per decision for the examiner's file; the run is kept as a replay (a ``ReplayCheck``)
+the pages and ``manage.py status`` show. Exits 1 when any decision differed or could not
+be replayed.
 """
 
 from __future__ import annotations
 
 import csv
-import secrets
 import sys
 from contextlib import nullcontext
 from datetime import UTC, datetime, time
@@ -22,15 +22,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from decisions.models import OptimisationRun
+from decisions.models import OptimisationRun, ReplayCheck
 from decisions.replays import (
     DIFFERS,
     IDENTICAL,
-    NOT_REPLAYED,
     ReplayOutcome,
-    decision_replay_sample,
+    ReplaySample,
+    replay_check_create,
+    replay_check_execute,
 )
-from decisions.selectors import decision_list
 from governance.exceptions import DomainError
 
 SHOWN = 20  # differing decisions named on the terminal (the report has every one)
@@ -102,32 +102,19 @@ class Command(BaseCommand):
         report_path: Path | None = options["report"]
         if report_path is not None and not report_path.parent.is_dir():
             raise CommandError(f"The folder {report_path.parent} does not exist.")
-        seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
         try:
-            decisions = decision_list(
+            check = replay_check_create(
                 actor=user,
-                customer_id=options["customer_id"],
-                deployment=options["deployment"],
-                **times,
-            )
-            if run is not None:
-                decisions = decisions.filter(run_id=run)
-            sample = decision_replay_sample(
-                actor=user,
-                decisions=decisions,
                 size=None if options["all"] else options["sample"],
-                seed=seed,
+                seed=options["seed"],
+                deployment=options["deployment"],
+                customer_id=options["customer_id"],
+                run=run,
+                most=2**31,
+                **times,
             )
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        if sample.population == 0:
-            raise CommandError("No logged decision matches these filters.")
-        drawn = (
-            f"all {sample.population:,}"
-            if sample.seqs is None
-            else f"{sample.size:,} drawn at random (seed {seed}) from {sample.population:,}"
-        )
-        self.stdout.write(f"Replaying {drawn} decisions, up to seq {sample.through_seq}.")
         shown: list[str] = []
         with (
             open(report_path, "w", newline="", encoding="utf-8") if report_path else nullcontext()
@@ -135,31 +122,48 @@ class Command(BaseCommand):
             writer = csv.writer(handle) if handle else None
             if writer:
                 writer.writerow(REPORT_COLUMNS)
-            with tqdm(total=sample.size, unit="decision", file=sys.stderr, leave=False) as bar:
-                for outcome in sample.outcomes():
+            with tqdm(unit="decision", file=sys.stderr, leave=False) as bar:
+
+                def each(outcome: ReplayOutcome, sample: ReplaySample) -> None:
+                    if bar.total is None:  # the first: the sample is drawn
+                        self.stdout.write(_drawn(sample))
+                        bar.total = sample.size
                     bar.update()
                     if writer:
                         writer.writerow(_report_row(outcome))
                     if outcome.result != IDENTICAL and len(shown) < SHOWN:
                         shown.append(_named(outcome))
-        counts = sample.counts
+
+                check = replay_check_execute(check.pk, each=each)
+        if check.status != ReplayCheck.Status.DONE:
+            raise CommandError(check.error)
         summary = (
-            f"{sample.replayed:,} replayed: {counts[IDENTICAL]:,} identical, "
-            f"{counts[DIFFERS]:,} differ, {counts[NOT_REPLAYED]:,} could not be replayed."
+            f"{check.replayed:,} replayed: {check.identical:,} identical, "
+            f"{check.differs:,} differ, {check.not_replayed:,} could not be replayed "
+            f"(kept as replay {check.pk}: /decisions/replays/{check.pk}/)."
         )
         if report_path:
             self.stdout.write(f"One row per decision in {report_path}.")
-        if sample.ok:
+        if check.ok:
             self.stdout.write(self.style.SUCCESS(summary))
             return
         self.stderr.write(summary)
         for line in shown:
             self.stderr.write(line)
-        missing = sample.replayed - counts[IDENTICAL] - len(shown)
+        missing = check.replayed - check.identical - len(shown)
         if missing > 0:
             where = " (see the report)" if report_path else ""
             self.stderr.write(f"  and {missing:,} more{where}.")
         raise SystemExit(1)
+
+
+def _drawn(sample: ReplaySample) -> str:
+    drawn = (
+        f"all {sample.population:,}"
+        if sample.seqs is None
+        else f"{sample.size:,} drawn at random (seed {sample.seed}) from {sample.population:,}"
+    )
+    return f"Replaying {drawn} decisions, up to seq {sample.through_seq}."
 
 
 def _report_row(outcome: ReplayOutcome) -> list[Any]:
