@@ -53,6 +53,7 @@ from decisions import runtime
 from decisions.background import repeating
 from decisions.decision_log import (
     HASHED_FIELDS,
+    decision_blocks_seal,
     decision_hash,
     decision_hash_of_texts,
     log_writer_enter,
@@ -1253,6 +1254,8 @@ def succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
         run.status, run.phase, run.progress = RunStatus.SUCCEEDED, "", 100.0
         run.finished_at = timezone.now()
         run.decisions_logged = logged
+        if logged:
+            transaction.on_commit(_seal_without_beat)
         run.phase_seconds = reporter.phase_seconds
         run.save(
             update_fields=[
@@ -1273,6 +1276,22 @@ def succeed(run: OptimisationRun, reporter: _Reporter, *, logged: int) -> None:
                 "kpis",
             ]
         )
+
+
+def _seal_without_beat() -> None:
+    """Without a broker there is no beat to seal the run's decisions: seal them here, once
+    they are committed. On SQLite (the embedded default) writers take turns, so no
+    decision can still be committing and none needs the grace period; elsewhere the
+    grace period applies and beat, or the next full block, seals the rest."""
+    from decisions.tasks import decision_blocks_seal_task
+
+    if not decision_blocks_seal_task.app.conf.task_always_eager:
+        return  # beat seals within DECISION_SEAL_SECONDS
+    try:
+        grace = 0.0 if connection.vendor == "sqlite" else None
+        decision_blocks_seal(grace_seconds=grace)
+    except Exception:  # the decisions are committed; the next seal covers them
+        logger.exception("sealing optimisation run decisions in-process failed")
 
 
 # --- writing the decisions ------------------------------------------------------------------
