@@ -6,6 +6,11 @@ decisions (seeded, so the same seed over the same set draws the same decisions a
 and ``ReplaySample.outcomes`` replays each through ``decision_replay``. A decision that
 cannot be replayed (a model file it needs is gone or altered) is counted and named, not
 raised, so the rest of the sample still gets its answer.
+
+A ``ReplayCheck`` keeps a sample and what it found: asked for on the decision pages or
+the API (``replay_check_request``, run by a worker), by ``manage.py replay_decisions``
+(run in its process), or beat's daily sample of the whole log (``replay_check_daily``).
+One with a difference is logged at ERROR and e-mailed to administrators and auditors.
 """
 
 from __future__ import annotations
@@ -136,6 +141,14 @@ def _replay(replay_of: Callable[[Decision], Replay], decision: Decision) -> Repl
         replay = replay_of(decision)
     except DomainError as exc:
         return ReplayOutcome(decision, NOT_REPLAYED, message=exc.message)
+    except Exception as exc:  # one decision's failure is a finding, not the sample's end
+        logger.exception("replaying decision %s failed", decision.decision_id)
+        return ReplayOutcome(
+            decision,
+            NOT_REPLAYED,
+            message=f"An internal error stopped its replay ({type(exc).__name__}); the "
+            "server's log has the details.",
+        )
     if replay.matches:
         return ReplayOutcome(decision, IDENTICAL)
     fields: list[Any] = [d["field"] for d in replay.differences]

@@ -131,3 +131,21 @@ def test_roles_and_bad_arguments_get_a_sentence(logged, auditor, maker):
         with pytest.raises(Exception) as raised:
             call_command("replay_decisions", *args, stdout=io.StringIO(), stderr=io.StringIO())
         assert sentence in str(raised.value), args
+
+
+def test_a_decision_whose_replay_breaks_is_a_finding_not_the_end(logged, auditor, caplog):
+    victim = logged[3]
+    tamper(
+        "UPDATE decisions_decision SET features = %s WHERE seq = %s",
+        ('{"income": [1, 2]}', victim.seq),
+    )
+    sample = decision_replay_sample(
+        actor=auditor, decisions=Decision.objects.all(), size=None, seed=1
+    )
+    outcomes = {o.decision.seq: o for o in sample.outcomes()}
+    assert sample.counts == {"identical": 39, "differs": 0, "not replayed": 1}
+    assert outcomes[victim.seq].result == "not replayed"
+    assert outcomes[victim.seq].message == (
+        "An internal error stopped its replay (KeyError); the server's log has the details."
+    )
+    assert f"replaying decision {victim.decision_id} failed" in caplog.text
