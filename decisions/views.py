@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from decisions import replays, selectors, services
@@ -33,8 +35,15 @@ RECENT = 20
 @ui_page(roles=DECISION_PAGE_ROLES, action="look up decisions")
 def decision_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
+    csv_url = ""
     if query:
         decisions = list(selectors.decision_search(actor=request.user, query=query)[:SEARCH_LIMIT])
+        if decisions and decisions[0].customer_id == query:  # a customer id, not a decision's
+            csv_url = (
+                reverse("decisions:decision-list")
+                + "?"
+                + urlencode({"customer_id": query, "format": "csv"})
+            )
     else:
         decisions = list(selectors.decision_list(actor=request.user).order_by("-seq")[:RECENT])
     return render(
@@ -44,6 +53,7 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "query": query,
             "decisions": decisions,
             "limit": SEARCH_LIMIT,
+            "csv_url": csv_url,
             "verification": LogVerification.objects.first(),
             "replay_form": ReplaySampleForm(deployments=_deployment_names()),
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),

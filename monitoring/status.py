@@ -42,6 +42,8 @@ SEALING_LATE = timedelta(minutes=5)
 """Beat seals every few seconds: a decision unsealed this long means sealing has stopped."""
 SEALING_FAILING = timedelta(hours=1)
 """An hour of decisions outside the block chain (a deletion among them would go unseen)."""
+REPLAY_LATE = timedelta(minutes=30)
+"""A replay of at most 10,000 decisions takes a worker under a minute."""
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,18 @@ def _replays() -> tuple[str, str]:
         .order_by("-finished_at", "-pk")
         .first()
     )
+    stuck = list(
+        ReplayCheck.objects.filter(
+            status__in=[ReplayCheck.Status.QUEUED, ReplayCheck.Status.RUNNING],
+            requested_at__lt=timezone.now() - REPLAY_LATE,
+        ).values_list("pk", flat=True)[:5]
+    )
+    if stuck:
+        return WARNING, (
+            f"Replay(s) {', '.join(map(str, stuck))} asked for more than "
+            f"{_ago(REPLAY_LATE)} ago not finished: is a worker taking the default queue? "
+            "Ask again, or run python manage.py replay_decisions."
+        )
     daily = settings.DECISION_REPLAY_DAILY_SAMPLE
     if last is None:
         every = f"beat replays {daily} a day" if daily else "no daily sample is set"

@@ -243,3 +243,21 @@ def test_beat_replays_a_daily_sample_and_a_difference_is_mailed_and_fails_the_st
 
     settings.DECISION_REPLAY_DAILY_SAMPLE = 0
     assert decision_replay_daily_task() is None
+
+
+def test_a_replay_no_worker_finished_is_a_warning(logged, auditor, broker_up):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring import status
+
+    check_id = as_user(auditor).post(URL, {"size": 3}, format="json").json()["id"]
+    replay = {c.name: c for c in status.status_checks()}["replays"]
+    assert replay.state == status.OK  # just asked for
+    ReplayCheck.objects.filter(pk=check_id).update(
+        requested_at=timezone.now() - timedelta(minutes=45)
+    )
+    replay = {c.name: c for c in status.status_checks()}["replays"]
+    assert replay.state == status.WARNING
+    assert f"Replay(s) {check_id} asked for more than 30 min ago not finished" in replay.message

@@ -30,8 +30,16 @@ def test_search_by_customer_or_decision_id(world: World, client, api_client_user
     by_customer = client.get("/decisions/", {"q": "C-1042"})
     assert [d.customer_id for d in by_customer.context["decisions"]] == ["C-1042"]
     assert "1 decision for “C-1042”" in text(by_customer)
+    # Every decision for the customer as CSV, through the API the page links to.
+    link = by_customer.context["csv_url"]
+    assert link == "/api/v1/decisions/?customer_id=C-1042&format=csv"
+    assert f'href="{link.replace("&", "&amp;")}"'.encode() in by_customer.content
+    export = client.get(link)
+    lines = b"".join(export.streaming_content).decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{world.decision.decision_id},")
     by_id = client.get("/decisions/", {"q": str(world.decision.decision_id)})
     assert [d.pk for d in by_id.context["decisions"]] == [world.decision.pk]
+    assert by_id.context["csv_url"] == ""  # a decision id: its page has everything
     assert f'href="/decisions/{world.decision.decision_id}/"'.encode() in by_id.content
     nothing = client.get("/decisions/", {"q": str(uuid.uuid4())})
     assert "No decision matches" in text(nothing)
