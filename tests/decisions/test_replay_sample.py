@@ -149,3 +149,17 @@ def test_a_decision_whose_replay_breaks_is_a_finding_not_the_end(logged, auditor
         "An internal error stopped its replay (KeyError); the server's log has the details."
     )
     assert f"replaying decision {victim.decision_id} failed" in caplog.text
+
+
+def test_an_interrupted_command_leaves_its_replay_stopped_not_running(logged, auditor):
+    from unittest import mock
+
+    interrupted = mock.patch("decisions.replays.decision_replay", side_effect=KeyboardInterrupt)
+    stopped = pytest.raises(Exception, match=r"Interrupted: replay \d+ is kept as stopped.")
+    with interrupted, stopped:
+        call_command("replay_decisions", "--user", auditor.username, stdout=io.StringIO())
+    kept = ReplayCheck.objects.get()
+    assert (kept.status, kept.error) == (
+        "failed",
+        "Stopped on the command line before it finished.",
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
@@ -134,7 +135,17 @@ class Command(BaseCommand):
                     if outcome.result != IDENTICAL and len(shown) < SHOWN:
                         shown.append(_named(outcome))
 
-                check = replay_check_execute(check.pk, each=each)
+                try:
+                    check = replay_check_execute(check.pk, each=each)
+                except KeyboardInterrupt:
+                    ReplayCheck.objects.filter(pk=check.pk).update(
+                        status=ReplayCheck.Status.FAILED,
+                        finished_at=timezone.now(),
+                        error="Stopped on the command line before it finished.",
+                    )
+                    raise CommandError(
+                        f"Interrupted: replay {check.pk} is kept as stopped."
+                    ) from None
         if check.status != ReplayCheck.Status.DONE:
             raise CommandError(check.error)
         summary = (
