@@ -12,17 +12,12 @@ from rest_framework.test import APIClient
 
 from decisions.exports import LOG_CSV_FIELDS
 from governance.roles import Role
+from tests.decisions.test_log_verification_api import as_user
 from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/decisions/"
-
-
-def as_user(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def rows_of(response) -> list[dict[str, str]]:

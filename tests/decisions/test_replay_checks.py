@@ -14,19 +14,13 @@ from decisions.replays import replay_check_execute
 from decisions.tasks import decision_replay_check_task, decision_replay_daily_task
 from tests.decisions.test_broker_down import broker_down  # noqa: F401 (a fixture)
 from tests.decisions.test_decision_log import tamper
-from tests.decisions.test_log_verification_api import broker_up  # noqa: F401 (a fixture)
+from tests.decisions.test_log_verification_api import as_user, broker_up  # noqa: F401
 from tests.decisions.test_optimisation_runs import demo, run_now  # noqa: F401 (demo: a fixture)
 from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/decision-log/replays/"
-
-
-def as_user(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def test_an_auditor_replays_a_sample_and_reads_it_back(logged, auditor):  # noqa: F811
