@@ -62,8 +62,7 @@ def decision_search(request: HttpRequest) -> HttpResponse:
 
 
 def _deployment_names() -> list[str]:
-    """Every deployment name the log has decisions of (a deployment retired since still
-    has decisions to replay)."""
+    """Every deployment's name, active or not (a retired one's decisions still replay)."""
     from governance.models import Item
 
     return list(
@@ -85,7 +84,11 @@ def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
     try:
         check = replays.replay_check_request(actor=request.user, **form.request_arguments())
     except DomainError as exc:
-        messages.error(request, exc.message)
+        details = exc.details if isinstance(exc.details, dict) else {}
+        named = "".join(
+            f" {k}: {'; '.join(map(str, v))}." for k, v in details.items() if k != "filters"
+        )
+        messages.error(request, exc.message + named)
         return redirect("ui:decision-search")
     return redirect("ui:decision-replay-check", check_id=check.pk)
 

@@ -162,6 +162,10 @@ def test_the_decision_page_starts_one_and_shows_what_it_found(logged, auditor): 
         follow=True,
     ).content.decode()
     assert "No logged decision matches these filters" in nothing
+    no_run = page.post("/decisions/replays/", {"size": "5", "run": "999"}, follow=True)
+    assert "The replay was not started. run: there is no optimisation run 999." in (
+        no_run.content.decode()
+    )
     assert ReplayCheck.objects.count() == 1
 
 
