@@ -52,8 +52,8 @@ class DatabaseCollector:
     """What the database knows, read at scrape time (a few indexed queries)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from decisions.decision_log import decision_log_backlog
         from decisions.models import LogVerification, OptimisationRun, ReplayCheck, RunStatus
-        from monitoring.status import decision_log_backlog
 
         runs = GaugeMetricFamily(
             "arbiter_optimisation_runs", "Optimisation runs by status.", labels=["status"]

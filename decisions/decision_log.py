@@ -287,6 +287,16 @@ def decision_blocks_seal(
     return sealed
 
 
+def decision_log_backlog() -> tuple[int, timedelta | None]:
+    """How many decisions no sealed block covers yet, and the age of the oldest of them."""
+    after = DecisionBlock.objects.order_by("-number").values_list("last_seq", flat=True).first()
+    pending = Decision.objects.filter(seq__gt=after or 0).order_by()
+    oldest = pending.order_by("seq").values_list("created_at", flat=True).first()
+    if oldest is None:
+        return 0, None
+    return pending.count(), max(timezone.now() - oldest, timedelta(0))
+
+
 @dataclass
 class LogReport:
     blocks: int = 0

@@ -163,6 +163,7 @@ MAX_SAMPLE = 10_000
 FINDINGS_KEPT = 200
 """Decisions that differ or were not replayed, named on the check (the counts are whole)."""
 PROGRESS_EVERY = 100
+_COUNTS = ("identical", "differs", "not_replayed")  # ReplayCheck's count fields
 
 
 def replay_check_request(*, actor: AbstractBaseUser, **asked: Any) -> ReplayCheck:
@@ -356,9 +357,6 @@ def _email(check: ReplayCheck) -> None:
         "now computes it differently (after an upgrade?). The decision pages show the "
         "replay; python manage.py replay_decision ID shows each difference.\n",
     )
-
-
-_COUNTS = ("identical", "differs", "not_replayed")
 
 
 def _count(check: ReplayCheck, sample: ReplaySample) -> None:

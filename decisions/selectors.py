@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from decisions.models import Decision, LogVerification, ReplayCheck
 from decisions.services import READER_ROLES, REPLAY_ROLES, check_visible, require_reader
 from governance.exceptions import NotFound
-from governance.models import Version
+from governance.models import Item, Version
 from governance.roles import Role, require_role, roles_of
 from governance.selectors import version_active_list
 
@@ -66,6 +66,13 @@ def decision_search(*, actor: AbstractBaseUser, query: str) -> QuerySet[Decision
 def deployment_active_list() -> QuerySet[Version]:
     """The active version of every deployment (channel), by name."""
     return version_active_list(kind="deployment")
+
+
+def deployment_name_list() -> list[str]:
+    """Every deployment's name, active or not (a retired one's decisions still replay)."""
+    return list(
+        Item.objects.filter(kind="deployment").order_by("name").values_list("name", flat=True)
+    )
 
 
 def log_verification_list(*, actor: AbstractBaseUser) -> QuerySet[LogVerification]:

@@ -55,25 +55,16 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "limit": SEARCH_LIMIT,
             "csv_url": csv_url,
             "verification": LogVerification.objects.first(),
-            "replay_form": ReplaySampleForm(deployments=_deployment_names()),
+            "replay_form": ReplaySampleForm(deployments=selectors.deployment_name_list()),
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
         },
-    )
-
-
-def _deployment_names() -> list[str]:
-    """Every deployment's name, active or not (a retired one's decisions still replay)."""
-    from governance.models import Item
-
-    return list(
-        Item.objects.filter(kind="deployment").order_by("name").values_list("name", flat=True)
     )
 
 
 @require_POST
 @ui_page(roles=DECISION_PAGE_ROLES, action="replay decisions")
 def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
-    form = ReplaySampleForm(request.POST, deployments=_deployment_names())
+    form = ReplaySampleForm(request.POST, deployments=selectors.deployment_name_list())
     if not form.is_valid():
         problems = " ".join(
             f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"

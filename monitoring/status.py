@@ -26,6 +26,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from decisions.decision_log import decision_log_backlog
+
 logger = logging.getLogger(__name__)
 
 OK, WARNING, FAILING = "ok", "warning", "failing"
@@ -303,18 +305,6 @@ def _decision_log() -> tuple[str, str]:
             f"{last.rows + last.skipped_rows:,} sealed decisions re-hashed (a rolling check)."
         )
     return OK, f"Intact when verified {when}: {last.rows:,} sealed decisions."
-
-
-def decision_log_backlog() -> tuple[int, timedelta | None]:
-    """How many decisions no sealed block covers yet, and the age of the oldest of them."""
-    from decisions.models import Decision, DecisionBlock
-
-    after = DecisionBlock.objects.order_by("-number").values_list("last_seq", flat=True).first()
-    pending = Decision.objects.filter(seq__gt=after or 0).order_by()
-    oldest = pending.order_by("seq").values_list("created_at", flat=True).first()
-    if oldest is None:
-        return 0, None
-    return pending.count(), max(timezone.now() - oldest, timedelta(0))
 
 
 def _sealing(eager: bool) -> tuple[str, str]:
