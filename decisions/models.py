@@ -221,6 +221,18 @@ class ReplayCheck(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when its task was last sent to the workers; empty: replayed in the "
+        "process that asked (manage.py replay_decisions, beat's daily sample)",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="times a worker or process has started it"
+    )
+    beat_at = models.DateTimeField(
+        null=True, blank=True, help_text="the replaying process's last progress report"
+    )
     filters = models.JSONField(
         default=dict, blank=True, help_text="deployment, customer_id, run, since, until"
     )

@@ -856,12 +856,19 @@ def _resend_due(run: OptimisationRun, now: datetime) -> bool:
     ``OPTIMISATION_QUEUED_RESEND_MAX_SECONDS``.
     """
     assert run.sent_at is not None
-    queued_when_sent = (run.sent_at - run.created_at).total_seconds()
-    wait = min(
-        max(settings.OPTIMISATION_QUEUED_RESEND_SECONDS, queued_when_sent),
-        settings.OPTIMISATION_QUEUED_RESEND_MAX_SECONDS,
+    return resend_due(
+        run.created_at, run.sent_at, now, first=settings.OPTIMISATION_QUEUED_RESEND_SECONDS
     )
-    return (now - run.sent_at).total_seconds() >= wait
+
+
+def resend_due(created_at: datetime, sent_at: datetime, now: datetime, *, first: float) -> bool:
+    """Whether a task queued at ``created_at``, last sent at ``sent_at`` and not taken by
+    a worker since, should be sent again at ``now``: after ``first`` seconds, then after
+    as long as it had been queued when last sent (the waits double), at most
+    ``OPTIMISATION_QUEUED_RESEND_MAX_SECONDS``. Runs and replay checks wait the same way."""
+    queued_when_sent = (sent_at - created_at).total_seconds()
+    wait = min(max(first, queued_when_sent), settings.OPTIMISATION_QUEUED_RESEND_MAX_SECONDS)
+    return (now - sent_at).total_seconds() >= wait
 
 
 def _resend(run_id: int, same: QuerySet[OptimisationRun], *, reason: str) -> bool:

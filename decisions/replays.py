@@ -20,16 +20,17 @@ import random
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from decisions.exceptions import QueueUnavailable
 from decisions.models import Decision, OptimisationRun, ReplayCheck
+from decisions.optimisation import resend_due
 from decisions.services import REPLAY_ROLES, Replay, decision_replay, decision_replay_unchecked
 from governance.exceptions import DomainError, ValidationFailed
 from governance.roles import require_role
@@ -251,6 +252,7 @@ def _enqueue(check: ReplayCheck) -> None:
 
     from decisions.tasks import decision_replay_check_task
 
+    ReplayCheck.objects.filter(pk=check.pk).update(sent_at=timezone.now())
     try:
         decision_replay_check_task.delay(check.pk)
     except OperationalError as exc:
@@ -269,16 +271,53 @@ def replay_check_execute(
     check_id: int, *, each: Callable[[ReplayOutcome, ReplaySample], None] | None = None
 ) -> ReplayCheck | None:
     """Run a queued check (the worker's task; ``replay_decisions`` runs it in its own
-    process, with ``each`` called after every decision). A check already done or failed
-    is left as it is; one a crashed worker left running starts again from the same seed,
-    which draws the same decisions."""
+    process, with ``each`` called after every decision), and return it as it ends.
+
+    The check is claimed first: a check already done or failed, or running with a worker
+    heard from in the last ``DECISION_REPLAY_STALE_SECONDS``, is left alone (a message
+    delivered twice replays nothing twice). One whose worker went silent starts again
+    from the same seed, which draws the same decisions. Every progress report is
+    written only while this attempt still holds the check: once beat has queued it
+    again (this worker was silent too long), this one stops and leaves it to the next.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.DECISION_REPLAY_STALE_SECONDS)
+    claimed = (
+        ReplayCheck.objects.filter(pk=check_id)
+        .filter(
+            Q(status=ReplayCheck.Status.QUEUED)
+            | Q(status=ReplayCheck.Status.RUNNING)
+            & (Q(beat_at__lt=stale) | Q(beat_at__isnull=True))
+        )
+        .update(
+            status=ReplayCheck.Status.RUNNING,
+            started_at=now,
+            beat_at=now,
+            attempts=F("attempts") + 1,
+            identical=0,
+            differs=0,
+            not_replayed=0,
+            findings=[],
+            error="",
+        )
+    )
     check = ReplayCheck.objects.filter(pk=check_id).first()
-    if check is None or check.status in (ReplayCheck.Status.DONE, ReplayCheck.Status.FAILED):
+    if check is None or not claimed:
+        if check is not None and check.status == ReplayCheck.Status.RUNNING:
+            logger.info("replay check %s is being replayed elsewhere; left to it", check_id)
         return check
-    check.status, check.started_at = ReplayCheck.Status.RUNNING, timezone.now()
-    check.identical = check.differs = check.not_replayed = 0
-    check.findings, check.error = [], ""
-    check.save()
+    mine = ReplayCheck.objects.filter(
+        pk=check_id, status=ReplayCheck.Status.RUNNING, attempts=check.attempts
+    )
+
+    def report(**fields: Any) -> bool:
+        """Write ``fields`` if this attempt still holds the check."""
+        return bool(mine.update(beat_at=timezone.now(), **fields))
+
+    def progress(sample: ReplaySample) -> dict[str, Any]:
+        _count(check, sample)
+        return {name: getattr(check, name) for name in (*_COUNTS, "findings")}
+
     try:
         if check.requested_by is None:  # beat's daily sample
             sample = _draw(
@@ -292,24 +331,25 @@ def replay_check_execute(
                 seed=check.seed,
             )
         check.population, check.through_seq = sample.population, sample.through_seq
+        if not report(population=sample.population, through_seq=sample.through_seq):
+            return _superseded(check_id)
         for outcome in sample.outcomes():
             if each is not None:
                 each(outcome, sample)
             if outcome.result != IDENTICAL and len(check.findings) < FINDINGS_KEPT:
                 check.findings.append(_finding(outcome))
-            if sample.replayed % PROGRESS_EVERY == 0:
-                _count(check, sample)
-                check.save(update_fields=[*_COUNTS, "findings", "population", "through_seq"])
-        _count(check, sample)
-        check.status = ReplayCheck.Status.DONE
+            if sample.replayed % PROGRESS_EVERY == 0 and not report(**progress(sample)):
+                return _superseded(check_id)
+        ended = {**progress(sample), "status": ReplayCheck.Status.DONE}
     except Exception as exc:  # the check says why; the worker's log has the traceback
         logger.exception("replay check %s failed", check_id)
-        check.status = ReplayCheck.Status.FAILED
-        check.error = f"The replay stopped: {type(exc).__name__}. The server's log says more."
+        error = f"The replay stopped: {type(exc).__name__}. The server's log says more."
         if isinstance(exc, DomainError):
-            check.error = f"The replay stopped: {exc.message}"
-    check.finished_at = timezone.now()
-    check.save()
+            error = f"The replay stopped: {exc.message}"
+        ended = {"status": ReplayCheck.Status.FAILED, "error": error}
+    if not report(**ended, finished_at=timezone.now()):
+        return _superseded(check_id)
+    check.refresh_from_db()
     if check.status == ReplayCheck.Status.DONE and not check.ok:
         logger.error(
             "replay check %s: %s of %s decisions did not replay identically",
@@ -319,6 +359,94 @@ def replay_check_execute(
         )
         _email(check)
     return check
+
+
+def _superseded(check_id: int) -> ReplayCheck | None:
+    logger.warning(
+        "replay check %s was queued again or ended while this worker replayed it "
+        "(silent for over %s s?); this one stops",
+        check_id,
+        settings.DECISION_REPLAY_STALE_SECONDS,
+    )
+    return ReplayCheck.objects.filter(pk=check_id).first()
+
+
+def replay_checks_recover() -> dict[str, list[int]]:
+    """Queue again the replays whose worker stopped, send again those no worker took, and
+    fail those that cannot finish. Beat calls it every minute; returns the ids
+    ``{"resent": [...], "failed": [...]}``.
+
+    - A running check silent for ``DECISION_REPLAY_STALE_SECONDS`` lost its worker (killed,
+      or its machine gone). One a worker was sent is queued and sent again until it has
+      been started ``DECISION_REPLAY_MAX_ATTEMPTS`` times, then failed. One replayed in
+      the process that asked (``manage.py replay_decisions``, beat's daily sample) is
+      failed: that process is gone, and the person runs it again.
+    - A queued check no worker has taken ``DECISION_REPLAY_QUEUED_RESEND_SECONDS`` after
+      it was sent is sent again, on doubling waits (the broker may have lost the message;
+      a spare message finds the check taken and ends).
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.DECISION_REPLAY_STALE_SECONDS)
+    done: dict[str, list[int]] = {"resent": [], "failed": []}
+    silent = ReplayCheck.objects.filter(status=ReplayCheck.Status.RUNNING).filter(
+        Q(beat_at__lt=stale) | Q(beat_at__isnull=True, started_at__lt=stale)
+    )
+    for check in silent.only("pk", "attempts", "beat_at", "sent_at").order_by("pk"):
+        same = ReplayCheck.objects.filter(
+            pk=check.pk, status=ReplayCheck.Status.RUNNING, beat_at=check.beat_at
+        )
+        message = ""
+        if check.sent_at is None:
+            message = (
+                "The process replaying it (manage.py replay_decisions, or beat's daily "
+                "sample) stopped without finishing. Ask again."
+            )
+        elif check.attempts >= settings.DECISION_REPLAY_MAX_ATTEMPTS:
+            message = (
+                f"The replay was started {check.attempts} times and its worker stopped "
+                "each time; the workers' log names the cause. Ask again."
+            )
+        if message:
+            if same.update(status=ReplayCheck.Status.FAILED, finished_at=now, error=message):
+                logger.error("replay check %s failed: %s", check.pk, message)
+                done["failed"].append(check.pk)
+        elif _send_again(check.pk, same, reason="lost its worker"):
+            done["resent"].append(check.pk)
+
+    first = settings.DECISION_REPLAY_QUEUED_RESEND_SECONDS
+    waiting = ReplayCheck.objects.filter(
+        status=ReplayCheck.Status.QUEUED, sent_at__lt=now - timedelta(seconds=first)
+    )
+    for check in waiting.only("pk", "requested_at", "sent_at").order_by("pk"):
+        if not resend_due(check.requested_at, check.sent_at, now, first=first):
+            continue
+        same = ReplayCheck.objects.filter(
+            pk=check.pk, status=ReplayCheck.Status.QUEUED, sent_at=check.sent_at
+        )
+        waited = round((now - check.sent_at).total_seconds())
+        if _send_again(
+            check.pk, same, reason=f"was not taken by a worker {waited} s after it was sent"
+        ):
+            done["resent"].append(check.pk)
+    return done
+
+
+def _send_again(check_id: int, same: QuerySet[ReplayCheck], *, reason: str) -> bool:
+    """Queue a check again and send its task; False if it moved on meanwhile or the broker
+    did not take the task (beat tries again in a minute)."""
+    from kombu.exceptions import OperationalError
+
+    from decisions.tasks import decision_replay_check_task
+
+    if not same.update(status=ReplayCheck.Status.QUEUED, sent_at=timezone.now()):
+        return False
+    logger.warning("replay check %s %s; sending it again", check_id, reason)
+    try:
+        decision_replay_check_task.delay(check_id)
+    except OperationalError as exc:
+        logger.error("replay check %s could not be sent again: %s", check_id, exc)
+        return False
+    return True
 
 
 def replay_check_daily() -> ReplayCheck | None:

@@ -200,6 +200,8 @@ class ReplayCheckSerializer(serializers.ModelSerializer):
             "requested_at",
             "started_at",
             "finished_at",
+            "sent_at",
+            "attempts",
             "filters",
             "size",
             "seed",

@@ -69,6 +69,14 @@ def decision_replay_check_task(check_id: int) -> dict[str, Any] | None:
     return {"status": check.status, "replayed": check.replayed, "ok": check.ok}
 
 
+@shared_task(name="decisions.tasks.replay_checks_recover_task", acks_late=True)
+def replay_checks_recover_task() -> dict[str, list[int]]:
+    """Send again the replays whose worker stopped or that no worker took (beat)."""
+    from decisions.replays import replay_checks_recover
+
+    return replay_checks_recover()
+
+
 def decision_log_tamper_email(record: LogVerification) -> int:
     """E-mail every active administrator and auditor with an address that the decision
     log did not verify; returns how many were written to."""

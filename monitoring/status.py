@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Q
 from django.utils import timezone
 
 from decisions.decision_log import decision_log_backlog
@@ -339,17 +340,20 @@ def _replays() -> tuple[str, str]:
         .order_by("-finished_at", "-pk")
         .first()
     )
+    now = timezone.now()
+    silent = now - timedelta(seconds=settings.DECISION_REPLAY_STALE_SECONDS)
     stuck = list(
         ReplayCheck.objects.filter(
-            status__in=[ReplayCheck.Status.QUEUED, ReplayCheck.Status.RUNNING],
-            requested_at__lt=timezone.now() - REPLAY_LATE,
+            Q(status=ReplayCheck.Status.QUEUED, requested_at__lt=now - REPLAY_LATE)
+            | Q(status=ReplayCheck.Status.RUNNING, beat_at__lt=silent)
         ).values_list("pk", flat=True)[:5]
     )
     if stuck:
         return WARNING, (
-            f"Replay(s) {', '.join(map(str, stuck))} asked for more than "
-            f"{_ago(REPLAY_LATE)} ago not finished: is a worker taking the default queue? "
-            "Ask again, or run python manage.py replay_decisions."
+            f"Replay(s) {', '.join(map(str, stuck))} not finished: queued more than "
+            f"{_ago(REPLAY_LATE)} ago, or their worker silent for over "
+            f"{_ago(now - silent)}. Is a worker taking the default queue? Beat sends them "
+            "again; python manage.py replay_decisions replays without a worker."
         )
     daily = settings.DECISION_REPLAY_DAILY_SAMPLE
     if last is None:

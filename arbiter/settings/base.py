@@ -277,6 +277,14 @@ if not 1 <= DECISION_LOG_VERIFY_DAYS <= 31:
 DECISION_REPLAY_DAILY_SAMPLE = env.int("DECISION_REPLAY_DAILY_SAMPLE", default=200)
 if not 0 <= DECISION_REPLAY_DAILY_SAMPLE <= 10_000:
     raise ImproperlyConfigured("DECISION_REPLAY_DAILY_SAMPLE must be from 0 to 10000.")
+# A replay reports its progress every 100 decisions (a fraction of a second apart). Beat
+# queues again a replay whose worker has been silent this long (it is presumed dead; the
+# same seed draws the same decisions), until it has been started
+# DECISION_REPLAY_MAX_ATTEMPTS times, and sends again, on the runs' doubling waits, one
+# no worker has taken DECISION_REPLAY_QUEUED_RESEND_SECONDS after it was sent.
+DECISION_REPLAY_STALE_SECONDS = 300
+DECISION_REPLAY_MAX_ATTEMPTS = 3
+DECISION_REPLAY_QUEUED_RESEND_SECONDS = 600
 # How long decisions are kept at least. Regulation B (12 CFR 1002.12) asks 25 months for
 # credit applications. Nothing is purged automatically: `manage.py purge_decisions`
 # removes whole sealed blocks older than this (decisions.retention).
@@ -358,6 +366,12 @@ CELERY_BEAT_SCHEDULE = {
     # (decisions/optimisation.py).
     "recover-optimisation-runs": {
         "task": "decisions.tasks.optimisation_runs_recover_task",
+        "schedule": 60,
+    },
+    # Replays of a sample whose worker stopped, or that no worker took, are sent again
+    # (decisions/replays.py).
+    "recover-replay-checks": {
+        "task": "decisions.tasks.replay_checks_recover_task",
         "schedule": 60,
     },
     # Every row hash, block digest and link (about 0.1 ms a decision; see docs/decisions.md).

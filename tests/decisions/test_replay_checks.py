@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from decisions.models import ReplayCheck
@@ -125,11 +127,20 @@ def test_with_a_broker_a_worker_runs_it_and_a_lost_worker_starts_it_again(
     check_id = answer.json()["id"]
     assert decision_replay_check_task.run(check_id) == {"status": "done", "replayed": 8, "ok": True}
     done = ReplayCheck.objects.get(pk=check_id)
-    # A finished check is not redone; one a lost worker left running starts again.
+    assert done.attempts == 1 and done.sent_at is not None
+    # A finished check is not redone.
     assert replay_check_execute(check_id).finished_at == done.finished_at
-    ReplayCheck.objects.filter(pk=check_id).update(status="running", identical=3)
+    # One a worker is on (heard from lately) is left to it: a message delivered twice
+    # replays nothing twice.
+    ReplayCheck.objects.filter(pk=check_id).update(
+        status="running", identical=3, beat_at=timezone.now()
+    )
+    left = replay_check_execute(check_id)
+    assert (left.status, left.identical, left.attempts) == ("running", 3, 1)
+    # One whose worker went silent starts again, from the same seed.
+    ReplayCheck.objects.filter(pk=check_id).update(beat_at=timezone.now() - timedelta(minutes=6))
     again = replay_check_execute(check_id)
-    assert (again.status, again.identical, again.replayed) == ("done", 8, 8)
+    assert (again.status, again.identical, again.replayed, again.attempts) == ("done", 8, 8, 2)
 
 
 def test_the_decision_page_starts_one_and_shows_what_it_found(logged, auditor):  # noqa: F811
@@ -244,10 +255,6 @@ def test_beat_replays_a_daily_sample_and_a_difference_is_mailed_and_fails_the_st
 
 
 def test_a_replay_no_worker_finished_is_a_warning(logged, auditor, broker_up):  # noqa: F811
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     from monitoring import status
 
     check_id = as_user(auditor).post(URL, {"size": 3}, format="json").json()["id"]
@@ -258,4 +265,12 @@ def test_a_replay_no_worker_finished_is_a_warning(logged, auditor, broker_up):  
     )
     replay = {c.name: c for c in status.status_checks()}["replays"]
     assert replay.state == status.WARNING
-    assert f"Replay(s) {check_id} asked for more than 30 min ago not finished" in replay.message
+    assert replay.message.startswith(f"Replay(s) {check_id} not finished: queued more than 30")
+    # Taken by a worker that has not reported for over five minutes.
+    ReplayCheck.objects.filter(pk=check_id).update(
+        status="running", beat_at=timezone.now() - timedelta(minutes=2)
+    )
+    assert {c.name: c for c in status.status_checks()}["replays"].state == status.OK
+    ReplayCheck.objects.filter(pk=check_id).update(beat_at=timezone.now() - timedelta(minutes=6))
+    replay = {c.name: c for c in status.status_checks()}["replays"]
+    assert replay.state == status.WARNING and "worker silent for over 5 min" in replay.message

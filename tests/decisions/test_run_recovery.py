@@ -145,24 +145,24 @@ def test_the_wait_between_sends_of_a_queued_run_doubles_up_to_an_hour(maker):
     assert sends == [0, 10, 20, 40, 80, 140, 200, 260]
 
 
+def take_messages() -> list[dict]:
+    """Every message on the default queue, removed from it: what a worker would get."""
+    headers = []
+    with app.connection_for_read() as connection_, connection_.SimpleQueue("celery") as q:
+        while True:
+            try:
+                message = q.get(block=True, timeout=0.5)
+            except q.Empty:
+                return headers
+            headers.append(message.headers)
+            message.ack()
+
+
 @pytest.mark.django_db
 def test_a_queued_run_whose_message_the_broker_lost_is_sent_to_it_again(maker):
     """With a real broker and no worker: the run's message is taken off the queue (as a
     Redis restarted without its append-only file loses it); beat puts a new one there."""
     require_broker()
-
-    def take_messages() -> list[dict]:
-        """Every message on the default queue, removed from it: what a worker would get."""
-        headers = []
-        with app.connection_for_read() as connection_, connection_.SimpleQueue("celery") as q:
-            while True:
-                try:
-                    message = q.get(block=True, timeout=0.5)
-                except q.Empty:
-                    return headers
-                headers.append(message.headers)
-                message.ack()
-
     run = queued_run(maker)
     with celery_on(BROKER):
         take_messages()  # none of another test's
