@@ -52,15 +52,32 @@ def decision_list(
     return decisions
 
 
-def decision_search(*, actor: AbstractBaseUser, query: str) -> QuerySet[Decision]:
-    """Decisions matching a decision id (a UUID) or else a customer id, newest first."""
+def decision_search(
+    *,
+    actor: AbstractBaseUser,
+    query: str = "",
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Decision]:
+    """Decisions matching a decision id (a UUID) or else a customer id (any, if
+    ``query`` is empty) and the filters, newest first."""
     require_reader(actor)
     query = query.strip()
     try:
         key = uuid.UUID(query)
     except ValueError:
-        return decision_list(actor=actor, customer_id=query).order_by("-seq")
-    return decision_list(actor=actor).filter(decision_id=key).order_by("-seq")
+        key = None
+    decisions = decision_list(
+        actor=actor,
+        customer_id=query if key is None else None,
+        deployment=deployment,
+        since=since,
+        until=until,
+    )
+    if key is not None:
+        decisions = decisions.filter(decision_id=key)
+    return decisions.order_by("-seq")
 
 
 def deployment_active_list() -> QuerySet[Version]:

@@ -8,6 +8,7 @@ same calls the REST API makes.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from decisions import replays, selectors, services
-from decisions.forms import ReplaySampleForm
+from decisions.forms import DecisionFilterForm, ReplaySampleForm
 from decisions.models import Decision, LogVerification, ReplayCheck
 from governance.exceptions import DomainError
 from governance.presentation import VersionRef, display
@@ -28,37 +29,73 @@ from governance.ui_access import ui_page
 # The decision log is evidence: people who review or audit read it, makers do not.
 DECISION_PAGE_ROLES = frozenset(services.REPLAY_ROLES)
 SEARCH_LIMIT = 50
+COUNT_LIMIT = 10_000  # matches counted exactly up to this; more is "more than"
 RECENT = 20
 
 
 @require_GET
 @ui_page(roles=DECISION_PAGE_ROLES, action="look up decisions")
 def decision_search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
-    csv_url = ""
-    if query:
-        decisions = list(selectors.decision_search(actor=request.user, query=query)[:SEARCH_LIMIT])
-        if decisions and decisions[0].customer_id == query:  # a customer id, not a decision's
-            csv_url = (
-                reverse("decisions:decision-list")
-                + "?"
-                + urlencode({"customer_id": query, "format": "csv"})
-            )
-    else:
+    """The decision pages' front: the log's integrity and replays, and a search by
+    decision id, customer id, deployment and days whose matches download as CSV."""
+    deployments = selectors.deployment_name_list()
+    form = DecisionFilterForm(request.GET or None, deployments=deployments)
+    searched = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
+    decisions: list[Decision] = []
+    total, csv_url, replay_initial = 0, "", {}
+    if searched:
+        selection = form.selection()
+        found = selectors.decision_search(actor=request.user, **selection)
+        decisions = list(found[:SEARCH_LIMIT])
+        total = (
+            found[: COUNT_LIMIT + 1].count() if len(decisions) == SEARCH_LIMIT else len(decisions)
+        )
+        if decisions and _uuid(selection["query"]) is None:
+            csv_url = _csv_url(selection)
+        replay_initial = {k: form.cleaned_data[k] for k in ("deployment", "since", "until")}
+    elif not form.is_bound:
         decisions = list(selectors.decision_list(actor=request.user).order_by("-seq")[:RECENT])
     return render(
         request,
         "decisions/decision_search.html",
         {
-            "query": query,
+            "form": form,
+            "searched": searched,
             "decisions": decisions,
+            "total": total,
+            "more_than": total > COUNT_LIMIT,
+            "found": (
+                f"More than {COUNT_LIMIT:,} decisions found"
+                if total > COUNT_LIMIT
+                else f"{total:,} decision{'' if total == 1 else 's'} found"
+            ),
             "limit": SEARCH_LIMIT,
             "csv_url": csv_url,
             "verification": LogVerification.objects.first(),
-            "replay_form": ReplaySampleForm(deployments=selectors.deployment_name_list()),
+            "replay_form": ReplaySampleForm(initial=replay_initial, deployments=deployments),
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
         },
     )
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return None
+
+
+def _csv_url(selection: dict[str, Any]) -> str:
+    """The API's CSV of every decision ``selection`` selects (a customer's, not a
+    decision's: one decision's page has everything)."""
+    params = {
+        "customer_id": selection["query"],
+        "deployment": selection["deployment"],
+        "since": selection["since"].isoformat() if selection["since"] else None,
+        "until": selection["until"].isoformat() if selection["until"] else None,
+    }
+    params = {k: v for k, v in params.items() if v}
+    return reverse("decisions:decision-list") + "?" + urlencode({**params, "format": "csv"})
 
 
 @require_POST

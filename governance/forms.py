@@ -63,12 +63,14 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Actor (user name)", required=False, max_length=150)
     kind = forms.ChoiceField(label="Kind", required=False)
     since = forms.DateField(
-        label="From (date)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="From (date)",
+        required=False,
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
     )
     until = forms.DateField(
         label="To (date, inclusive)",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
