@@ -10,12 +10,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, renderers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arbiter.metrics import DECISION_SECONDS, DECISIONS
+from arbiter.openapi import conflict, unprocessable
+from arbiter.pagination import Cursor
 from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
 from decisions.exports import CSVErrorsAsJSON, CSVRenderer, log_csv_rows
@@ -37,10 +38,9 @@ from governance.lifecycle import READER_ROLES
 from governance.roles import require_role
 
 
-class DecisionCursor(CursorPagination):
+class DecisionCursor(Cursor):
     ordering = "-seq"
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
@@ -84,6 +84,7 @@ class DeploymentDetailApi(APIView):
 
 @extend_schema(tags=["decisions"])
 class DecisionListApi(CSVErrorsAsJSON, APIView):
+    pagination_class = DecisionCursor
     permission_classes = [permissions.IsAuthenticated]
 
     def get_renderers(self) -> list[Any]:
@@ -107,7 +108,12 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
         ],
         request=DecisionRequestSerializer,
-        responses={201: DecisionSerializer, 200: DecisionSerializer},
+        responses={
+            201: DecisionSerializer,
+            200: DecisionSerializer,
+            409: conflict("the Idempotency-Key was used for a different request"),
+            422: unprocessable("no action is eligible and the strategy allows no default"),
+        },
     )
     def post(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -181,7 +187,7 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             )
             response["Content-Disposition"] = 'attachment; filename="decisions.csv"'
             return response
-        paginator = DecisionCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(decisions, request, view=self)
         return paginator.get_paginated_response(DecisionSerializer(page, many=True).data)
 
@@ -218,15 +224,15 @@ class DecisionReplayApi(APIView):
         )
 
 
-class VerificationCursor(CursorPagination):
+class VerificationCursor(Cursor):
     ordering = ("-started_at", "-id")
     page_size = 20
-    page_size_query_param = "page_size"
     max_page_size = 200
 
 
 @extend_schema(tags=["decisions"])
 class LogVerificationListApi(APIView):
+    pagination_class = VerificationCursor
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
@@ -241,7 +247,7 @@ class LogVerificationListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         checks = selectors.log_verification_list(actor=request.user)
-        paginator = VerificationCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(checks, request, view=self)
         return paginator.get_paginated_response(LogVerificationSerializer(page, many=True).data)
 
@@ -266,15 +272,15 @@ class LogVerificationListApi(APIView):
         return Response(LogVerificationSerializer(record).data, status=201)
 
 
-class ReplayCheckCursor(CursorPagination):
+class ReplayCheckCursor(Cursor):
     ordering = ("-requested_at", "-id")
     page_size = 20
-    page_size_query_param = "page_size"
     max_page_size = 200
 
 
 @extend_schema(tags=["decisions"])
 class ReplayCheckListApi(APIView):
+    pagination_class = ReplayCheckCursor
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
@@ -284,7 +290,7 @@ class ReplayCheckListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         checks = selectors.replay_check_list(actor=request.user)
-        paginator = ReplayCheckCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(checks, request, view=self)
         return paginator.get_paginated_response(ReplayCheckSerializer(page, many=True).data)
 

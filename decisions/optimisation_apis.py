@@ -9,12 +9,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, renderers, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.openapi import conflict, unprocessable
+from arbiter.pagination import Cursor
 from decisions import optimisation
 from decisions.exports import CSVErrorsAsJSON, CSVRenderer, run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
@@ -172,7 +173,7 @@ class RunFilterSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     deployment = serializers.CharField(max_length=100, required=False)
     cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
 class PublishSerializer(StrictSerializer):
@@ -187,22 +188,21 @@ class PublishedSerializer(serializers.Serializer):
     prices = serializers.DictField(child=serializers.FloatField())
 
 
-class RunCursor(CursorPagination):
+class RunCursor(Cursor):
     ordering = "-id"
     page_size = 20
-    page_size_query_param = "page_size"
     max_page_size = 200
 
 
-class RunDecisionCursor(CursorPagination):
+class RunDecisionCursor(Cursor):
     ordering = "seq"
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 
 @extend_schema(tags=["optimisation"])
 class RunListApi(APIView):
+    pagination_class = RunCursor
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -260,7 +260,7 @@ class RunListApi(APIView):
             status=filters.validated_data.get("status"),
             deployment=filters.validated_data.get("deployment"),
         )
-        paginator = RunCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response(RunSerializer(page, many=True).data)
 
@@ -287,7 +287,7 @@ class RunCancelApi(APIView):
         operation_id="optimisation_run_cancel",
         summary="Cancel a queued run, or stop a running one at its next step",
         request=None,
-        responses={200: RunSerializer},
+        responses={200: RunSerializer, 409: conflict("the run has already finished")},
     )
     def post(self, request: Request, run_id: int) -> Response:
         run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
@@ -304,7 +304,11 @@ class RunPublishApi(APIView):
         operation_id="optimisation_run_publish_prices",
         summary="Propose the run's prices for its deployment (a submitted version to review)",
         request=PublishSerializer,
-        responses={201: PublishedSerializer},
+        responses={
+            201: PublishedSerializer,
+            409: conflict("a version of the deployment is already under review"),
+            422: unprocessable("the run did not succeed, or its deployment changed since"),
+        },
     )
     def post(self, request: Request, run_id: int) -> Response:
         form = PublishSerializer(data=request.data)
@@ -329,6 +333,7 @@ class RunPublishApi(APIView):
 
 @extend_schema(tags=["optimisation"])
 class RunDecisionsApi(CSVErrorsAsJSON, APIView):
+    pagination_class = RunDecisionCursor
     permission_classes = [permissions.IsAuthenticated]
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
@@ -349,6 +354,7 @@ class RunDecisionsApi(CSVErrorsAsJSON, APIView):
                 DecisionSerializer(many=True), description="a page, or the CSV export"
             ),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV export"),
+            409: conflict("the run did not succeed, or was a simulation that logged nothing"),
         },
     )
     def get(self, request: Request, run_id: int) -> Any:
@@ -362,6 +368,6 @@ class RunDecisionsApi(CSVErrorsAsJSON, APIView):
                 f'attachment; filename="optimisation-run-{run.pk}-decisions.csv"'
             )
             return response
-        paginator = RunDecisionCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(decisions, request, view=self)
         return paginator.get_paginated_response(DecisionSerializer(page, many=True).data)

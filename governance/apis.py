@@ -6,12 +6,13 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.openapi import conflict, unprocessable
+from arbiter.pagination import Pages
 from governance import selectors, services
 from governance.audit import audit_chain_verify
 from governance.kinds import kind_get_by_slug
@@ -55,6 +56,8 @@ class RegistryApi(APIView):
 
 @extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
 class ItemListApi(RegistryApi):
+    pagination_class = Pages
+
     @extend_schema(
         operation_id="registry_items_list",
         summary="Items of one kind with their versions",
@@ -62,7 +65,7 @@ class ItemListApi(RegistryApi):
     )
     def get(self, request: Request, kind: str) -> Response:
         items = selectors.item_list(kind=kind_get_by_slug(kind))
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(ItemSerializer(page, many=True).data)
 
@@ -88,7 +91,10 @@ class VersionListApi(RegistryApi):
             "application/json": VersionCreateSerializer,
             "multipart/form-data": VersionUploadSerializer,
         },
-        responses={201: VersionDetailSerializer},
+        responses={
+            201: VersionDetailSerializer,
+            409: conflict("a version of the item is already under review"),
+        },
     )
     def post(self, request: Request, kind: str, name: str) -> Response:
         spec = kind_get_by_slug(kind)
@@ -125,7 +131,10 @@ class VersionDetailApi(RegistryApi):
         operation_id="registry_version_update",
         summary="Replace the content of a draft (409 once submitted)",
         request=VersionUpdateSerializer,
-        responses=VersionDetailSerializer,
+        responses={
+            200: VersionDetailSerializer,
+            409: conflict("the version is past draft, so its content is locked"),
+        },
     )
     def patch(self, request: Request, kind: str, name: str, number: int) -> Response:
         spec = kind_get_by_slug(kind)
@@ -159,7 +168,11 @@ class VersionMoveApi(RegistryApi):
             "lifecycle does not allow from the current status answers 409."
         ),
         request=MoveSerializer,
-        responses=VersionDetailSerializer,
+        responses={
+            200: VersionDetailSerializer,
+            409: conflict("no such move from the version's status, or another under review"),
+            422: unprocessable("a version it uses is not approved"),
+        },
     )
     def post(self, request: Request, kind: str, name: str, number: int, move: str) -> Response:
         spec = kind_get_by_slug(kind)
@@ -175,6 +188,7 @@ class VersionMoveApi(RegistryApi):
 
 @extend_schema(tags=["audit"])
 class AuditEventListApi(APIView):
+    pagination_class = Pages
     permission_classes = [permissions.IsAuthenticated, HasRole]
     read_roles = AUDIT_READER_ROLES
 
@@ -195,7 +209,7 @@ class AuditEventListApi(APIView):
             since=data.get("since"),
             until=data.get("until"),
         )
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
 

@@ -6,11 +6,12 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import permissions, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.openapi import not_found
+from arbiter.pagination import Cursor
 from governance.exceptions import ValidationFailed
 from monitoring import selectors, services
 from monitoring.serializers import (
@@ -25,15 +26,15 @@ from monitoring.serializers import (
 )
 
 
-class OutcomeCursor(CursorPagination):
+class OutcomeCursor(Cursor):
     ordering = "-id"
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
 @extend_schema(tags=["monitoring"])
 class OutcomeListApi(APIView):
+    pagination_class = OutcomeCursor
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
@@ -81,7 +82,7 @@ class OutcomeListApi(APIView):
         operation_id="outcome_list",
         summary="Reported outcomes, newest first (cursor pagination)",
         parameters=[OutcomeFilterSerializer],
-        responses=OutcomeSerializer(many=True),
+        responses={200: OutcomeSerializer(many=True), 404: not_found("the decision named")},
     )
     def get(self, request: Request) -> Response:
         filters = OutcomeFilterSerializer(data=request.query_params)
@@ -89,13 +90,13 @@ class OutcomeListApi(APIView):
         data = filters.validated_data
         outcomes = selectors.outcome_list(
             actor=request.user,
-            decision_id=data.get("decision_id"),
+            decision_id=str(data["decision_id"]) if data.get("decision_id") else None,
             deployment=data.get("deployment"),
             event=data.get("event"),
             since=data.get("since"),
             until=data.get("until"),
         )
-        paginator = OutcomeCursor()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(outcomes, request, view=self)
         return paginator.get_paginated_response(OutcomeSerializer(page, many=True).data)
 
@@ -115,7 +116,10 @@ class KpiReportApi(APIView):
             "Readers: makers, checkers, auditors, admins."
         ),
         parameters=[KpiFilterSerializer],
-        responses=KpiReportSerializer,
+        responses={
+            200: KpiReportSerializer,
+            404: not_found("the deployment named"),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = KpiFilterSerializer(data=request.query_params)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.pagination import Pages
 from monitoring import drift_selectors
 from monitoring.drift_serializers import (
     DriftFilterSerializer,
@@ -17,13 +17,13 @@ from monitoring.drift_serializers import (
 )
 
 
-class DriftPagination(LimitOffsetPagination):
+class DriftPagination(Pages):
     default_limit = 50
-    max_limit = 500
 
 
 @extend_schema(tags=["monitoring"])
 class DriftReportListApi(APIView):
+    pagination_class = DriftPagination
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
@@ -50,7 +50,7 @@ class DriftReportListApi(APIView):
             version=data.get("version"),
             status=data.get("status"),
         )
-        paginator = DriftPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(reports, request, view=self)
         return paginator.get_paginated_response(DriftReportSummarySerializer(page, many=True).data)
 

@@ -16,15 +16,13 @@ _STATUSES = ", ".join(DriftStatus.values)
 class DriftFilterSerializer(StrictSerializer):
     model = serializers.CharField(required=False, max_length=100, help_text="model name")
     version = serializers.IntegerField(required=False, min_value=1, help_text="model version")
-    # Not a ChoiceField: an enum named after "status" would collide with the versions' one.
-    status = serializers.CharField(required=False, help_text=f"one of {_STATUSES}")
+    status = serializers.ChoiceField(
+        choices=DriftStatus.choices,
+        required=False,
+        error_messages={"invalid_choice": f"must be one of {_STATUSES}"},
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
     offset = serializers.IntegerField(required=False, min_value=0)
-
-    def validate_status(self, value: str) -> str:
-        if value not in DriftStatus.values:
-            raise serializers.ValidationError(f"must be one of {_STATUSES}")
-        return value
 
 
 class DriftBinSerializer(serializers.Serializer):
@@ -59,7 +57,7 @@ class DriftReportSummarySerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_version.item.name")
     version = serializers.IntegerField(source="model_version.number")
     model_content_hash = serializers.CharField(source="model_version.content_hash")
-    status = serializers.CharField(help_text=f"one of {_STATUSES}")
+    status = serializers.ChoiceField(choices=DriftStatus.choices)
     html_available = serializers.SerializerMethodField(
         help_text="whether Evidently's HTML report is stored (shown on the reviewer page)"
     )

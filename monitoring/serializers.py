@@ -95,7 +95,7 @@ class OutcomeSerializer(serializers.ModelSerializer):
 
 
 class OutcomeFilterSerializer(StrictSerializer):
-    decision_id = serializers.CharField(required=False)
+    decision_id = serializers.UUIDField(required=False)
     deployment = serializers.CharField(required=False)
     event = serializers.ChoiceField(choices=OutcomeEvent.choices, required=False)
     since = serializers.DateTimeField(required=False, help_text="events at or after")

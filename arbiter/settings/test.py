@@ -23,3 +23,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.mkdtemp(prefix="arbiter-test-db-"), "test.sqlite3")
     }
+
+# The API takes JSON bodies (the two uploads say multipart themselves): the test client
+# sends JSON unless a test asks for multipart, as a client of the API does.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}  # noqa: F405

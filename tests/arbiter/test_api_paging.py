@@ -1,0 +1,84 @@
+"""Paging parameters and bodies the API cannot take are field-level 400s and 415s, never
+a quiet default or a 404 that reads as a missing list."""
+
+from __future__ import annotations
+
+import pytest
+
+from decisions.services import decision_make
+from tests.decisions.test_log_verification_api import as_user
+from tests.governance.test_apis import assert_error
+from tests.ui.conftest import (  # noqa: F401 (fixtures)
+    approved_model,
+    cross_sell_deployment,
+    customer,
+    register_model,
+    trained_model,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged(cross_sell_deployment, api_client_user):  # noqa: F811
+    return [
+        decision_make(
+            actor=api_client_user,
+            deployment="cross-sell",
+            customer_id=f"C-{i}",
+            features=customer(i),
+        ).decision
+        for i in range(3)
+    ]
+
+
+def test_a_cursor_list_pages_and_refuses_a_bad_cursor_or_page_size(logged, auditor):
+    client = as_user(auditor)
+    first = client.get("/api/v1/decisions/", {"page_size": 2}).json()
+    assert [d["customer_id"] for d in first["results"]] == ["C-2", "C-1"]
+    rest = client.get(first["next"]).json()
+    assert [d["customer_id"] for d in rest["results"]] == ["C-0"] and rest["next"] is None
+    for params, field in (
+        ({"cursor": "not-one"}, "cursor"),
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 501}, "page_size"),
+        ({"page_size": "ten"}, "page_size"),
+    ):
+        error = assert_error(client.get("/api/v1/decisions/", params), 400, "invalid")
+        assert field in error["details"], (params, error)
+    # The same rule where the filters do not list page_size themselves.
+    error = assert_error(
+        client.get("/api/v1/decision-log/replays/", {"page_size": 201}), 400, "invalid"
+    )
+    assert error["details"] == {"page_size": ["must be a whole number from 1 to 200"]}
+    error = assert_error(
+        client.get("/api/v1/decision-log/replays/", {"cursor": "x"}), 400, "invalid"
+    )
+    assert "leave the cursor out" in error["details"]["cursor"][0]
+
+
+def test_a_limit_offset_list_refuses_what_it_cannot_use(logged, auditor):
+    client = as_user(auditor)
+    page = client.get("/api/v1/audit/events/", {"limit": 2, "offset": 1}).json()
+    assert len(page["results"]) == 2 and page["count"] > 3
+    items = "/api/v1/registry/strategies/"
+    assert client.get(items, {"limit": 1}).json()["count"] == 1
+    for params, message in (
+        ({"limit": 0}, "must be a whole number from 1 to 500"),
+        ({"limit": 100000}, "must be a whole number from 1 to 500"),
+        ({"offset": -1}, "must be a whole number of 0 or more"),
+        ({"offset": "next"}, "must be a whole number of 0 or more"),
+    ):
+        for url in ("/api/v1/audit/events/", items):
+            error = assert_error(client.get(url, params), 400, "invalid")
+            assert list(error["details"]) == list(params), (url, params)
+        assert error["details"] == {next(iter(params)): [message]}
+
+
+def test_a_body_that_is_not_json_is_refused_with_415(logged, api_client_user):
+    answer = as_user(api_client_user).post(
+        "/api/v1/decisions/",
+        {"deployment": "cross-sell", "customer_id": "C-9"},
+        format="multipart",
+    )
+    assert_error(answer, 415, "unsupported_media_type")
