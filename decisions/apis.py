@@ -19,7 +19,7 @@ from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Cursor
 from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
-from decisions.exports import CSVErrorsAsJSON, CSVRenderer, log_csv_rows
+from decisions.exports import CSVErrorsAsJSON, CSVRenderer, log_csv_filename, log_csv_rows
 from decisions.serializers import (
     DecisionDetailSerializer,
     DecisionFilterSerializer,
@@ -185,7 +185,13 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             response = StreamingHttpResponse(
                 log_csv_rows(decisions), content_type="text/csv; charset=utf-8"
             )
-            response["Content-Disposition"] = 'attachment; filename="decisions.csv"'
+            name = log_csv_filename(
+                deployment=data.get("deployment"),
+                customer_id=data.get("customer_id"),
+                since=data.get("since"),
+                until=data.get("until"),
+            )
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(decisions, request, view=self)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from rest_framework import renderers
@@ -130,6 +132,30 @@ _LOG_COLUMNS = (
     "features",
     "content_hash",
 )
+
+
+def log_csv_filename(
+    *,
+    deployment: str | None = None,
+    customer_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
+    """A file name that says what an extract holds, e.g.
+    ``decisions-onboarding-from-2026-07-01-to-2026-09-30.csv`` (the last day inclusive
+    when ``until`` is a midnight, as the decision pages send it)."""
+    parts = ["decisions"]
+    for name in (deployment, customer_id):
+        if name:
+            parts.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60])
+    if since:
+        parts.append(f"from-{since.astimezone(UTC):%Y-%m-%d}")
+    if until:
+        last = until.astimezone(UTC)
+        if last.time() == time():
+            last -= timedelta(days=1)
+        parts.append(f"to-{last:%Y-%m-%d}")
+    return "-".join(parts) + ".csv"
 
 
 def _version(versions: dict[str, Any], kind: str) -> str:

@@ -45,9 +45,26 @@ def test_an_auditor_exports_the_selected_decisions_oldest_first(logged, auditor)
         assert [c for c in codes if c] == [r["code"] for r in decision.reasons]
         assert json.loads(row["features"]) == decision.features
         assert json.loads(row["action"]) == decision.action
-    everything = rows_of(as_user(auditor).get(URL, HTTP_ACCEPT="text/csv"))
+    everything = as_user(auditor).get(URL, HTTP_ACCEPT="text/csv")
+    assert everything["Content-Disposition"] == 'attachment; filename="decisions.csv"'
+    everything = rows_of(everything)
     assert len(everything) == 40
     assert [int(r["seq"]) for r in everything] == sorted(d.seq for d in logged)
+    # The file's name says what it holds: a quarter's decisions of one deployment.
+    quarter = as_user(auditor).get(
+        URL,
+        {
+            "format": "csv",
+            "deployment": "cross-sell",
+            "since": "2026-07-01T00:00:00Z",
+            "until": "2026-10-01T00:00:00Z",
+        },
+    )
+    assert quarter["Content-Disposition"] == (
+        'attachment; filename="decisions-cross-sell-from-2026-07-01-to-2026-09-30.csv"'
+    )
+    odd = as_user(auditor).get(URL, {"format": "csv", "customer_id": 'c/3 "x"'})
+    assert odd["Content-Disposition"] == 'attachment; filename="decisions-c_3_x_.csv"'
 
 
 def test_a_client_exports_only_its_own_decisions(logged, make_user):  # noqa: F811
