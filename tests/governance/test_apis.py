@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -204,3 +206,20 @@ def test_openapi_schema_is_served_to_users(maker):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert "/api/v1/registry/{kind}/{name}/versions/{number}/{move}/" in paths
+
+
+def test_the_api_docs_page_needs_no_internet(maker):
+    """Swagger UI's script, styles and icon come from this server's static files, so the
+    page works on a network without the internet and under a strict CSP."""
+    from django.contrib.staticfiles import finders
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(maker)
+    page = browser.get("/api/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+    for asset in assets:
+        assert asset.startswith("/static/"), asset  # nothing from a CDN
+        assert finders.find(asset.removeprefix("/static/")), asset
+    assert "cdn.jsdelivr" not in page
