@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from decisions.services import decision_make
 from tests.decisions.test_log_verification_api import as_user
+from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture: 40 decisions)
 from tests.governance.test_apis import assert_error
-from tests.ui.conftest import (  # noqa: F401 (fixtures)
+from tests.ui.conftest import (  # noqa: F401 (the fixtures logged needs)
     approved_model,
     cross_sell_deployment,
-    customer,
     register_model,
     trained_model,
 )
@@ -19,25 +18,13 @@ from tests.ui.conftest import (  # noqa: F401 (fixtures)
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def logged(cross_sell_deployment, api_client_user):  # noqa: F811
-    return [
-        decision_make(
-            actor=api_client_user,
-            deployment="cross-sell",
-            customer_id=f"C-{i}",
-            features=customer(i),
-        ).decision
-        for i in range(3)
-    ]
-
-
-def test_a_cursor_list_pages_and_refuses_a_bad_cursor_or_page_size(logged, auditor):
+def test_a_cursor_list_pages_and_refuses_a_bad_cursor_or_page_size(logged, auditor):  # noqa: F811
     client = as_user(auditor)
-    first = client.get("/api/v1/decisions/", {"page_size": 2}).json()
-    assert [d["customer_id"] for d in first["results"]] == ["C-2", "C-1"]
+    first = client.get("/api/v1/decisions/", {"page_size": 30}).json()
+    newest = [str(d.decision_id) for d in reversed(logged)]
+    assert [d["id"] for d in first["results"]] == newest[:30]
     rest = client.get(first["next"]).json()
-    assert [d["customer_id"] for d in rest["results"]] == ["C-0"] and rest["next"] is None
+    assert [d["id"] for d in rest["results"]] == newest[30:] and rest["next"] is None
     for params, field in (
         ({"cursor": "not-one"}, "cursor"),
         ({"page_size": 0}, "page_size"),
@@ -57,7 +44,7 @@ def test_a_cursor_list_pages_and_refuses_a_bad_cursor_or_page_size(logged, audit
     assert "leave the cursor out" in error["details"]["cursor"][0]
 
 
-def test_a_limit_offset_list_refuses_what_it_cannot_use(logged, auditor):
+def test_a_limit_offset_list_refuses_what_it_cannot_use(logged, auditor):  # noqa: F811
     client = as_user(auditor)
     page = client.get("/api/v1/audit/events/", {"limit": 2, "offset": 1}).json()
     assert len(page["results"]) == 2 and page["count"] > 3
@@ -75,7 +62,7 @@ def test_a_limit_offset_list_refuses_what_it_cannot_use(logged, auditor):
         assert error["details"] == {next(iter(params)): [message]}
 
 
-def test_a_body_that_is_not_json_is_refused_with_415(logged, api_client_user):
+def test_a_body_that_is_not_json_is_refused_with_415(logged, api_client_user):  # noqa: F811
     answer = as_user(api_client_user).post(
         "/api/v1/decisions/",
         {"deployment": "cross-sell", "customer_id": "C-9"},
