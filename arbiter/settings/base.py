@@ -215,8 +215,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Arbiter API",
     "DESCRIPTION": (
-        "Governed decisioning for lenders: a registry of model, strategy and constraint-set "
-        "versions under maker-checker approval, with a tamper-evident audit trail. "
+        "Governed decisioning for lenders: real-time decisions with reason codes, kept in a "
+        "tamper-evident decision log that replays; portfolio optimisation runs and their "
+        "prices; a registry of model, strategy and constraint-set versions under "
+        "maker-checker approval, with a tamper-evident audit trail; outcomes, KPIs and "
+        "drift. Authenticate with the header `Authorization: Api-Key <key>`. Bodies are "
+        "JSON (the two uploads are multipart). "
         'Errors always have the body {"error": {"code", "message", "details"}}. '
         "Any endpoint answers 503 with the code database_unavailable while the database "
         "cannot be reached; retry it later (a decision with the same Idempotency-Key)."
