@@ -8,7 +8,6 @@ same calls the REST API makes.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -50,7 +49,8 @@ def decision_search(request: HttpRequest) -> HttpResponse:
         total = (
             found[: COUNT_LIMIT + 1].count() if len(decisions) == SEARCH_LIMIT else len(decisions)
         )
-        if decisions and _uuid(selection["query"]) is None:
+        query = selection["query"]
+        if decisions and (not query or decisions[0].customer_id == query):  # not a decision id
             csv_url = _csv_url(selection)
         replay_initial = {k: form.cleaned_data[k] for k in ("deployment", "since", "until")}
     elif not form.is_bound:
@@ -76,13 +76,6 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
         },
     )
-
-
-def _uuid(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text.strip())
-    except ValueError:
-        return None
 
 
 def _csv_url(selection: dict[str, Any]) -> str:
