@@ -163,7 +163,11 @@ def _candidate(content: dict[str, Any]) -> dict[str, Any]:
     """The change awaiting review: a stricter affordability rule, one product fewer."""
     changed = {**content, "actions": [a for a in content["actions"] if a["id"] != "overdraft"]}
     changed["eligibility"] = [
-        {**rule, "rule": rule["rule"].replace("0.3 * income", "0.25 * income")}
+        {
+            **rule,
+            "rule": rule["rule"].replace("0.3 * income", "0.25 * income"),
+            "description": rule["description"].replace("30% of income", "25% of income"),
+        }
         for rule in content["eligibility"]
     ]
     return changed

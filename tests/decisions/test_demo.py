@@ -57,6 +57,10 @@ def test_demo_loads_once_and_can_be_run_again():
         waiting.content
         != Version.objects.get(item__kind="strategy", item__name="cross-sell", number=1).content
     )
+    # What the reviewer reads beside the stricter rule says the same as the rule.
+    affordability = next(r for r in waiting.content["eligibility"] if r["name"] == "affordability")
+    assert affordability["rule"] == "limit <= 0.25 * income"
+    assert affordability["description"] == "New credit at most 25% of income."
     count = Version.objects.count()
     call_command("demo", "--no-serve", stdout=io.StringIO())
     assert Version.objects.count() == count
