@@ -138,3 +138,25 @@ def test_versions_activated_at_once_leave_exactly_one_active(maker, checker, che
     assert retired.count() == list(statuses.values()).count(VersionStatus.RETIRED)
     report = audit_chain_verify()
     assert report.ok, report.problems
+
+
+def test_drafts_submitted_at_once_put_one_under_review(maker, maker2):
+    drafts = [
+        services.version_create(actor=actor, kind="note", name="house-rules", content={"text": t})
+        for actor, t in ((maker, "a"), (maker2, "b"))
+    ]
+    calls = [
+        (lambda actor=actor, version=version: services.version_submit(actor=actor, version=version))
+        for actor, version in zip([maker, maker2], drafts, strict=True)
+    ]
+    results = race(calls)
+    assert sorted(kind for kind, _ in results) == ["error", "ok"], results
+    refused = next(value for kind, value in results if kind == "error")
+    assert isinstance(refused, Conflict) and "already under review" in str(refused)
+    statuses = sorted(
+        Version.objects.filter(item__name="house-rules").values_list("status", flat=True)
+    )
+    assert statuses == [VersionStatus.DRAFT, VersionStatus.SUBMITTED]
+    assert AuditEvent.objects.filter(action=AuditAction.SUBMIT).count() == 1
+    report = audit_chain_verify()
+    assert report.ok, report.problems
