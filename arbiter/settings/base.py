@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     # Failed sign-ins counted per user and address; too many lock that pair out a while.
     "axes",
+    "csp",  # its system checks catch a policy written in the settings format before 4.0
     "governance",
     "decisions",
     "monitoring",
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Serves collected static files (admin, UI) from the app itself in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +183,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "arbiter" / "static"]  # the site's own: its icon
 
 ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default=str(BASE_DIR / "var" / "artifacts")))
 # Largest model file accepted by an upload (bytes).
@@ -189,6 +193,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ui:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Content-Security-Policy ----------------------------------------------------------
+# The browser runs scripts from this server's own files only: no inline script, no eval,
+# nothing from another origin, so markup slipped into a page (a change note, a rule)
+# cannot run. Inline styles stay allowed (the pages style with a <style> block and style
+# attributes; CSS cannot run code). Pages may not be framed, and forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --- e-mail -------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))

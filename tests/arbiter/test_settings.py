@@ -164,7 +164,10 @@ def test_production_serves_collected_static_files(tmp_path):
         "from django.templatetags.static import static;"
         "url = static('admin/css/base.css');"
         "r = Client().get(url, secure=True, HTTP_HOST='arbiter.example.com');"
-        "print(url, r.status_code, r.headers.get('Content-Type'), sep='|')"
+        "print(url, r.status_code, r.headers.get('Content-Type'), sep='|');"
+        "icon = Client().get('/favicon.ico', secure=True, HTTP_HOST='arbiter.example.com');"
+        "svg = Client().get(icon['Location'], secure=True, HTTP_HOST='arbiter.example.com');"
+        "print(icon['Location'], svg.status_code, svg.headers.get('Content-Type'), sep='|')"
     )
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG"}}
     result = subprocess.run(
@@ -183,6 +186,11 @@ def test_production_serves_collected_static_files(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    url, status, content_type = result.stdout.strip().split("|")
+    css, icon = (line.split("|") for line in result.stdout.strip().splitlines())
+    url, status, content_type = css
     assert url.startswith("/static/admin/css/base.") and url != "/static/admin/css/base.css"
     assert status == "200" and content_type.startswith("text/css")
+    # The site's icon by its hashed name, which may be cached for good.
+    url, status, content_type = icon
+    assert url.startswith("/static/favicon.") and url != "/static/favicon.svg"
+    assert status == "200" and content_type.startswith("image/svg+xml")

@@ -75,6 +75,16 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+@pytest.fixture
+def console_errors(page: Page) -> list[str]:
+    """What the browser reported as errors: a script that failed, a resource refused by
+    the Content-Security-Policy ("Refused to ..."), a request answered 4xx or 5xx."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -111,7 +121,7 @@ def messages(page: Page):
 
 
 def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
-    page: Page, live_server, cross_sell_deployment, maker_checker, checker
+    page: Page, console_errors, live_server, cross_sell_deployment, maker_checker, checker
 ):
     base = live_server.url
     maker = maker_checker.username
@@ -231,3 +241,26 @@ def test_maker_drafts_checker_rejects_then_approves_and_four_eyes_hold(
     assert v3.content["actions"][1]["attributes"]["apr"] == 0.21
     rejected = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
     assert rejected.status == VersionStatus.REJECTED
+    # Every page of the flow kept to the Content-Security-Policy, and nothing failed.
+    assert console_errors == []
+
+
+def test_api_docs_and_admin_work_under_the_content_security_policy(
+    page: Page, console_errors, live_server, admin_user
+):
+    """Swagger UI and the admin run their scripts from this server's files, so the policy
+    (no inline script) leaves them working: the operations are listed, the admin opens."""
+    admin_user.set_password(PASSWORD)
+    admin_user.save(update_fields=["password"])
+    log_in(page, live_server.url, admin_user.username)
+    page.goto(f"{live_server.url}/api/docs/")
+    expect(page.get_by_text("/api/v1/decisions/{decision_id}/replay/")).to_be_visible()
+    page.get_by_text("/api/v1/decisions/{decision_id}/replay/").click()  # opens, by script
+    expect(page.get_by_role("button", name="Try it out")).to_be_visible()
+    shot(page, "10-api-docs")
+    page.goto(f"{live_server.url}/admin/")
+    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+    page.goto(f"{live_server.url}/admin/auth/user/")
+    expect(page.get_by_role("link", name=admin_user.username)).to_be_visible()
+    shot(page, "11-admin-users")
+    assert console_errors == []
