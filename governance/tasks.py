@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from governance.audit import audit_chain_verify
 
@@ -28,3 +30,13 @@ def audit_chain_verify_task() -> dict[str, Any]:
         "first_bad_event": report.first_bad_event,
         "problems": report.problems,
     }
+
+
+@shared_task(name="governance.tasks.sessions_clear_task", acks_late=True)
+def sessions_clear_task() -> dict[str, Any]:
+    """Delete the sign-ins that have ended (``SESSION_IDLE_MINUTES``), as Django's
+    ``clearsessions`` does: the server would refuse them anyway; this keeps the table small.
+    """
+    engine = import_module(settings.SESSION_ENGINE)
+    engine.SessionStore.clear_expired()
+    return {"cleared": True}

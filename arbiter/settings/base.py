@@ -48,6 +48,7 @@ ENVIRONMENT_VARIABLES = {
     "METRICS_TOKEN": "bearer token a Prometheus scraper sends to /metrics; unset: no /metrics",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
+    "SESSION_IDLE_MINUTES": "minutes without a request after which a sign-in ends (30)",
 }
 
 env = environ.Env()
@@ -123,6 +124,15 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "governance.sign_in.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "governance.sign_in.client_address"
 AXES_VERBOSE = False
+# A sign-in to the pages or the admin ends after SESSION_IDLE_MINUTES without a request
+# (each request restarts the clock; the server forgets the session, so a copied cookie
+# stops working too) and when the browser closes. API keys have no session.
+_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
+if _IDLE_MINUTES < 1:
+    raise ImproperlyConfigured("SESSION_IDLE_MINUTES must be at least 1.")
+SESSION_COOKIE_AGE = _IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # The address of the client: REMOTE_ADDR, or behind the TLS proxy (production settings)
 # the last address of X-Forwarded-For, the one the proxy itself appended.
 CLIENT_ADDRESS_FROM_PROXY = False
@@ -389,6 +399,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-daily": {
         "task": "governance.tasks.audit_chain_verify_task",
+        "schedule": 24 * 60 * 60,
+    },
+    # Ended sign-ins (SESSION_IDLE_MINUTES) deleted from the session table.
+    "clear-ended-sessions-daily": {
+        "task": "governance.tasks.sessions_clear_task",
         "schedule": 24 * 60 * 60,
     },
     "seal-decision-log": {
