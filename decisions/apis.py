@@ -14,12 +14,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.metrics import DECISION_SECONDS, DECISIONS
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Cursor
 from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
-from decisions.exports import CSVErrorsAsJSON, CSVRenderer, log_csv_filename, log_csv_rows
+from decisions.exports import log_csv_filename, log_csv_rows
 from decisions.serializers import (
     DecisionDetailSerializer,
     DecisionFilterSerializer,

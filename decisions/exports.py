@@ -6,53 +6,13 @@ export of millions of decisions holds a few thousand in memory.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from rest_framework import renderers
-from rest_framework.response import Response
-
+from arbiter.csv_export import csv_lines, export_filename
 from decisions.services import MAX_REASONS
-
-
-class CSVRenderer(renderers.BaseRenderer):
-    """Lets ``?format=csv`` and ``Accept: text/csv`` through content negotiation."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
-        # The export streams past renderers, and CSVErrorsAsJSON renders errors as JSON.
-        return json.dumps(data).encode()
-
-
-class CSVErrorsAsJSON:
-    """For views with ``CSVRenderer``: an error answers in the common JSON error body
-    labelled ``application/json``, even when the request asked for CSV."""
-
-    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        failed = isinstance(response, Response) and response.status_code >= 400
-        if failed and isinstance(getattr(request, "accepted_renderer", None), CSVRenderer):
-            request.accepted_renderer = renderers.JSONRenderer()
-            request.accepted_media_type = request.accepted_renderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-
-
-def _lines(rows: Iterable[list[Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
 
 RUN_CSV_FIELDS = (
     "decision_id",
@@ -89,7 +49,7 @@ def run_csv_rows(decisions: Any) -> Iterator[str]:
         if attributes is None:
             yield list(RUN_CSV_FIELDS)
 
-    return _lines(rows())
+    return csv_lines(rows())
 
 
 LOG_CSV_FIELDS = (
@@ -142,20 +102,8 @@ def log_csv_filename(
     until: datetime | None = None,
 ) -> str:
     """A file name that says what an extract holds, e.g.
-    ``decisions-onboarding-from-2026-07-01-to-2026-09-30.csv`` (the last day inclusive
-    when ``until`` is a midnight, as the decision pages send it)."""
-    parts = ["decisions"]
-    for name in (deployment, customer_id):
-        if name:
-            parts.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60])
-    if since:
-        parts.append(f"from-{since.astimezone(UTC):%Y-%m-%d}")
-    if until:
-        last = until.astimezone(UTC)
-        if last.time() == time():
-            last -= timedelta(days=1)
-        parts.append(f"to-{last:%Y-%m-%d}")
-    return "-".join(parts) + ".csv"
+    ``decisions-onboarding-from-2026-07-01-to-2026-09-30.csv``."""
+    return export_filename("decisions", (deployment, customer_id), since=since, until=until)
 
 
 def _version(versions: dict[str, Any], kind: str) -> str:
@@ -192,7 +140,7 @@ def log_csv_rows(decisions: Any) -> Iterator[str]:
                 decision.content_hash,
             ]
 
-    return _lines(rows())
+    return csv_lines(rows())
 
 
 def _json(value: Any) -> str:

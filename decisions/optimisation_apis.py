@@ -14,10 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Cursor
 from decisions import optimisation
-from decisions.exports import CSVErrorsAsJSON, CSVRenderer, run_csv_rows
+from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
 from decisions.serializers import DecisionSerializer
 from governance.serializers import StrictSerializer

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, renderers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Pages
 from governance import selectors, services
 from governance.audit import audit_chain_verify
+from governance.exports import audit_csv_filename, audit_csv_rows
 from governance.kinds import kind_get_by_slug
 from governance.lifecycle import AUDIT_READER_ROLES, READER_ROLES, Move
-from governance.roles import roles_of
+from governance.roles import require_role, roles_of
 from governance.serializers import (
     AuditEventSerializer,
     AuditFilterSerializer,
@@ -187,28 +191,50 @@ class VersionMoveApi(RegistryApi):
 
 
 @extend_schema(tags=["audit"])
-class AuditEventListApi(APIView):
+class AuditEventListApi(CSVErrorsAsJSON, APIView):
     pagination_class = Pages
     permission_classes = [permissions.IsAuthenticated, HasRole]
     read_roles = AUDIT_READER_ROLES
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
     @extend_schema(
         operation_id="audit_events_list",
-        summary="Audit events, newest first",
+        summary="Audit events, newest first (CSV)",
+        description=(
+            "JSON pages, newest first. `?format=csv` (or `Accept: text/csv`) streams every "
+            "event the filters select instead, oldest first, with every field its hash "
+            "covers, the previous event's hash and its own, so that the file can be checked "
+            "without Arbiter (docs/registry.md, *Audit trail export*); `limit` and "
+            "`offset` do not apply to it."
+        ),
         parameters=[AuditFilterSerializer],
-        responses=AuditEventSerializer(many=True),
+        responses={
+            200: OpenApiResponse(
+                AuditEventSerializer(many=True), description="a page, or the CSV export"
+            ),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV export"),
+        },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Any:
+        require_role(request.user, AUDIT_READER_ROLES, action="read the audit trail")
         filters = AuditFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data: dict[str, Any] = filters.validated_data
-        events = selectors.audit_event_list(
-            kind=data.get("kind"),
-            item_name=data.get("item"),
-            actor=data.get("actor"),
-            since=data.get("since"),
-            until=data.get("until"),
-        )
+        chosen = {
+            "kind": data.get("kind"),
+            "item_name": data.get("item"),
+            "actor": data.get("actor"),
+            "since": data.get("since"),
+            "until": data.get("until"),
+        }
+        events = selectors.audit_event_list(**chosen)
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                audit_csv_rows(events), content_type="text/csv; charset=utf-8"
+            )
+            name = audit_csv_filename(**chosen)
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -154,6 +154,9 @@ class AuditFilterSerializer(StrictSerializer):
     until = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
     offset = serializers.IntegerField(required=False, min_value=0)
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], required=False, help_text="csv: every event selected"
+    )
 
 
 class ChainReportSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -437,5 +437,16 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             "rows": _event_rows(page.object_list),
             "query": query.urlencode(),
             "report": audit_chain_verify(),
+            "csv_url": _audit_csv_url(filters),
         },
     )
+
+
+def _audit_csv_url(filters: dict[str, Any]) -> str:
+    """The API's CSV of every event the page's filters select."""
+    names = {"kind": "kind", "item_name": "item", "actor": "actor"}
+    params = {names[k]: v for k, v in filters.items() if k in names and v}
+    for bound in ("since", "until"):
+        if filters.get(bound):
+            params[bound] = filters[bound].isoformat()
+    return reverse("governance:audit-events") + "?" + urlencode({**params, "format": "csv"})
