@@ -51,6 +51,7 @@ from governance.models import (
     Version,
     VersionStatus,
 )
+from governance.notifications import review_notice_on_commit
 from governance.roles import Role, forget_roles, require_role
 from governance.selectors import four_eyes_conflict
 
@@ -276,6 +277,7 @@ def _transition(
             content_hash=locked.content_hash,
             comment=comment,
         )
+        review_notice_on_commit(locked, move)
     return locked
 
 

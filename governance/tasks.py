@@ -40,3 +40,11 @@ def sessions_clear_task() -> dict[str, Any]:
     engine = import_module(settings.SESSION_ENGINE)
     engine.SessionStore.clear_expired()
     return {"cleared": True}
+
+
+@shared_task(name="governance.tasks.review_notice_task", acks_late=True)
+def review_notice_task(version_id: int, move: str) -> int:
+    """E-mail the notice of a review move (``governance.notifications``)."""
+    from governance.notifications import review_notice_send
+
+    return review_notice_send(version_id, move)

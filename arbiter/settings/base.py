@@ -49,6 +49,7 @@ ENVIRONMENT_VARIABLES = {
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
     "SESSION_IDLE_MINUTES": "minutes without a request after which a sign-in ends (30)",
+    "SITE_URL": "the pages' address (https://arbiter.bank.example), for links in e-mails",
 }
 
 env = environ.Env()
@@ -225,6 +226,9 @@ CONTENT_SECURITY_POLICY = {
 # --- e-mail -------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="arbiter@localhost")
+# Where people open the pages, for the links in e-mails (review notices). Unset: the links
+# are paths (/registry/...) to put after the address people know.
+SITE_URL = env.str("SITE_URL", default="")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API -----------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""E-mail about reviews: checkers hear that a version awaits them, its authors hear the verdict.
+
+Sent after the move commits (``transaction.on_commit``), by a Celery task when a broker is
+configured (so a slow mail server never holds up the page), in-process otherwise. Mail
+is a courtesy: a mail server or broker that fails costs a WARNING in the log, never the
+move, which is already committed and in the audit chain. People without an address, and
+deactivated ones, get nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.urls import reverse
+
+from governance.kinds import kind_get
+from governance.lifecycle import Move
+from governance.models import Version
+from governance.roles import Role
+from governance.selectors import four_eyes_conflict
+
+logger = logging.getLogger(__name__)
+
+NOTIFIED_MOVES = (Move.SUBMIT, Move.APPROVE, Move.REJECT)
+
+
+def review_notice_on_commit(version: Version, move: Move) -> None:
+    """Once the current transaction commits, send the notice of ``move`` on ``version``."""
+    if move not in NOTIFIED_MOVES:
+        return
+    version_id, name = version.pk, move.value
+    transaction.on_commit(lambda: _queue(version_id, name))
+
+
+def _queue(version_id: int, move: str) -> None:
+    from governance.tasks import review_notice_task
+
+    try:
+        review_notice_task.delay(version_id, move)
+    except Exception as exc:  # the broker did not take it: the move stands regardless
+        logger.warning("review notice %s of version %s not sent: %s", move, version_id, exc)
+
+
+def review_notice_send(version_id: int, move: str) -> int:
+    """Write the notice of ``move`` on version ``version_id``; returns how many people it
+    went to (0 when nobody has an address or the mail server failed)."""
+    version = (
+        Version.objects.select_related("item", "author", "submitted_by", "reviewed_by")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None:
+        return 0
+    if move == Move.SUBMIT:
+        people, subject, body = _reviewers(version), *_submitted(version)
+    else:
+        people, subject, body = _people_behind(version), *_reviewed(version, move)
+    to = sorted({person.email for person in people})
+    if not to:
+        return 0
+    message = EmailMessage(subject, body, from_email=settings.DEFAULT_FROM_EMAIL, to=to)
+    try:
+        message.send()
+    except Exception as exc:  # SMTP down: nothing is lost but the courtesy
+        logger.warning("could not e-mail %r to %s: %s", subject, to, exc)
+        return 0
+    return len(to)
+
+
+def _with_address(users: Iterable[AbstractBaseUser]) -> list[AbstractBaseUser]:
+    return [user for user in users if user.is_active and user.email]
+
+
+def _reviewers(version: Version) -> list[AbstractBaseUser]:
+    """Checkers who may review it: four eyes rule out its authors and its submitter."""
+    checkers = get_user_model().objects.filter(groups__name=Role.CHECKER).distinct()
+    return [
+        user
+        for user in _with_address(checkers)
+        if four_eyes_conflict(user=user, version=version) is None
+    ]
+
+
+def _people_behind(version: Version) -> list[AbstractBaseUser]:
+    """Its author, contributors and submitter: the people waiting for the verdict."""
+    people = [version.author, version.submitted_by, *version.contributors.all()]
+    reviewer = version.reviewed_by_id
+    return _with_address(p for p in people if p is not None and p.pk != reviewer)
+
+
+def _label(version: Version) -> str:
+    return f"{kind_get(version.item.kind).label} {version.item.name} v{version.number}"
+
+
+def _link(version: Version) -> str:
+    path = reverse(
+        "ui:version-detail",
+        kwargs={
+            "slug": kind_get(version.item.kind).slug,
+            "name": version.item.name,
+            "number": version.number,
+        },
+    )
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def _submitted(version: Version) -> tuple[str, str]:
+    who = version.submitted_by.username if version.submitted_by else "someone"
+    note = version.change_note or "(none)"
+    return (
+        f"[Arbiter] {_label(version)} awaits review",
+        f"{who} submitted {_label(version)} for review.\n\n"
+        f"Change note: {note}\n\n"
+        f"Review it: {_link(version)}\n\n"
+        "You may review it: you did not write or submit it (four eyes). Another checker\n"
+        "may get there first; the review queue shows what is still waiting.\n",
+    )
+
+
+def _reviewed(version: Version, move: str) -> tuple[str, str]:
+    reviewer = version.reviewed_by.username if version.reviewed_by else "a checker"
+    verdict = "approved" if move == Move.APPROVE else "rejected"
+    after = (
+        "A checker or an administrator can now activate it."
+        if move == Move.APPROVE
+        else "Its content stays as it was; draft a new version from it to answer the reason."
+    )
+    return (
+        f"[Arbiter] {_label(version)} {verdict} by {reviewer}",
+        f"{reviewer} {verdict} {_label(version)}.\n\n"
+        f"Reason: {version.review_comment or '(none)'}\n\n"
+        f"{after}\n\n{_link(version)}\n",
+    )
