@@ -88,8 +88,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
-    "csp.middleware.CSPMiddleware",
+    # The Content-Security-Policy header: CONTENT_SECURITY_POLICY below, a fixed one for the API.
+    "arbiter.content_security.ContentSecurityPolicyMiddleware",
     # Serves collected static files (admin, UI) from the app itself in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

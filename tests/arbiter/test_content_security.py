@@ -34,7 +34,6 @@ def policy_of(response) -> dict[str, list[str]]:
         "/reviews/",
         "/decisions/",
         "/api/docs/",
-        "/api/v1/registry/strategies/",  # JSON
         "/admin/",
         "/no-such-page/",
     ],
@@ -51,6 +50,17 @@ def test_every_page_and_answer_allows_only_this_servers_scripts(path, admin_user
     assert policy["base-uri"] == ["'none'"]
     assert policy["frame-ancestors"] == ["'none'"]  # no clickjacking of approve buttons
     assert policy["form-action"] == ["'self'"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/registry/strategies/", "/api/v1/decisions/?format=csv", "/api/v1/nothing/"]
+)
+def test_the_api_gets_the_strictest_policy(path, auditor):
+    """JSON and CSV are never pages: nothing may load from them, nothing may frame them."""
+    browser = Client()
+    browser.force_login(auditor)
+    answer = browser.get(path)
+    assert answer["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
 def test_the_sign_in_page_has_the_policy_too():
