@@ -3,11 +3,15 @@ strategy version waiting for review, and one logged decision, all built by the s
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from decisions.demo_portfolio import (
     cross_sell_constraints,
@@ -20,12 +24,57 @@ from governance import services
 from governance.models import Version
 from governance.roles import Role
 from tests.decisions import conftest as decisions_fixtures
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 # The registry fixtures of the decisions tests, shared rather than copied.
 trained_model = decisions_fixtures.trained_model
 register_model = decisions_fixtures.register_model
 approved_model = decisions_fixtures.approved_model
 cross_sell_deployment = decisions_fixtures.cross_sell_deployment
+
+
+# --- the browser (tests/ui/*_browser.py) -------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver "
+            "(.ci/run does this). The browser tests never skip."
+        )
+    # Sync Playwright runs an event loop in this thread, so Django's ORM, called from the
+    # test body alongside it, would refuse to run ("SynchronousOnlyOperation"). Nothing
+    # here is async: the live server answers in its own thread.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def console_errors(page: Page) -> list[str]:
+    """What the browser reported as errors: a script that failed, a resource refused by
+    the Content-Security-Policy ("Refused to ..."), a request answered 4xx or 5xx."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
 
 
 def customer(i: int = 0) -> dict:

@@ -14,94 +14,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from decisions.demo_portfolio import synthetic_customers
 from decisions.optimisation import optimisation_run_create, optimisation_run_execute
 from governance.models import Version, VersionStatus
-
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "browser-test-passphrase-42"
-SHOTS = ROOT / "test-output" / "screenshots"
-CHROMIUM = os.environ.get("ARBITER_CHROMIUM", "/usr/bin/chromium")
-# Chromium's own calls home are refused on a closed network; keep it quiet and local.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver "
-            "(.ci/run does this). The browser tests never skip."
-        )
-    # Sync Playwright runs an event loop in this thread, so Django's ORM, called from the
-    # test body alongside it, would refuse to run ("SynchronousOnlyOperation"). Nothing
-    # here is async: the live server answers in its own thread.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield launched
-            launched.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def console_errors(page: Page) -> list[str]:
-    """What the browser reported as errors: a script that failed, a resource refused by
-    the Content-Security-Policy ("Refused to ..."), a request answered 4xx or 5xx."""
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return errors
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/")
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+from tests.ui.browser import PASSWORD, log_in, log_out, shot
 
 
 def draft_with_apr(page: Page, *, from_version: int, apr: float, note: str) -> None:
