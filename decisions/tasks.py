@@ -98,8 +98,8 @@ def email_admins_and_auditors(subject: str, body: str) -> int:
     were written to. A mail server that fails costs a warning: the ERROR logged for what
     was found stands, and the next check writes again."""
     from django.contrib.auth import get_user_model
-    from django.core.mail import EmailMessage
 
+    from arbiter.mail import mail_quietly
     from governance.roles import Role
 
     people = (
@@ -108,16 +108,8 @@ def email_admins_and_auditors(subject: str, body: str) -> int:
         .exclude(email="")
         .distinct()
     )
-    to = sorted({user.email for user in people})
-    if not to:
-        return 0
-    message = EmailMessage(subject, body, from_email=settings.DEFAULT_FROM_EMAIL, to=to)
-    try:
-        message.send()
-    except Exception as exc:  # SMTP down: the ERROR logged for the finding still stands
-        logger.warning("could not e-mail %r to %s: %s", subject, to, exc)
-        return 0
-    return len(to)
+    # A mail server that fails costs a warning: the ERROR logged for the finding stands.
+    return mail_quietly(subject, body, sorted({user.email for user in people}))
 
 
 @shared_task(name="decisions.tasks.decision_replay_daily_task", acks_late=True)

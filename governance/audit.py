@@ -21,23 +21,29 @@ from governance.models import AuditAction, AuditEvent, ChainHead, Version, Versi
 CHAIN_NAME = "governance"
 
 
+# The fields an event's hash covers, in the order the CSV export writes them.
+EVENT_HASH_FIELDS = (
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_username",
+    "action",
+    "kind",
+    "item_name",
+    "version_number",
+    "old_status",
+    "new_status",
+    "content_hash",
+    "comment",
+    "details",
+    "prev_hash",
+)
+
+
 def _payload(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "created_at": event.created_at.isoformat(),
-        "actor_id": event.actor_id,
-        "actor_username": event.actor_username,
-        "action": event.action,
-        "kind": event.kind,
-        "item_name": event.item_name,
-        "version_number": event.version_number,
-        "old_status": event.old_status,
-        "new_status": event.new_status,
-        "content_hash": event.content_hash,
-        "comment": event.comment,
-        "details": event.details,
-        "prev_hash": event.prev_hash,
-    }
+    payload = {name: getattr(event, name) for name in EVENT_HASH_FIELDS}
+    payload["created_at"] = event.created_at.isoformat()
+    return payload
 
 
 def event_hash(event: AuditEvent) -> str:

@@ -8,26 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from arbiter.csv_export import csv_lines, export_filename
+from governance.audit import EVENT_HASH_FIELDS
 from governance.hashing import canonical_json
 
-# The fields of the event's hash (governance.audit._payload), then the hash itself.
-AUDIT_CSV_FIELDS = (
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_username",
-    "action",
-    "kind",
-    "item_name",
-    "version_number",
-    "old_status",
-    "new_status",
-    "content_hash",
-    "comment",
-    "details",
-    "prev_hash",
-    "hash",
-)
+# Every field the event's hash covers, then the hash.
+AUDIT_CSV_FIELDS = (*EVENT_HASH_FIELDS, "hash")
 
 
 def audit_csv_rows(events: Any) -> Iterator[str]:
@@ -38,23 +23,10 @@ def audit_csv_rows(events: Any) -> Iterator[str]:
     def rows() -> Iterator[list[Any]]:
         yield list(AUDIT_CSV_FIELDS)
         for event in events.order_by("seq").iterator(chunk_size=2000):
-            yield [
-                event.seq,
-                event.created_at.isoformat(),
-                "" if event.actor_id is None else event.actor_id,
-                event.actor_username,
-                event.action,
-                event.kind,
-                event.item_name,
-                "" if event.version_number is None else event.version_number,
-                event.old_status,
-                event.new_status,
-                event.content_hash,
-                event.comment,
-                canonical_json(event.details).decode("utf-8"),
-                event.prev_hash,
-                event.hash,
-            ]
+            cells = {name: getattr(event, name) for name in AUDIT_CSV_FIELDS}
+            cells["created_at"] = event.created_at.isoformat()
+            cells["details"] = canonical_json(event.details).decode("utf-8")
+            yield ["" if value is None else value for value in cells.values()]
 
     return csv_lines(rows())
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
 
+from arbiter.mail import mail_quietly
 from governance.kinds import kind_get
 from governance.lifecycle import Move
 from governance.models import Version
@@ -61,16 +61,7 @@ def review_notice_send(version_id: int, move: str) -> int:
         people, subject, body = _reviewers(version), *_submitted(version)
     else:
         people, subject, body = _people_behind(version), *_reviewed(version, move)
-    to = sorted({person.email for person in people})
-    if not to:
-        return 0
-    message = EmailMessage(subject, body, from_email=settings.DEFAULT_FROM_EMAIL, to=to)
-    try:
-        message.send()
-    except Exception as exc:  # SMTP down: nothing is lost but the courtesy
-        logger.warning("could not e-mail %r to %s: %s", subject, to, exc)
-        return 0
-    return len(to)
+    return mail_quietly(subject, body, sorted({person.email for person in people}))
 
 
 def _with_address(users: Iterable[AbstractBaseUser]) -> list[AbstractBaseUser]:

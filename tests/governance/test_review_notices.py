@@ -140,7 +140,7 @@ def test_a_failing_mail_server_costs_a_warning_not_the_move(
         raise SMTPException("relay refused")
 
     monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", refuse)
-    with caplog.at_level(logging.WARNING, logger="governance.notifications"):
+    with caplog.at_level(logging.WARNING, logger="arbiter.mail"):
         version = submitted(people[0], django_capture_on_commit_callbacks)
     assert Version.objects.get(pk=version.pk).status == VersionStatus.SUBMITTED
     assert "relay refused" in caplog.text
