@@ -41,6 +41,8 @@ every 10 s; django-celery-beat records runs every 3 minutes)."""
 VERIFICATION_AGE = timedelta(hours=36)
 """The daily check of the decision log should be younger than this."""
 STORAGE_LOW_BYTES = 1024**3
+MAIL_TIMEOUT = 10
+"""Seconds to wait for the mail server's answer (EMAIL_TIMEOUT, when shorter, wins)."""
 SEALING_LATE = timedelta(minutes=5)
 """Beat seals every few seconds: a decision unsealed this long means sealing has stopped."""
 SEALING_FAILING = timedelta(hours=1)
@@ -74,6 +76,7 @@ def status_checks() -> list[Check]:
     if checks[-1].state == OK and not eager:
         checks.append(_guarded("workers", _workers))
     checks.append(_guarded("artifact storage", _storage))
+    checks.append(_guarded("mail", _mail))
     if database.state != FAILING:
         if not eager:
             checks.append(_guarded("beat", _beat))
@@ -241,6 +244,44 @@ def _storage() -> tuple[str, str]:
     if os.environ.get("ARTIFACT_ROOT") is None and not settings.DEBUG:
         return WARNING, f"{root}: writable ({free}), but ARTIFACT_ROOT is not set."
     return OK, f"{root}: writable, {free}."
+
+
+# What a backend other than SMTP does with mail (EMAIL_URL's scheme picks it).
+_NOT_SENT = {
+    "console": "printed to the log",
+    "locmem": "kept in memory",
+    "filebased": "written to files",
+    "dummy": "dropped",
+}
+
+
+def _mail() -> tuple[str, str]:
+    """Whether mail leaves: alerts, executive reports, review notices and the decision
+    log's tamper warnings all go by it."""
+    from django.core.mail import get_connection
+
+    kind = settings.EMAIL_BACKEND.rsplit(".", 2)[-2]
+    if kind != "smtp":
+        fate = _NOT_SENT.get(kind, f"handled by {settings.EMAIL_BACKEND}")
+        return WARNING, (
+            f"Mail is {fate}, not sent: alerts, executive reports, review notices and "
+            "tamper warnings reach nobody. Set EMAIL_URL to the mail relay (smtp+tls://...)."
+        )
+    where = f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    relay = get_connection(timeout=min(settings.EMAIL_TIMEOUT or MAIL_TIMEOUT, MAIL_TIMEOUT))
+    try:
+        relay.open()  # connects, starts TLS and signs in, as sending does
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return FAILING, (
+            f"The mail server {where} did not take a connection ({reason}): alerts, reports "
+            "and review notices are not sent. Check EMAIL_URL."
+        )
+    finally:
+        relay.close()
+    secure = " over TLS" if settings.EMAIL_USE_TLS or settings.EMAIL_USE_SSL else ""
+    signed = " and took the sign-in" if settings.EMAIL_HOST_USER else ""
+    return OK, f"The mail server {where} answered{secure}{signed}."
 
 
 def _deployments() -> tuple[str, str]:

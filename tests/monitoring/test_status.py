@@ -34,6 +34,7 @@ from tests.decisions.test_distributed_runs import (
     require_broker,
 )
 from tests.decisions.test_optimisation_runs import demo  # noqa: F401 (a fixture)
+from tests.monitoring.test_report_smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -276,3 +277,30 @@ def test_the_status_page_is_for_administrators(demo):  # noqa: F811
         assert browser.get("/status/").status_code == 403
         labels = [link["label"] for link in browser.get("/").context["nav_links"]]
         assert "Status" not in labels
+
+
+def test_mail_that_is_not_sent_is_a_warning(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    mail = by_name(status.status_checks())["mail"]
+    assert mail.state == status.WARNING
+    assert mail.message.startswith("Mail is printed to the log, not sent")
+    assert "Set EMAIL_URL" in mail.message
+
+
+def test_a_mail_server_that_answers_is_ok_and_one_that_does_not_fails(
+    smtp_server,  # noqa: F811
+    settings,
+):
+    mail = by_name(status.status_checks())["mail"]
+    assert (mail.state, mail.message) == (
+        status.OK,
+        f"The mail server 127.0.0.1:{settings.EMAIL_PORT} answered.",
+    )
+    assert smtp_server.envelopes == []  # connected and left: nothing sent
+    settings.EMAIL_PORT = closed_port()
+    mail = by_name(status.status_checks())["mail"]
+    assert mail.state == status.FAILING
+    assert mail.message.startswith(f"The mail server 127.0.0.1:{settings.EMAIL_PORT} did not")
+    assert "Connection refused" in mail.message and "Check EMAIL_URL" in mail.message
+    code, text = run_status()
+    assert code == 2 and "FAIL  mail" in text
