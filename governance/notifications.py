@@ -19,15 +19,17 @@ from django.db import transaction
 from django.urls import reverse
 
 from arbiter.mail import mail_quietly
+from governance.content_diff import content_changes
 from governance.kinds import kind_get
 from governance.lifecycle import Move
-from governance.models import Version
+from governance.models import Version, VersionStatus
 from governance.roles import Role
-from governance.selectors import four_eyes_conflict
+from governance.selectors import four_eyes_conflict, version_diff_base
 
 logger = logging.getLogger(__name__)
 
 NOTIFIED_MOVES = (Move.SUBMIT, Move.APPROVE, Move.REJECT)
+CHANGES_SHOWN = 15
 
 
 def review_notice_on_commit(version: Version, move: Move) -> None:
@@ -101,6 +103,20 @@ def _link(version: Version) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
+def _what_changed(version: Version) -> str:
+    """The diff the version page opens with, as lines (the first ``CHANGES_SHOWN``)."""
+    base = version_diff_base(version=version)
+    if base is None:
+        return "What changed: no earlier version of it was approved; nothing to compare.\n\n"
+    changes = content_changes(kind_get(version.item.kind), base.content, version.content)
+    shown = "".join(f"- {change.text}\n" for change in changes[:CHANGES_SHOWN])
+    more = len(changes) - CHANGES_SHOWN
+    if more > 0:
+        shown += f"- and {more} more on the page\n"
+    state = "the active version" if base.status == VersionStatus.ACTIVE else "approved"
+    return f"What changed since v{base.number} ({state}):\n{shown or '- nothing'}\n"
+
+
 def _submitted(version: Version) -> tuple[str, str]:
     who = version.submitted_by.username if version.submitted_by else "someone"
     note = version.change_note or "(none)"
@@ -108,6 +124,7 @@ def _submitted(version: Version) -> tuple[str, str]:
         f"[Arbiter] {_label(version)} awaits review",
         f"{who} submitted {_label(version)} for review.\n\n"
         f"Change note: {note}\n\n"
+        f"{_what_changed(version)}"
         f"Review it: {_link(version)}\n\n"
         "You may review it: you did not write or submit it (four eyes). Another checker\n"
         "may get there first; the review queue shows what is still waiting.\n",

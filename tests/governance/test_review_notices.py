@@ -60,7 +60,22 @@ def test_a_submitted_version_is_announced_to_the_checkers_who_may_review_it(
     assert notice.subject == "[Arbiter] note house-rules v1 awaits review"
     assert f"{maker.username} submitted note house-rules v1 for review." in notice.body
     assert "Change note: Kinder, as the board asked." in notice.body
+    assert "What changed: no earlier version of it was approved" in notice.body
     assert "Review it: /registry/notes/house-rules/v1/" in notice.body
+
+
+def test_the_notice_says_what_changed_since_the_active_version(
+    people, django_capture_on_commit_callbacks
+):
+    maker, checker, _ = people
+    note_version(maker=maker, checker=checker, status=VersionStatus.ACTIVE, text="be kind")
+    mail.outbox.clear()
+    version = submitted(maker, django_capture_on_commit_callbacks)
+    assert version.number == 2
+    assert (
+        "What changed since v1 (the active version):\n"
+        '- text changed from "be kind" to "be kinder"\n' in mail.outbox[0].body
+    )
 
 
 def test_a_maker_who_is_also_a_checker_is_not_asked_to_review_their_own_work(
