@@ -15,7 +15,7 @@ from monitoring import ui_urls as monitoring_ui_urls
 
 
 class FaviconView(RedirectView):
-    permanent = True
+    permanent = False  # the target is a hashed name that changes with the icon
 
     def get_redirect_url(self, *args: object, **kwargs: object) -> str:
         return static("favicon.svg")  # resolved per request: the manifest's hashed name

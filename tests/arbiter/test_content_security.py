@@ -69,7 +69,7 @@ def test_the_sign_in_page_has_the_policy_too():
 
 def test_the_site_icon_is_its_own_file(maker):
     answer = Client().get("/favicon.ico")  # asked for by pages that name no icon
-    assert answer.status_code == 301
+    assert answer.status_code == 302
     assert answer["Location"].endswith("favicon.svg")
     assert finders.find("favicon.svg")
     browser = Client()
