@@ -1,4 +1,6 @@
-"""A database that cannot be reached answers 503 with a page that says so, not a 500.
+"""Two middlewares of the pages: a sign-in's idle clock, and the database-down page.
+
+A database that cannot be reached answers 503 with a page that says so, not a 500.
 
 The API maps these errors itself (``arbiter.api_errors``: DRF handles its views'
 exceptions before any middleware sees them); this covers the pages: the reviewer UI, the
@@ -31,3 +33,25 @@ class DatabaseUnavailableMiddleware:
         )
         page = loader.get_template("503.html").render({"message": DATABASE_UNAVAILABLE})
         return HttpResponse(page, status=503)
+
+
+class SessionIdleClockMiddleware:
+    """Each request answered below 500 restarts a signed-in session's idle clock
+    (``SESSION_COOKIE_AGE``, from ``SESSION_IDLE_MINUTES``).
+
+    Django's ``SESSION_SAVE_EVERY_REQUEST`` does the same but reads the session for its
+    cookie before it looks at the status, so a page answering 503 because the database
+    is down would fail again on the way out. A request without a session cookie (an API
+    key's) is left alone. Listed after ``SessionMiddleware``, so it runs before that
+    saves.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if response.status_code < 500 and session is not None and session.session_key:
+            session.modified = True
+        return response

@@ -93,6 +93,7 @@ MIDDLEWARE = [
     # Serves collected static files (admin, UI) from the app itself in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "arbiter.middleware.SessionIdleClockMiddleware",  # SESSION_IDLE_MINUTES
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -131,8 +132,7 @@ AXES_VERBOSE = False
 _IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
 if _IDLE_MINUTES < 1:
     raise ImproperlyConfigured("SESSION_IDLE_MINUTES must be at least 1.")
-SESSION_COOKIE_AGE = _IDLE_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_AGE = _IDLE_MINUTES * 60  # each request restarts it (arbiter.middleware)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # The address of the client: REMOTE_ADDR, or behind the TLS proxy (production settings)
 # the last address of X-Forwarded-For, the one the proxy itself appended.
