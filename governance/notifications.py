@@ -59,11 +59,12 @@ def review_notice_send(version_id: int, move: str) -> int:
     )
     if version is None:
         return 0
-    if move == Move.SUBMIT:
-        people, subject, body = _reviewers(version), *_submitted(version)
-    else:
-        people, subject, body = _people_behind(version), *_reviewed(version, move)
-    return mail_quietly(subject, body, sorted({person.email for person in people}))
+    people = _reviewers(version) if move == Move.SUBMIT else _people_behind(version)
+    to = sorted({person.email for person in people})
+    if not to:
+        return 0  # nobody to write to: no diff worth computing
+    subject, body = _submitted(version) if move == Move.SUBMIT else _reviewed(version, move)
+    return mail_quietly(subject, body, to)
 
 
 def _with_address(users: Iterable[AbstractBaseUser]) -> list[AbstractBaseUser]:
