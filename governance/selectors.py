@@ -9,7 +9,9 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from governance.exceptions import NotFound
 from governance.kinds import Kind
+from governance.lifecycle import AUDIT_READER_ROLES
 from governance.models import AuditEvent, Item, Version, VersionStatus
+from governance.roles import require_role
 
 _VERSION_PEOPLE = ("author", "submitted_by", "reviewed_by", "activated_by", "retired_by")
 
@@ -134,12 +136,16 @@ def version_audit_trail(*, version: Version) -> QuerySet[AuditEvent]:
 
 def audit_event_list(
     *,
+    reader: AbstractBaseUser | AnonymousUser | None,
     kind: str | None = None,
     item_name: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
+    """The audit events the filters select, newest first, for a ``reader`` who holds an
+    audit-reading role (``PermissionDenied`` otherwise); ``actor`` filters by who acted."""
+    require_role(reader, AUDIT_READER_ROLES, action="read the audit trail")
     events = AuditEvent.objects.all().order_by("-seq")
     if kind:
         events = events.filter(kind=kind)

@@ -423,9 +423,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             "since": since,
             "until": until,
         }
-    page = Paginator(selectors.audit_event_list(**filters), AUDIT_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    events = selectors.audit_event_list(reader=request.user, **filters)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
