@@ -53,6 +53,34 @@ class DraftForm(forms.Form):
         return content
 
 
+class PasswordChangeForm(forms.Form):
+    """A new password typed twice, and the current one. The service checks the current
+    one and the validators; the form checks only that the two new ones match."""
+
+    current_password = forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    new_password = forms.CharField(
+        label="New password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    new_password_again = forms.CharField(
+        label="New password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        new, again = data.get("new_password"), data.get("new_password_again")
+        if new is not None and again is not None and new != again:
+            self.add_error("new_password_again", "The two new passwords differ.")
+        return data
+
+
 def pretty_json(content: Any) -> str:
     """Content as the editor shows it: indented, keys in the order they are stored."""
     return json.dumps(content, indent=2, ensure_ascii=False)

@@ -211,6 +211,8 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATE = "api_key_create", "Created an API key"
     API_KEY_REVOKE = "api_key_revoke", "Revoked an API key"
     DECISION_PURGE = "decision_purge", "Purged decisions past retention"
+    PASSWORD_CHANGE = "password_change", "Changed their password"
+    PASSWORD_RESET = "password_reset", "Reset a password"
 
 
 class AuditEvent(models.Model):

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from arbiter.mail import mail_quietly
 from governance.content_diff import content_changes
@@ -145,4 +146,49 @@ def _reviewed(version: Version, move: str) -> tuple[str, str]:
         f"{reviewer} {verdict} {_label(version)}.\n\n"
         f"Reason: {version.review_comment or '(none)'}\n\n"
         f"{after}\n\n{_link(version)}\n",
+    )
+
+
+# --- account notices ---------------------------------------------------------------
+
+
+def password_notice_on_commit(
+    user: AbstractBaseUser, *, address: str | None, reset: bool = False
+) -> None:
+    """Once the password change commits, tell its owner, so a change they did not make
+    (a session left open, a stolen cookie) does not go unnoticed."""
+    user_id, at = user.pk, timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+    transaction.on_commit(lambda: _queue_password_notice(user_id, at, address or "", reset))
+
+
+def _queue_password_notice(user_id: int, at: str, address: str, reset: bool) -> None:
+    from governance.tasks import password_notice_task
+
+    try:
+        password_notice_task.delay(user_id, at, address, reset)
+    except Exception as exc:  # the broker did not take it: the change stands regardless
+        logger.warning("password notice for user %s not sent: %s", user_id, exc)
+
+
+def password_notice_send(user_id: int, at: str, address: str, reset: bool = False) -> int:
+    """Write the notice of a password change; returns how many it went to (0 or 1)."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or not _with_address([user]):
+        return 0
+    where = f" from {address}" if address else ""
+    how = "was reset by an administrator" if reset else "was changed"
+    then = (
+        "Sign in with the password they gave you and change it at once (Change password,\n"
+        "at the top of every page).\n\n"
+        if reset
+        else ""
+    )
+    return mail_quietly(
+        f"[Arbiter] Your password {how}",
+        f"The password of your Arbiter account {user.username} {how} at {at} UTC{where}.\n\n"
+        f"{then}Your other sign-ins have ended; API keys are not affected.\n\n"
+        "If you did not change it, tell Arbiter's administrators at once: they can\n"
+        "deactivate the account and read the audit trail for what it did.\n\n"
+        f"{settings.SITE_URL.rstrip('/')}{reverse('login')}\n",
+        [user.email],
     )

@@ -37,6 +37,7 @@ from governance.exceptions import (
     ContentLocked,
     FourEyesViolation,
     NotFound,
+    PermissionDenied,
     TransitionNotAllowed,
     ValidationFailed,
 )
@@ -51,7 +52,7 @@ from governance.models import (
     Version,
     VersionStatus,
 )
-from governance.notifications import review_notice_on_commit
+from governance.notifications import password_notice_on_commit, review_notice_on_commit
 from governance.roles import Role, forget_roles, require_role
 from governance.selectors import four_eyes_conflict
 
@@ -474,6 +475,66 @@ def user_grant_roles(
             item_name=user.username,
             details={"roles": roles},
         )
+
+
+def password_change(
+    *,
+    user: AbstractBaseUser,
+    current_password: str,
+    new_password: str,
+    address: str | None = None,
+) -> None:
+    """A person changes their own password, proving the current one first.
+
+    The new one must pass Django's validators and differ from the current one. The
+    change is an audit event; the person gets a notice by e-mail (with ``address``, where
+    the change came from) so that a change they did not make does not go unnoticed.
+    Raises ``ValidationFailed`` with ``current_password`` or ``new_password`` details.
+    """
+    if not user.is_active or not user.has_usable_password():
+        raise PermissionDenied("This account signs in without a password; it has none to change.")
+    if not user.check_password(current_password):
+        raise ValidationFailed(
+            "That is not your current password.",
+            details={"current_password": ["That is not your current password."]},
+        )
+    if new_password == current_password:
+        raise ValidationFailed(
+            "The new password is the same as the current one.",
+            details={"new_password": ["Choose a password different from the current one."]},
+        )
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            " ".join(exc.messages), details={"new_password": list(exc.messages)}
+        ) from exc
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(actor=user, action=AuditAction.PASSWORD_CHANGE, item_name=user.username)
+    password_notice_on_commit(user, address=address)
+
+
+def password_reset(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, new_password: str
+) -> None:
+    """Set the password of someone who lost theirs (admin, or an operator's CLI when
+    ``actor`` is None). Their sign-ins end; it is an audit event and they are told by
+    e-mail. They should change it on the pages at once (*Change password*)."""
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="reset passwords")
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            " ".join(exc.messages), details={"new_password": list(exc.messages)}
+        ) from exc
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(actor=actor, action=AuditAction.PASSWORD_RESET, item_name=user.username)
+    password_notice_on_commit(user, address=None, reset=True)
 
 
 API_KEY_PREFIX_BYTES = 6

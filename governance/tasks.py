@@ -48,3 +48,11 @@ def review_notice_task(version_id: int, move: str) -> int:
     from governance.notifications import review_notice_send
 
     return review_notice_send(version_id, move)
+
+
+@shared_task(name="governance.tasks.password_notice_task", acks_late=True)
+def password_notice_task(user_id: int, at: str, address: str, reset: bool = False) -> int:
+    """E-mail a person that their password was changed (``governance.notifications``)."""
+    from governance.notifications import password_notice_send
+
+    return password_notice_send(user_id, at, address, reset)

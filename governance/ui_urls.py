@@ -27,4 +27,5 @@ urlpatterns = [
         name="version-move",
     ),
     path("audit/", views.audit_trail, name="audit-trail"),
+    path("account/password/", views.password_change, name="password-change"),
 ]

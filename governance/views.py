@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import logout, update_session_auth_hash
+from django.contrib.auth.password_validation import password_validators_help_texts
+from django.contrib.auth.signals import user_login_failed
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,12 +28,19 @@ from governance import selectors, services
 from governance.audit import audit_chain_verify
 from governance.content_diff import content_changes
 from governance.exceptions import DomainError, NotFound, ValidationFailed
-from governance.forms import AuditFilterForm, DraftForm, MoveForm, pretty_json
+from governance.forms import (
+    AuditFilterForm,
+    DraftForm,
+    MoveForm,
+    PasswordChangeForm,
+    pretty_json,
+)
 from governance.kinds import Kind, kind_get, kind_get_by_slug, kinds_all
 from governance.lifecycle import AUDIT_READER_ROLES, AUTHOR_ROLES, TRANSITIONS, Move, moves_open_to
 from governance.models import AuditAction, Version, VersionStatus
 from governance.presentation import content_sections
 from governance.roles import Role, has_role, roles_of
+from governance.sign_in import client_address, lockout_response
 from governance.ui_access import UI_ROLES, ui_page
 from governance.ui_extensions import dashboard_panels_for, version_panels_for
 
@@ -449,3 +459,51 @@ def _audit_csv_url(filters: dict[str, Any]) -> str:
         if filters.get(bound):
             params[bound] = filters[bound].isoformat()
     return reverse("governance:audit-events") + "?" + urlencode({**params, "format": "csv"})
+
+
+@require_http_methods(["GET", "POST"])
+@ui_page(roles=UI_ROLES, action="change your password")
+def password_change(request: HttpRequest) -> HttpResponse:
+    """A person changes their own password; this sign-in stays, the others end.
+
+    A wrong current password counts as a failed sign-in (django-axes): after
+    ``LOGIN_FAILURE_LIMIT`` of them, from sign-ins or from here, this sign-in ends and the
+    user name is locked out from this address, so a session left open cannot be used to
+    guess the password.
+    """
+    from axes.handlers.proxy import AxesProxyHandler
+
+    credentials = {"username": request.user.get_username()}
+    if AxesProxyHandler.is_locked(request, credentials):
+        logout(request)
+        return lockout_response(request, credentials=credentials)
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.password_change(
+                user=request.user,
+                current_password=form.cleaned_data["current_password"],
+                new_password=form.cleaned_data["new_password"],
+                address=client_address(request),
+            )
+        except ValidationFailed as exc:
+            for field, problem in _field_errors(exc.details):
+                form.add_error(field if field in form.fields else None, problem)
+            if "current_password" in (exc.details or {}):
+                user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+                if getattr(request, "axes_locked_out", False):
+                    logout(request)  # AxesMiddleware answers with the lockout page
+        else:
+            update_session_auth_hash(request, request.user)
+            messages.success(
+                request,
+                "Your password has been changed. Your other sign-ins have ended; API keys "
+                "are not affected.",
+            )
+            return redirect("ui:dashboard")
+    return render(
+        request,
+        "registration/password_change_form.html",
+        {"form": form, "rules": password_validators_help_texts()},
+        status=400 if form.errors else 200,
+    )

@@ -86,6 +86,7 @@ PAGES = [
         ok_status=302,
     ),
     Page("audit-trail", "GET", lambda w: "/audit/", frozenset(READERS_OF_TRAIL)),
+    Page("password-change", "GET", lambda w: "/account/password/", frozenset(PEOPLE)),
     Page("decision-search", "GET", lambda w: "/decisions/?q=C-1042", frozenset(READERS_OF_TRAIL)),
     Page(
         "decision-log-verify",
