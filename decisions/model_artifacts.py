@@ -1,10 +1,10 @@
 """Loading scikit-learn models from skops files, trusting only an explicit allow-list.
 
 A model file never goes through pickle. skops lists the types it does not trust by
-default; every one of them must come from scikit-learn, NumPy or SciPy, and none from
-the I/O corners of NumPy (a FunctionTransformer pointed at ``numpy.load`` would read
-files at predict time). Anything else (``posix.system``, a custom class) is refused
-before loading. Loads of stored versions copy the file and check its SHA-256 first.
+default; every one of them must be in ``EXTRA_TRUSTED_TYPES``, an exact list of plain
+data types and pure functions. Anything else (``posix.system``, ``numpy.load``, a SciPy
+distribution, a custom class) is refused before loading. Loads of stored versions copy
+the file and check its SHA-256 first.
 """
 
 from __future__ import annotations
@@ -20,25 +20,27 @@ from decisions.exceptions import UntrustedArtifact
 from governance.artifacts import artifact_open_verified
 from governance.models import Version
 
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-DENIED_PREFIXES = (
-    "numpy.load",
-    "numpy.save",
-    "numpy.fromfile",
-    "numpy.tofile",
-    "numpy.memmap",
-    "numpy.lib.npyio",
-    "numpy.lib.format",
-    "numpy.ctypeslib",
-    "numpy.f2py",
-    "numpy.distutils",
-    "numpy.testing",
-    "numpy.genfromtxt",
-    "numpy.loadtxt",
-    "numpy.savetxt",
-    "scipy.io",
-    "sklearn.datasets",
-    "sklearn.utils._testing",
+# Beyond what skops trusts by default (scikit-learn's estimators and transformers, NumPy
+# arrays, ufuncs and random states, SciPy's sparse matrices), exactly these types, each
+# plain data or a pure function, met in fitted scikit-learn models. A prefix rule
+# ("anything from scipy.") would let in classes that run code when they are loaded: SciPy's
+# distributions ``exec`` a string from the file in ``__setstate__``. A model that needs
+# another type is refused, naming it; widening this list is a reviewed code change.
+EXTRA_TRUSTED_TYPES = frozenset(
+    {
+        "builtins.object",  # the dtype of text columns
+        "numpy.dtype",
+        "numpy.clip",
+        "numpy.round",
+        "numpy.nan_to_num",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.compose._column_transformer.make_column_selector",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "scipy.interpolate._bsplines.BSpline",  # SplineTransformer's splines
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    }
 )
 
 
@@ -59,7 +61,7 @@ def untrusted_types(path: Path) -> list[str]:
 
 
 def type_allowed(name: str) -> bool:
-    return name.startswith(ALLOWED_PREFIXES) and not name.startswith(DENIED_PREFIXES)
+    return name in EXTRA_TRUSTED_TYPES
 
 
 def estimator_load(path: Path) -> Any:
@@ -68,7 +70,8 @@ def estimator_load(path: Path) -> Any:
     refused = sorted(t for t in types if not type_allowed(t))
     if refused:
         raise UntrustedArtifact(
-            "The artifact holds types outside the allow-list (scikit-learn, NumPy, SciPy): "
+            "The artifact holds types outside the allow-list (skops' defaults and "
+            "decisions.model_artifacts.EXTRA_TRUSTED_TYPES): "
             + ", ".join(refused),
             details={"artifact": [f"untrusted type {t}" for t in refused]},
         )

@@ -6,9 +6,11 @@ import io
 import json
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import skops.io as sio
 from django.conf import settings
 from django.core.management import call_command
@@ -84,6 +86,49 @@ def test_untrusted_types_are_named_and_refused(trained_model, maker, tmp_path):
     assert not Version.objects.exists()
     staging = Path(settings.ARTIFACT_ROOT) / "staging"
     assert not any(staging.iterdir())  # the upload was not kept
+
+
+def _code_running_distribution(path: Path, marker: Path) -> None:
+    """A skops file of SciPy's normal distribution whose ``__setstate__`` would ``exec``
+    a line that writes ``marker``: SciPy's module prefix does not make a type safe."""
+    sio.dump(scipy.stats.norm, path)
+    with zipfile.ZipFile(path) as original:
+        files = {name: original.read(name) for name in original.namelist()}
+    schema = json.loads(files["schema.json"])
+    payload = f"open({str(marker)!r}, 'w').write('ran')\n"
+
+    def plant(node: object) -> None:
+        if isinstance(node, dict):
+            template = node.get("_parse_arg_template")
+            if isinstance(template, dict) and "content" in template:
+                template["content"] = json.dumps(payload + json.loads(template["content"]))
+            for value in node.values():
+                plant(value)
+        elif isinstance(node, list):
+            for value in node:
+                plant(value)
+
+    plant(schema)
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as hostile:
+        for name, data in files.items():
+            hostile.writestr(name, data)
+
+
+def test_a_scipy_type_that_runs_code_when_loaded_is_refused_before_loading(
+    trained_model, maker, tmp_path
+):
+    _, content = trained_model
+    path, marker = tmp_path / "norm.skops", tmp_path / "ran"
+    _code_running_distribution(path, marker)
+    with pytest.raises(UntrustedArtifact) as refused:
+        _register_file(maker, path, content)
+    assert "scipy.stats._continuous_distns.norm_gen" in refused.value.message
+    assert not marker.exists()  # refused by name, never loaded
+    assert not Version.objects.exists()
+    # The file is hostile indeed: skops would run the line if the type were trusted.
+    sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    assert marker.read_text() == "ran"
 
 
 def test_schema_must_name_the_estimators_columns(trained_model, maker):
