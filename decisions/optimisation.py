@@ -97,6 +97,10 @@ logger = logging.getLogger(__name__)
 
 CREATOR_ROLES = frozenset({Role.MAKER, Role.ADMIN})
 READER_ROLES = frozenset(Role.values)
+# A run's decisions are customers' decisions: the decision log's readers (people), as for
+# any other decision. Who starts a run sees its totals and per-action KPIs, not each
+# customer's features and reasons.
+DECISION_READER_ROLES = frozenset({Role.AUDITOR, Role.CHECKER, Role.ADMIN})
 PUBLISHER_ROLES = frozenset({Role.MAKER})
 CHANNEL = "optimisation-run"
 SCORE_CHUNK = 20_000
@@ -470,7 +474,7 @@ def optimisation_run_list(
 
 def optimisation_run_decisions(*, actor: AbstractBaseUser, run: OptimisationRun) -> QuerySet:
     """The run's decisions in population order; only a succeeded run has a decision set."""
-    require_role(actor, READER_ROLES, action="read optimisation runs")
+    require_role(actor, DECISION_READER_ROLES, action="read a run's decisions")
     if run.status != RunStatus.SUCCEEDED:
         raise Conflict(
             f"Optimisation run {run.pk} is {run.status}: it has no complete decision set.",
@@ -1516,6 +1520,7 @@ class _bulk_writer:
 
 __all__ = [
     "CREATOR_ROLES",
+    "DECISION_READER_ROLES",
     "READER_ROLES",
     "RunCancelled",
     "RunFailed",

@@ -344,7 +344,8 @@ class RunDecisionsApi(CSVErrorsAsJSON, APIView):
         description=(
             "JSON pages by default; `?format=csv` (or `Accept: text/csv`) streams every "
             "decision as CSV: id, customer, action, value, price-adjusted score, reason "
-            "codes, time and the action's attributes. 409 while the run has not succeeded."
+            "codes, time and the action's attributes. Checkers, auditors and admins only, as "
+            "for the decision log (403 otherwise). 409 while the run has not succeeded."
         ),
         parameters=[
             OpenApiParameter("cursor", str, required=False),

@@ -70,6 +70,15 @@ def test_start_follow_page_and_export_a_run(users, django_capture_on_commit_call
     assert len(seen) == len(set(seen)) == 600
     assert seen[:3] == ["sim-3-0", "sim-3-1", "sim-3-2"]  # population order
 
+    # Customers' decisions are for the decision log's readers, not for who started the run
+    # nor for downstream systems; the run's totals are for everyone.
+    for outsider in (maker, as_user(users["lending-app"])):
+        for suffix in ("", "?format=csv"):
+            refused = outsider.get(f"/api/v1/optimisation-runs/{run['id']}/decisions/{suffix}")
+            assert refused.status_code == 403, refused.content
+            assert refused["Content-Type"].startswith("application/json")
+            assert "read a run's decisions" in refused.json()["error"]["message"]
+
     export = auditor.get(f"/api/v1/optimisation-runs/{run['id']}/decisions/?format=csv")
     assert export.status_code == 200
     assert export["Content-Type"].startswith("text/csv")
