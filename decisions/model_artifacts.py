@@ -71,8 +71,7 @@ def estimator_load(path: Path) -> Any:
     if refused:
         raise UntrustedArtifact(
             "The artifact holds types outside the allow-list (skops' defaults and "
-            "decisions.model_artifacts.EXTRA_TRUSTED_TYPES): "
-            + ", ".join(refused),
+            "decisions.model_artifacts.EXTRA_TRUSTED_TYPES): " + ", ".join(refused),
             details={"artifact": [f"untrusted type {t}" for t in refused]},
         )
     try:

@@ -151,8 +151,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             ),
             "can_publish": can_publish,
             "published": published,
-            "csv_url": reverse("decisions:run-decisions", kwargs={"run_id": run.pk})
-            + "?format=csv"
+            "csv_url": reverse("decisions:run-decisions", kwargs={"run_id": run.pk}) + "?format=csv"
             if roles & optimisation.DECISION_READER_ROLES
             else "",
             "can_replay": bool(roles & REPLAY_ROLES)

