@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import django.contrib.auth.admin  # noqa: F401 (registers User and Group, unregistered below)
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -17,7 +20,7 @@ from django.template.response import TemplateResponse
 from governance.exceptions import DomainError
 from governance.lifecycle import TRANSITIONS, Move
 from governance.models import ApiKey, AuditEvent, ChainHead, Item, Version
-from governance.services import api_key_revoke, version_move
+from governance.services import api_key_revoke, user_set_active, version_move
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -157,3 +160,59 @@ class ApiKeyAdmin(ReadOnlyAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
                 return
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+# --- people ---------------------------------------------------------------------------
+
+# Roles are groups, managed by code: editing groups, or a user's groups, staff or superuser
+# flags or password in the admin would change who may approve what with no audit event.
+admin.site.unregister(Group)
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PersonAdmin(ReadOnlyAdmin):
+    """People and systems, read-only: they change through the services, each change an
+    audit event (``manage.py create_user``, ``update_user``, ``reset_password``; the
+    actions below)."""
+
+    list_display = ("username", "email", "roles", "is_active", "last_login", "date_joined")
+    list_filter = ("is_active", "groups")
+    search_fields = ("username", "email")
+    fields = (
+        "username",
+        "email",
+        "roles",
+        "is_active",
+        "is_superuser",
+        "last_login",
+        "date_joined",
+    )
+    readonly_fields = fields
+    actions = ["deactivate", "reactivate"]
+
+    @admin.display(description="roles")
+    def roles(self, obj: Any) -> str:
+        return ", ".join(sorted(group.name for group in obj.groups.all())) or "none"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet, active: bool) -> None:
+        changed = 0
+        for person in queryset:
+            try:
+                changed += user_set_active(actor=request.user, user=person, active=active)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return
+        verb = "Reactivated" if active else "Deactivated"
+        self.message_user(request, f"{verb} {changed} account(s).", messages.SUCCESS)
+
+    @admin.action(description="Deactivate selected accounts (sign-ins and API keys stop)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_active(request, queryset, False)
+
+    @admin.action(description="Reactivate selected accounts")
+    def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_active(request, queryset, True)

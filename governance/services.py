@@ -467,14 +467,115 @@ def user_grant_roles(
             details={"roles": [f"choose from {', '.join(Role.values)}"]},
         )
     with transaction.atomic():
-        user.groups.add(*Group.objects.filter(name__in=roles))
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        added = sorted(set(roles) - set(locked.groups.values_list("name", flat=True)))
+        if not added:
+            return
+        locked.groups.add(*Group.objects.filter(name__in=added))
+        if Role.ADMIN in added and not locked.is_staff:
+            locked.is_staff = True  # the admin role uses the Django admin
+            locked.save(update_fields=["is_staff"])
         forget_roles(user)
         audit_record(
             actor=actor,
             action=AuditAction.ROLE_GRANT,
-            item_name=user.username,
-            details={"roles": roles},
+            item_name=locked.username,
+            details={"roles": added},
         )
+
+
+def user_revoke_roles(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, roles: Iterable[str]
+) -> None:
+    """Take roles from an account (admin or operator CLI). An account keeps at least one
+    role: to stop someone signing in, deactivate them instead."""
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="revoke roles")
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown role(s): {', '.join(unknown)}.",
+            details={"roles": [f"choose from {', '.join(Role.values)}"]},
+        )
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        held = set(locked.groups.values_list("name", flat=True))
+        if not held - set(roles):
+            raise ValidationFailed(
+                f"{locked.username} would hold no role; deactivate the account instead.",
+                details={"roles": ["an account keeps at least one role"]},
+            )
+        taken = sorted(held & set(roles))
+        if not taken:
+            return
+        locked.groups.remove(*Group.objects.filter(name__in=taken))
+        if Role.ADMIN in taken and locked.is_staff and not locked.is_superuser:
+            locked.is_staff = False
+            locked.save(update_fields=["is_staff"])
+        forget_roles(user)
+        audit_record(
+            actor=actor,
+            action=AuditAction.ROLE_REVOKE,
+            item_name=locked.username,
+            details={"roles": taken},
+        )
+
+
+def user_set_email(*, actor: AbstractBaseUser | None, user: AbstractBaseUser, email: str) -> None:
+    """Change where an account's notices go (admin or operator CLI). An audit event says
+    that it changed, not the address."""
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="change users' e-mail addresses")
+    try:
+        User._meta.get_field("email").clean(email, user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), details={"email": exc.messages}) from exc
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.email == email:
+            return
+        locked.email = email
+        locked.save(update_fields=["email"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.USER_UPDATE,
+            item_name=locked.username,
+            details={"changed": ["email"]},
+        )
+    user.email = email
+
+
+def user_set_active(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, active: bool
+) -> bool:
+    """Deactivate an account (someone left; a key's system retired) or reactivate it.
+
+    A deactivated account cannot sign in, its open sign-ins end at their next request and
+    its API keys answer 401; its history stays. Returns whether anything changed. An
+    administrator cannot deactivate themselves (someone must be left to undo it).
+    """
+    if actor is not None:
+        require_role(actor, {Role.ADMIN}, action="deactivate or reactivate users")
+        if not active and actor.pk == user.pk:
+            raise ValidationFailed(
+                "You cannot deactivate your own account.",
+                details={"user": ["your own account"]},
+            )
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.is_active == active:
+            return False
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        forget_roles(user)
+        audit_record(
+            actor=actor,
+            action=AuditAction.USER_REACTIVATE if active else AuditAction.USER_DEACTIVATE,
+            item_name=locked.username,
+        )
+    user.is_active = active
+    return True
 
 
 def password_change(

@@ -6,7 +6,7 @@
 #           the broker and the shared artifact root, not the database (extra machines)
 #   beat    wait for the database, run Celery beat (one per deployment, never scaled)
 #   other   run the command as given, e.g.
-#           docker compose run --rm web python manage.py createsuperuser
+#           docker compose run --rm -T web python manage.py create_user NAME --role admin --password-stdin
 set -eu
 
 # How long the roles wait for PostgreSQL: a fresh volume takes a few seconds to initialise;
