@@ -158,6 +158,64 @@ def deployment_check_versions_approved(version: Version) -> None:
         )
 
 
+def deployment_users_of(version: Version) -> list[str]:
+    """``deployment NAME vN`` for each active deployment whose arms use ``version`` (a
+    strategy or constraint set), or a strategy that uses it (a model)."""
+    kind, ref = version.item.kind, {"name": version.item.name, "version": version.number}
+    users = []
+    active = Version.objects.select_related("item").filter(
+        item__kind="deployment", status=VersionStatus.ACTIVE
+    )
+    for deployment in active:
+        arms = [deployment.content, *deployment.content.get("challengers", [])]
+        if kind in ("strategy", "constraint_set"):
+            used = any(_same(arm.get(kind), ref) for arm in arms)
+        elif kind == "model":
+            used = any(ref in _strategy_models(arm.get("strategy")) for arm in arms)
+        else:
+            used = False
+        if used:
+            users.append(f"deployment {deployment.item.name} v{deployment.number}")
+    return users
+
+
+def _same(a: Any, b: dict[str, Any]) -> bool:
+    return isinstance(a, dict) and a.get("name") == b["name"] and a.get("version") == b["version"]
+
+
+def _strategy_models(ref: Any) -> list[dict[str, Any]]:
+    if not isinstance(ref, dict):
+        return []
+    strategy = Version.objects.filter(
+        item__kind="strategy", item__name=ref.get("name"), number=ref.get("version")
+    ).first()
+    if strategy is None:
+        return []
+    return [
+        {"name": p["model"].get("name"), "version": p["model"].get("version")}
+        for p in strategy.content.get("predictions", [])
+        if isinstance(p.get("model"), dict)
+    ]
+
+
+def version_check_not_in_use(version: Version) -> None:
+    """A model, strategy or constraint-set version the active deployments decide with
+    stays usable: retiring it (asked for, or by activating another version of its item)
+    waits until the deployments have moved off it. Decisions go on with what the active
+    deployment names, so a retired version in use would be a decommissioned one still
+    deciding."""
+    users = deployment_users_of(version)
+    if users:
+        label = version.item.kind.replace("_", " ")
+        raise PreconditionFailed(
+            f"{label.capitalize()} {version.item.name} v{version.number} cannot be retired: "
+            f"{' and '.join(users)} {'use' if len(users) > 1 else 'uses'} it. Activate a "
+            "deployment version that does not, first.",
+            code="version_in_use",
+            details={"used_by": users},
+        )
+
+
 def arm_for(*, content: dict[str, Any], customer_id: str) -> tuple[str, dict[str, Any]]:
     """The arm (name and its strategy/constraint/prices) a customer is assigned to."""
     digest = hashlib.sha256(f"{content.get('salt', '')}:{customer_id}".encode()).hexdigest()

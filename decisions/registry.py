@@ -23,6 +23,7 @@ def register_kinds() -> None:
             validate=model_versions.model_content_validate,
             has_artifact=True,
             artifact_suffix=".skops",
+            before_retire=deployments.version_check_not_in_use,
             present=content_presenters.model_present,
             diff=content_diff.model_changes,
         )
@@ -35,6 +36,7 @@ def register_kinds() -> None:
             validate=strategies.strategy_content_validate,
             before_approve=strategies.strategy_check_models_approved,
             before_activate=strategies.strategy_check_models_approved,
+            before_retire=deployments.version_check_not_in_use,
             present=content_presenters.strategy_present,
             diff=content_diff.strategy_changes,
         )
@@ -45,6 +47,7 @@ def register_kinds() -> None:
             slug="constraint-sets",
             label="constraint set",
             validate=constraint_sets.constraint_set_content_validate,
+            before_retire=deployments.version_check_not_in_use,
             present=content_presenters.constraint_set_present,
             diff=content_diff.constraint_set_changes,
         )

@@ -46,6 +46,8 @@ class Kind:
     artifact_suffix: str = ""
     before_approve: VersionCheck | None = None
     before_activate: VersionCheck | None = None
+    before_retire: VersionCheck | None = None
+    """Refuses retiring a version (asked for, or replaced by an activation) while in use."""
     present: ContentPresenter | None = None
     """How the reviewer pages show a version's content; None: pretty JSON."""
     diff: ContentDiffer | None = None

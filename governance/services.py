@@ -242,7 +242,11 @@ def _transition(
             _check_four_eyes(actor, locked, move)
         if move == Move.SUBMIT:
             _check_no_open_review(locked)
-        hook = {Move.APPROVE: spec.before_approve, Move.ACTIVATE: spec.before_activate}.get(move)
+        hook = {
+            Move.APPROVE: spec.before_approve,
+            Move.ACTIVATE: spec.before_activate,
+            Move.RETIRE: spec.before_retire,
+        }.get(move)
         if hook is not None:
             hook(locked)
         # Last: an author is told they may not review, and a strategy whose models are not
@@ -331,6 +335,9 @@ def _retire_active_sibling(*, actor: AbstractBaseUser, version: Version, now: An
     )
     if current is None:
         return
+    before_retire = kind_get(version.item.kind).before_retire
+    if before_retire is not None:
+        before_retire(current)
     current.status = VersionStatus.RETIRED
     current.retired_by, current.retired_at = actor, now
     current.save(update_fields=["status", "retired_by", "retired_at", "updated_at"])

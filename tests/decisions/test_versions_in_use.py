@@ -1,0 +1,128 @@
+"""A version the active deployments decide with cannot be retired, neither by asking nor by
+activating another version of its item: a retired version still deciding would be a
+decommissioned model, strategy or limit set in production."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from decisions.services import decision_make
+from governance import services
+from governance.exceptions import PreconditionFailed
+from governance.models import AuditAction, AuditEvent, Version, VersionStatus
+from tests.decisions.conftest import go_live
+from tests.decisions.test_decision_log import features
+
+pytestmark = pytest.mark.django_db
+
+
+def version(kind: str, name: str, number: int) -> Version:
+    return Version.objects.get(item__kind=kind, item__name=name, number=number)
+
+
+def retire_events() -> int:
+    return AuditEvent.objects.filter(action=AuditAction.RETIRE).count()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("model", "take-up"), ("strategy", "cross-sell"), ("constraint_set", "cross-sell-limits")],
+)
+def test_retiring_what_the_active_deployment_uses_is_refused_naming_it(
+    cross_sell_deployment, checker, kind, name
+):
+    target = version(kind, name, 1)
+    status = target.status
+    with pytest.raises(PreconditionFailed) as refused:
+        services.version_retire(actor=checker, version=target, comment="end of life")
+    assert refused.value.code == "version_in_use"
+    assert refused.value.details == {"used_by": ["deployment cross-sell v1"]}
+    assert "Activate a deployment version that does not, first." in refused.value.message
+    assert version(kind, name, 1).status == status
+    assert retire_events() == 0
+
+
+def test_the_api_answers_422_with_the_deployments_in_the_way(cross_sell_deployment, checker):
+    client = APIClient()
+    client.force_authenticate(checker)
+    answer = client.post(
+        "/api/v1/registry/strategies/cross-sell/versions/1/retire/",
+        {"comment": "end of life"},
+        format="json",
+    )
+    assert answer.status_code == 422, answer.content
+    error = answer.json()["error"]
+    assert error["code"] == "version_in_use"
+    assert error["message"].startswith("Strategy cross-sell v1 cannot be retired")
+
+
+def test_a_new_version_goes_live_deployment_first_then_the_old_one_retires(
+    cross_sell_deployment, maker, checker, api_client_user
+):
+    old = version("strategy", "cross-sell", 1)
+    new = services.version_create(
+        actor=maker, kind="strategy", name="cross-sell", content=old.content
+    )
+    new = services.version_approve(
+        actor=checker, version=services.version_submit(actor=maker, version=new), comment="ok"
+    )
+    # Activating it would retire v1, which the live deployment still decides with.
+    with pytest.raises(PreconditionFailed, match="deployment cross-sell v1 uses it"):
+        services.version_activate(actor=checker, version=new)
+    assert version("strategy", "cross-sell", 1).status == VersionStatus.ACTIVE
+
+    # Move the deployment first; then the strategy's new version goes live and v1 retires.
+    content = {**cross_sell_deployment.content, "strategy": {"name": "cross-sell", "version": 2}}
+    go_live(
+        services.version_create(actor=maker, kind="deployment", name="cross-sell", content=content),
+        maker=maker,
+        checker=checker,
+    )
+    services.version_activate(actor=checker, version=new)
+    assert version("strategy", "cross-sell", 1).status == VersionStatus.RETIRED
+    decision = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="c-1", features=features(1)
+    ).decision
+    assert decision.versions["strategy"]["version"] == 2
+
+
+def test_challenger_arms_count_and_unused_versions_retire(cross_sell_deployment, maker, checker):
+    limits = version("constraint_set", "cross-sell-limits", 1)
+    spare = go_live(
+        services.version_create(
+            actor=maker, kind="constraint_set", name="spare-limits", content=limits.content
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    content = {
+        **cross_sell_deployment.content,
+        "challengers": [
+            {
+                "arm": "challenger",
+                "share": 0.1,
+                "strategy": cross_sell_deployment.content["strategy"],
+                "constraint_set": {"name": "spare-limits", "version": spare.number},
+                "prices": {},
+            }
+        ],
+    }
+    go_live(
+        services.version_create(actor=maker, kind="deployment", name="cross-sell", content=content),
+        maker=maker,
+        checker=checker,
+    )
+    with pytest.raises(PreconditionFailed, match="deployment cross-sell v2 uses it"):
+        services.version_retire(actor=checker, version=spare, comment="gone")
+    # A version no active deployment uses retires as before.
+    other = go_live(
+        services.version_create(
+            actor=maker, kind="constraint_set", name="unused-limits", content=limits.content
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    assert services.version_retire(actor=checker, version=other, comment="gone").status == (
+        VersionStatus.RETIRED
+    )
