@@ -128,7 +128,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not token:
         raise Http404("Metrics are off: set METRICS_TOKEN.")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    # As bytes: compare_digest refuses str with characters beyond ASCII (a 500, not a 401).
+    given_bytes, token_bytes = given.strip().encode("utf-8"), token.encode("utf-8")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token_bytes):
         response = HttpResponse("A bearer token (METRICS_TOKEN) is needed.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="arbiter-metrics"'
         response["Content-Type"] = "text/plain; charset=utf-8"

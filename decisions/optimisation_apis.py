@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,6 +22,7 @@ from decisions import optimisation
 from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
 from decisions.serializers import DecisionSerializer
+from governance.apis import FORM_FIELDS_BYTES, HasRole, refuse_body_over
 from governance.serializers import StrictSerializer
 
 
@@ -204,7 +206,10 @@ class RunDecisionCursor(Cursor):
 @extend_schema(tags=["optimisation"])
 class RunListApi(APIView):
     pagination_class = RunCursor
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, HasRole]
+    read_roles = optimisation.READER_ROLES
+    write_roles = optimisation.CREATOR_ROLES
+    write_action = "start optimisation runs"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
@@ -226,6 +231,7 @@ class RunListApi(APIView):
         responses={201: RunSerializer},
     )
     def post(self, request: Request) -> Response:
+        refuse_body_over(request, settings.OPTIMISATION_POPULATION_MAX_BYTES + FORM_FIELDS_BYTES)
         upload = "population" in request.FILES
         form = (RunUploadSerializer if upload else RunCreateSerializer)(data=request.data)
         form.is_valid(raise_exception=True)

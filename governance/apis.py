@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,10 +19,11 @@ from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Pages
 from governance import selectors, services
 from governance.audit import audit_chain_verify
+from governance.exceptions import ValidationFailed
 from governance.exports import audit_csv_filename, audit_csv_rows
-from governance.kinds import kind_get_by_slug
-from governance.lifecycle import AUDIT_READER_ROLES, READER_ROLES, Move
-from governance.roles import roles_of
+from governance.kinds import kind_get_by_slug, kinds_all
+from governance.lifecycle import AUDIT_READER_ROLES, AUTHOR_ROLES, READER_ROLES, Move
+from governance.roles import require_role, roles_of
 from governance.serializers import (
     AuditEventSerializer,
     AuditFilterSerializer,
@@ -39,18 +41,42 @@ KIND_PARAMETER = OpenApiParameter(
     "kind",
     str,
     OpenApiParameter.PATH,
-    enum=["models", "strategies", "constraint-sets", "deployments"],
+    # Every registered kind (the monitoring app adds KPI targets, alert rules and report
+    # recipients): the URLs are loaded after every app registered its kinds.
+    enum=[kind.slug for kind in kinds_all()],
 )
 
 
 class HasRole(permissions.BasePermission):
-    """Reads need one of the view's ``read_roles``; writes are checked by the services."""
+    """Reads need one of the view's ``read_roles``. Writes need one of its ``write_roles``
+    where it names them, checked before the body is read, so that a role that may not
+    upload cannot make the server take in a large file; the services then check exactly
+    (which kind, whose run)."""
 
     message = "Your roles do not allow this."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        roles = getattr(view, "read_roles", READER_ROLES)
-        return bool(roles_of(request.user) & roles)
+        write_roles = getattr(view, "write_roles", None)
+        if request.method not in permissions.SAFE_METHODS and write_roles is not None:
+            action = getattr(view, "write_action", "do this")
+            require_role(request.user, write_roles, action=action)  # 403 naming the roles
+            return True
+        return bool(roles_of(request.user) & getattr(view, "read_roles", READER_ROLES))
+
+
+def refuse_body_over(request: Request, limit: int) -> None:
+    """400 ``body_too_large`` before reading a body its Content-Length says is over
+    ``limit`` bytes (an upload's limit, with room for the other form fields)."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit:
+        raise ValidationFailed(
+            f"The request body is larger than {limit} bytes.",
+            code="body_too_large",
+            details={"body": [f"at most {limit} bytes"]},
+        )
+
+
+FORM_FIELDS_BYTES = 1024 * 1024  # the content JSON and other fields beside an upload
 
 
 class RegistryApi(APIView):
@@ -77,6 +103,8 @@ class ItemListApi(RegistryApi):
 @extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])
 class VersionListApi(RegistryApi):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    write_roles = AUTHOR_ROLES
+    write_action = "write drafts"
 
     @extend_schema(
         operation_id="registry_versions_list",
@@ -102,6 +130,7 @@ class VersionListApi(RegistryApi):
     )
     def post(self, request: Request, kind: str, name: str) -> Response:
         spec = kind_get_by_slug(kind)
+        refuse_body_over(request, settings.MODEL_ARTIFACT_MAX_BYTES + FORM_FIELDS_BYTES)
         if spec.has_artifact or "artifact" in request.FILES:
             form = VersionUploadSerializer(data=request.data)
         else:

@@ -48,6 +48,8 @@ def test_metrics_need_the_token_and_are_off_without_one(settings):
     refused = web.get("/metrics")
     assert refused.status_code == 401 and refused["WWW-Authenticate"].startswith("Bearer")
     assert web.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    # Text beyond ASCII (latin-1 in a header) is a wrong token too, not a server error.
+    assert web.get("/metrics", HTTP_AUTHORIZATION="Bearer caf\u00e9").status_code == 401
     assert web.get("/metrics", HTTP_AUTHORIZATION=f"Api-Key {TOKEN}").status_code == 401
     assert web.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
 

@@ -231,3 +231,36 @@ def test_the_api_docs_page_needs_no_internet(maker):
         assert asset.startswith("/static/"), asset  # nothing from a CDN
         assert finders.find(asset.removeprefix("/static/")), asset
     assert "cdn.jsdelivr" not in page
+
+
+def test_a_role_that_may_not_upload_is_refused_before_the_body_is_read(api_client_user, auditor):
+    """A broken multipart body would answer 400 if it were parsed; roles come first."""
+    broken = b'--xyz\r\nContent-Disposition: form-data; name="artifact"\r\n\r\n' + b"x" * 1000
+    for user, url in (
+        (api_client_user, "/api/v1/registry/models/m/versions/"),
+        (auditor, "/api/v1/optimisation-runs/"),
+    ):
+        error = assert_error(
+            client_for(user).generic(
+                "POST", url, broken, content_type="multipart/form-data; boundary=xyz"
+            ),
+            403,
+            "permission_denied",
+        )
+        assert "needs the role" in error["message"]
+
+
+def test_an_upload_over_its_limit_is_refused_from_its_length(maker, settings):
+    settings.MODEL_ARTIFACT_MAX_BYTES = 10
+    body = b"x" * (1024 * 1024 + 11)
+    error = assert_error(
+        client_for(maker).generic(
+            "POST",
+            "/api/v1/registry/models/m/versions/",
+            body,
+            content_type="multipart/form-data; boundary=xyz",
+        ),
+        400,
+        "body_too_large",
+    )
+    assert error["details"] == {"body": [f"at most {1024 * 1024 + 10} bytes"]}
