@@ -15,6 +15,7 @@ import skops.io as sio
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from rest_framework.test import APIClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -51,6 +52,26 @@ def test_tampered_artifact_is_refused_on_load(register_model, maker):
     with pytest.raises(ArtifactIntegrityError) as refused:
         model_version_load(version)
     assert refused.value.code == "artifact_tampered"
+
+
+def test_a_tampered_file_is_found_by_the_full_check_not_on_every_audit_page_view(
+    register_model, maker, auditor
+):
+    """The audit trail page re-hashes every event and sealed content on each view, but not
+    model files (up to 200 MiB each): the daily check and the API's verify do."""
+    version = services.version_submit(actor=maker, version=register_model(maker))
+    stored = Path(settings.ARTIFACT_ROOT) / version.artifact_path
+    os.chmod(stored, 0o640)
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    api = APIClient()
+    api.force_authenticate(auditor)
+    full = api.get("/api/v1/audit/verify/").json()
+    assert full["ok"] is False and any("artifact" in p for p in full["problems"]), full
+    page = Client()
+    page.force_login(auditor)
+    text = page.get("/audit/").content.decode()
+    assert "The audit chain verifies." in text
+    assert "Model files are re-hashed by the daily check" in text
 
 
 def _register_file(actor, path: Path, content: dict):
