@@ -306,6 +306,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
+# Redis hands an unacknowledged message (acks late) to another worker after the
+# visibility timeout. Kombu's default is one hour, the same as the task time limit: a task
+# still running at the limit could start a second time beside itself. A quarter of an
+# hour more than the limit means only a dead worker's task is handed on.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 15 * 60}
 # --- decision log -------------------------------------------------------------------
 # Rows per sealed block, and how often beat seals whatever has not filled a block.
 DECISION_BLOCK_ROWS = 1000

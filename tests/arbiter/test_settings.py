@@ -135,6 +135,14 @@ def test_without_a_broker_tasks_run_in_process():
     assert result.stdout.strip() == "True 'memory://localhost/'"
 
 
+def test_a_running_task_is_never_handed_to_a_second_worker_before_its_time_limit():
+    from arbiter.celery import app
+
+    timeout = app.conf.broker_transport_options["visibility_timeout"]
+    assert timeout > app.conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
+    assert timeout > settings.OPTIMISATION_TIME_LIMIT_SECONDS
+
+
 def test_test_settings_run_tasks_in_process_whatever_the_broker():
     assert settings.CELERY_TASK_ALWAYS_EAGER is True
 
