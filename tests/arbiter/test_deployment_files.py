@@ -716,3 +716,10 @@ def test_a_worker_serving_an_app_without_django_does_not_warm_the_runtime(
     finally:
         gc.unfreeze()
     assert warmed == [] and caplog.text == ""
+
+
+def test_the_readme_documents_every_variable_the_settings_read() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    missing = set(ENVIRONMENT_VARIABLES) - rows
+    assert not missing, f"README.md's settings table lacks {sorted(missing)}"
