@@ -252,6 +252,7 @@ class AuditEventListApi(CSVErrorsAsJSON, APIView):
             "kind": data.get("kind"),
             "item_name": data.get("item"),
             "actor": data.get("actor"),
+            "action": data.get("action"),
             "since": data.get("since"),
             "until": data.get("until"),
         }

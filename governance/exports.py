@@ -36,8 +36,11 @@ def audit_csv_filename(
     kind: str | None = None,
     item_name: str | None = None,
     actor: str | None = None,
+    action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> str:
     """E.g. ``audit-trail-strategy-cross-sell-from-2026-07-01-to-2026-09-30.csv``."""
-    return export_filename("audit-trail", (kind, item_name, actor), since=since, until=until)
+    return export_filename(
+        "audit-trail", (kind, item_name, actor, action), since=since, until=until
+    )

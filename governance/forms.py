@@ -10,6 +10,7 @@ from django import forms
 
 from governance.kinds import kinds_all
 from governance.lifecycle import Move
+from governance.models import AuditAction
 
 
 class MoveForm(forms.Form):
@@ -90,6 +91,9 @@ class AuditFilterForm(forms.Form):
     item = forms.CharField(label="Item name", required=False, max_length=100)
     actor = forms.CharField(label="Actor (user name)", required=False, max_length=150)
     kind = forms.ChoiceField(label="Kind", required=False)
+    action = forms.ChoiceField(
+        label="Action", required=False, choices=[("", "Any action"), *AuditAction.choices]
+    )
     since = forms.DateField(
         label="From (date)",
         required=False,

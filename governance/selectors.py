@@ -140,11 +140,13 @@ def audit_event_list(
     kind: str | None = None,
     item_name: str | None = None,
     actor: str | None = None,
+    action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
     """The audit events the filters select, newest first, for a ``reader`` who holds an
-    audit-reading role (``PermissionDenied`` otherwise); ``actor`` filters by who acted."""
+    audit-reading role (``PermissionDenied`` otherwise); ``actor`` filters by who acted,
+    ``action`` by what they did (``role_grant``, ``approve``, ...)."""
     require_role(reader, AUDIT_READER_ROLES, action="read the audit trail")
     events = AuditEvent.objects.all().order_by("-seq")
     if kind:
@@ -153,6 +155,8 @@ def audit_event_list(
         events = events.filter(item_name=item_name)
     if actor:
         events = events.filter(actor_username=actor)
+    if action:
+        events = events.filter(action=action)
     if since:
         events = events.filter(created_at__gte=since)
     if until:

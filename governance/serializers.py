@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from governance.models import AuditEvent, Item, Version
+from governance.models import AuditAction, AuditEvent, Item, Version
 
 
 class StrictSerializer(serializers.Serializer):
@@ -150,6 +150,9 @@ class AuditFilterSerializer(StrictSerializer):
     kind = serializers.CharField(required=False)
     item = serializers.CharField(required=False)
     actor = serializers.CharField(required=False)
+    action = serializers.ChoiceField(
+        choices=AuditAction.choices, required=False, help_text="what was done, e.g. role_grant"
+    )
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)

@@ -430,6 +430,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             "kind": form.cleaned_data["kind"] or None,
             "item_name": form.cleaned_data["item"] or None,
             "actor": form.cleaned_data["actor"] or None,
+            "action": form.cleaned_data["action"] or None,
             "since": since,
             "until": until,
         }
@@ -456,7 +457,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 
 def _audit_csv_url(filters: dict[str, Any]) -> str:
     """The API's CSV of every event the page's filters select."""
-    names = {"kind": "kind", "item_name": "item", "actor": "actor"}
+    names = {"kind": "kind", "item_name": "item", "actor": "actor", "action": "action"}
     params = {names[k]: v for k, v in filters.items() if k in names and v}
     for bound in ("since", "until"):
         if filters.get(bound):

@@ -152,3 +152,20 @@ def test_the_audit_trail_page_links_the_csv_of_what_it_shows(history, auditor):
     assert "Download all 3 as CSV" in page
     _, rows = download(browser, link)
     assert [r["action"] for r in rows] == ["create", "submit", "reject"]
+
+
+def test_events_filter_by_what_was_done(history, auditor, make_user):
+    make_user("newcomer", "maker")  # a user_create event
+    rejections = api(auditor).get("/api/v1/audit/events/?action=reject").json()["results"]
+    assert [e["item_name"] for e in rejections] == ["y", "x", "fees"]
+    name, rows = download(api(auditor), "/api/v1/audit/events/?action=user_create&format=csv")
+    assert name == "audit-trail-user_create.csv"
+    assert "newcomer" in [r["item_name"] for r in rows]
+    assert {r["action"] for r in rows} == {"user_create"}
+    bad = api(auditor).get("/api/v1/audit/events/?action=delete")
+    assert bad.status_code == 400 and "action" in bad.json()["error"]["details"]
+    browser = Client()
+    browser.force_login(auditor)
+    page = browser.get("/audit/?action=reject").content.decode()
+    assert '<option value="role_grant">Granted roles</option>' in page
+    assert "Download all 3 as CSV" in page and "action=reject" in page
