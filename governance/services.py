@@ -601,22 +601,22 @@ def password_change(
     """
     if not user.is_active or not user.has_usable_password():
         raise PermissionDenied("This account signs in without a password; it has none to change.")
+    # Every problem at once, so that the person fixes them in one go.
+    problems: dict[str, list[str]] = {}
     if not user.check_password(current_password):
-        raise ValidationFailed(
-            "That is not your current password.",
-            details={"current_password": ["That is not your current password."]},
-        )
+        problems["current_password"] = ["That is not your current password."]
     if new_password == current_password:
+        problems["new_password"] = ["Choose a password different from the current one."]
+    else:
+        try:
+            validate_password(new_password, user=user)
+        except DjangoValidationError as exc:
+            problems["new_password"] = list(exc.messages)
+    if problems:
         raise ValidationFailed(
-            "The new password is the same as the current one.",
-            details={"new_password": ["Choose a password different from the current one."]},
+            " ".join(message for messages in problems.values() for message in messages),
+            details=problems,
         )
-    try:
-        validate_password(new_password, user=user)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(
-            " ".join(exc.messages), details={"new_password": list(exc.messages)}
-        ) from exc
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])

@@ -201,3 +201,10 @@ def test_only_administrators_reset_passwords(cy, maker, admin_user):
     services.password_reset(actor=admin_user, user=cy, new_password=NEW)
     cy.refresh_from_db()
     assert cy.check_password(NEW)
+
+
+def test_every_problem_is_named_at_once(cy):
+    answer = change(signed_in(cy), "not-it", "short")
+    page = answer.content.decode()
+    assert "That is not your current password." in page
+    assert "This password is too short." in page
