@@ -33,6 +33,12 @@ ui_patterns = (
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The admin's own password form would change a password with no audit event or notice:
+    # its link leads to the page that does both.
+    path(
+        "admin/password_change/",
+        RedirectView.as_view(pattern_name="ui:password-change", permanent=False),
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("governance.urls")),
     path("api/v1/", include("decisions.urls")),

@@ -173,3 +173,16 @@ def test_an_administrator_deactivates_people_from_the_admin(admin_user, maker):
     )
     assert any("your own account" in str(m) for m in refused.context["messages"])
     assert fresh(admin_user).is_active
+
+
+def test_the_admins_password_link_leads_to_the_audited_page(admin_user):
+    admin = Client()
+    admin.force_login(admin_user)
+    answer = admin.get("/admin/password_change/")
+    assert answer.status_code == 302 and answer["Location"] == "/account/password/"
+    changed = admin.post(
+        "/admin/password_change/",
+        {"old_password": "correct-horse-battery-staple", "new_password1": "x-new-9-pass"},
+    )
+    assert changed.status_code == 302
+    assert fresh(admin_user).check_password("correct-horse-battery-staple")
