@@ -189,6 +189,19 @@ class PersonAdmin(ReadOnlyAdmin):
         "date_joined",
     )
     readonly_fields = fields
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": fields,
+                "description": (
+                    "Read-only here: roles, addresses and passwords change through "
+                    "manage.py update_user and reset_password, each change an audit event. "
+                    "The list's actions deactivate and reactivate accounts."
+                ),
+            },
+        ),
+    )
     actions = ["deactivate", "reactivate"]
 
     @admin.display(description="roles")
