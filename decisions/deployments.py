@@ -198,22 +198,29 @@ def _strategy_models(ref: Any) -> list[dict[str, Any]]:
     ]
 
 
-def version_check_not_in_use(version: Version) -> None:
+def version_check_not_in_use(version: Version, replaced_by: Version | None = None) -> None:
     """A model, strategy or constraint-set version the active deployments decide with
-    stays usable: retiring it (asked for, or by activating another version of its item)
-    waits until the deployments have moved off it. Decisions go on with what the active
-    deployment names, so a retired version in use would be a decommissioned one still
-    deciding."""
+    stays usable: retiring it (asked for, or by activating ``replaced_by``, another version
+    of its item) waits until the deployments have moved off it. Decisions go on with what
+    the active deployment names, so a retired version in use would be a decommissioned one
+    still deciding."""
     users = deployment_users_of(version)
-    if users:
-        label = version.item.kind.replace("_", " ")
-        raise PreconditionFailed(
+    if not users:
+        return
+    label = version.item.kind.replace("_", " ")
+    who = f"{' and '.join(users)} {'decide' if len(users) > 1 else 'decides'} with it"
+    if replaced_by is None:
+        message = (
             f"{label.capitalize()} {version.item.name} v{version.number} cannot be retired: "
-            f"{' and '.join(users)} {'use' if len(users) > 1 else 'uses'} it. Activate a "
-            "deployment version that does not, first.",
-            code="version_in_use",
-            details={"used_by": users},
+            f"{who}. Activate a deployment version that does not, first."
         )
+    else:
+        message = (
+            f"Activating {label} {version.item.name} v{replaced_by.number} would retire "
+            f"v{version.number}, and {who}. Activate a deployment version that uses "
+            f"v{replaced_by.number} first; the active deployment decides which version runs."
+        )
+    raise PreconditionFailed(message, code="version_in_use", details={"used_by": users})
 
 
 def arm_for(*, content: dict[str, Any], customer_id: str) -> tuple[str, dict[str, Any]]:

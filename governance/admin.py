@@ -179,7 +179,7 @@ class PersonAdmin(ReadOnlyAdmin):
     list_display = ("username", "email", "roles", "is_active", "last_login", "date_joined")
     list_filter = ("is_active", "groups")
     search_fields = ("username", "email")
-    fields = (
+    shown = (
         "username",
         "email",
         "roles",
@@ -188,12 +188,12 @@ class PersonAdmin(ReadOnlyAdmin):
         "last_login",
         "date_joined",
     )
-    readonly_fields = fields
+    readonly_fields = shown
     fieldsets = (
         (
             None,
             {
-                "fields": fields,
+                "fields": shown,
                 "description": (
                     "Read-only here: roles, addresses and passwords change through "
                     "manage.py update_user and reset_password, each change an audit event. "

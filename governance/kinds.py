@@ -27,6 +27,10 @@ ContentValidator = Callable[..., dict[str, Any]]
 VersionCheck = Callable[["Version"], None]
 """Raises a ``DomainError`` when the version may not make the move yet."""
 
+RetireCheck = Callable[..., None]
+"""``check(version, replaced_by=None)``: raises a ``DomainError`` when ``version`` may not
+be retired, by a retire (``replaced_by`` None) or by activating ``replaced_by``."""
+
 ContentPresenter = Callable[[dict[str, Any]], list["Section"]]
 """``present(content) -> sections`` for people: tables and formulas instead of JSON. Pure."""
 
@@ -46,8 +50,9 @@ class Kind:
     artifact_suffix: str = ""
     before_approve: VersionCheck | None = None
     before_activate: VersionCheck | None = None
-    before_retire: VersionCheck | None = None
-    """Refuses retiring a version (asked for, or replaced by an activation) while in use."""
+    before_retire: RetireCheck | None = None
+    """Refuses retiring a version while in use: asked for, or (``replaced_by``) by the
+    activation of another version of its item."""
     present: ContentPresenter | None = None
     """How the reviewer pages show a version's content; None: pretty JSON."""
     diff: ContentDiffer | None = None

@@ -337,7 +337,7 @@ def _retire_active_sibling(*, actor: AbstractBaseUser, version: Version, now: An
         return
     before_retire = kind_get(version.item.kind).before_retire
     if before_retire is not None:
-        before_retire(current)
+        before_retire(current, replaced_by=version)
     current.status = VersionStatus.RETIRED
     current.retired_by, current.retired_at = actor, now
     current.save(update_fields=["status", "retired_by", "retired_at", "updated_at"])

@@ -68,7 +68,9 @@ def test_a_new_version_goes_live_deployment_first_then_the_old_one_retires(
         actor=checker, version=services.version_submit(actor=maker, version=new), comment="ok"
     )
     # Activating it would retire v1, which the live deployment still decides with.
-    with pytest.raises(PreconditionFailed, match="deployment cross-sell v1 uses it"):
+    with pytest.raises(
+        PreconditionFailed, match="would retire v1, and deployment cross-sell v1 decides with it"
+    ):
         services.version_activate(actor=checker, version=new)
     assert version("strategy", "cross-sell", 1).status == VersionStatus.ACTIVE
 
@@ -113,7 +115,7 @@ def test_challenger_arms_count_and_unused_versions_retire(cross_sell_deployment,
         maker=maker,
         checker=checker,
     )
-    with pytest.raises(PreconditionFailed, match="deployment cross-sell v2 uses it"):
+    with pytest.raises(PreconditionFailed, match="deployment cross-sell v2 decides with it"):
         services.version_retire(actor=checker, version=spare, comment="gone")
     # A version no active deployment uses retires as before.
     other = go_live(

@@ -148,6 +148,25 @@ def test_submit_activate_and_a_refused_move_through_the_pages(world: World, make
     checker_client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": "Reviewed."})
     page = checker_client.get(f"{STRATEGY}/v2/")
     assert b'value="activate"' in page.content and b'value="retire"' in page.content
+    # The live deployment decides with v1: activating v2 would retire it under it.
+    refused = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
+    assert messages_of(refused) == [
+        "Activating strategy cross-sell v2 would retire v1, and deployment cross-sell v1 "
+        "decides with it. Activate a deployment version that uses v2 first; the active "
+        "deployment decides which version runs."
+    ]
+    world.strategy_v1.refresh_from_db()
+    assert world.strategy_v1.status == VersionStatus.ACTIVE
+    # Once the deployment uses v2, v2 goes live and v1 retires.
+    moved = services.version_create(
+        actor=maker,
+        kind="deployment",
+        name="cross-sell",
+        content={**world.deployment.content, "strategy": {"name": "cross-sell", "version": 2}},
+    )
+    services.version_submit(actor=maker, version=moved)
+    services.version_approve(actor=checker, version=moved, comment="Uses v2.")
+    services.version_activate(actor=checker, version=moved)
     done = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
     assert messages_of(done) == ["Activate: strategy cross-sell v2 is now active."]
     world.strategy_v1.refresh_from_db()
