@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ import pandas as pd
 CSV_DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 _SAMPLE_BYTES = 64 * 1024
+# A file with more columns is refused before its values are read: lenders' extracts have
+# tens or hundreds; tens of thousands of names only cost time.
+MAX_COLUMNS = 10_000
+# A Parquet file is refused when the columns read decode to more than this many bytes a
+# row on average over a batch (a customer's features and an outcome's fields are numbers
+# and short text: well under 1 KiB), or to more than MAX_DECODED_BYTES in all.
+MAX_ROW_BYTES = 16 * 1024
+MAX_DECODED_BYTES = 2 * 1024**3
+_PARQUET_BATCH = 65_536
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -42,23 +52,136 @@ class TableUnreadable(Exception):
         self.predicate, self.detail, self.columns = predicate, detail, columns
 
 
-def table_pieces(path: Path, fmt: str, *, rows: int | None = None) -> Iterator[pd.DataFrame]:
+def table_pieces(
+    path: Path,
+    fmt: str,
+    *,
+    rows: int | None = None,
+    columns: Collection[str] | None = None,
+) -> Iterator[pd.DataFrame]:
     """The file (``fmt`` ``csv`` or ``parquet``) in frames of at most ``rows`` rows (None:
-    one frame), read as they are needed; ``TableUnreadable``, also midway."""
+    one frame), read as they are needed; ``TableUnreadable``, also midway. ``columns``: of
+    a Parquet file, read only those (the others are never decoded; a missing one is
+    simply absent, for the caller to name)."""
     with _reading(fmt):
         if fmt == "csv":
             yield from _csv_frames(path, rows)
-            return
-        if rows is None:
-            frames: Any = [pd.read_parquet(path)]
         else:
-            import pyarrow.parquet as pq
+            yield from _parquet_frames(path, rows, columns)
 
-            parquet = pq.ParquetFile(path)
-            frames = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=rows))
-        for frame in frames:
-            frame.columns = column_names(frame.columns)
-            yield frame
+
+def _parquet_frames(
+    path: Path, rows: int | None, columns: Collection[str] | None
+) -> Iterator[pd.DataFrame]:
+    """Batches of a Parquet file, its size once decoded checked before it is decoded.
+
+    Parquet compresses repeated values to almost nothing, so a file of a few hundred
+    kilobytes can hold gigabytes: a long value repeated in every row, through a
+    dictionary or plainly compressed. The plainly stored pages of the columns read must
+    fit ``MAX_DECODED_BYTES`` uncompressed (the file's own metadata says so before
+    anything is read); text columns are read as dictionaries and their dense size summed
+    from the value lengths before each batch is expanded.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    raw = schema.names
+    names = column_names(raw)
+    chosen = list(raw)
+    if columns is not None:
+        wanted = set(columns)
+        chosen = [r for r, name in zip(raw, names, strict=True) if name in wanted]
+    text = [name for name in chosen if _is_text(schema.field(name).type)]
+    parquet = pq.ParquetFile(path, read_dictionary=text)
+    _check_stored_size(parquet, chosen)
+    batches, decoded, first_row = [], 0, 1
+    for batch in parquet.iter_batches(batch_size=rows or _PARQUET_BATCH, columns=chosen):
+        size = _dense_bytes(batch)
+        decoded += size
+        if batch.num_rows and (
+            size > batch.num_rows * MAX_ROW_BYTES or decoded > MAX_DECODED_BYTES
+        ):
+            last_row = first_row + batch.num_rows - 1
+            raise TableUnreadable(
+                f"decodes to {size / batch.num_rows / 1024:,.1f} KiB a row in rows "
+                f"{first_row:,}-{last_row:,} ({decoded / 2**20:,.0f} MiB so far; at most "
+                f"{MAX_ROW_BYTES // 1024} KiB a row and {MAX_DECODED_BYTES // 2**20:,} MiB "
+                "in all): a column holds very long values.",
+                "too large once decoded",
+            )
+        first_row += batch.num_rows
+        batch = _dictionaries_decoded(batch)
+        if rows is None:
+            batches.append(batch)
+        else:
+            yield _frame(batch.to_pandas())
+    if rows is None:
+        fields = [schema.field(name) for name in chosen]
+        yield _frame(pa.Table.from_batches(batches, schema=pa.schema(fields)).to_pandas())
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+def _check_stored_size(parquet: Any, chosen: list[str]) -> None:
+    """Refuse before reading when the chosen columns' pages are too large uncompressed."""
+    metadata = parquet.metadata
+    positions = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    stored = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for name in chosen:
+            if name in positions:
+                stored += row_group.column(positions[name]).total_uncompressed_size
+    if stored > MAX_DECODED_BYTES:
+        raise TableUnreadable(
+            f"holds {stored / 2**20:,.0f} MiB uncompressed in the columns read, more than "
+            f"the {MAX_DECODED_BYTES // 2**20:,} MiB allowed.",
+            "too large once uncompressed",
+        )
+
+
+def _dense_bytes(batch: Any) -> int:
+    """What ``batch`` takes once its dictionary columns are expanded, computed from the
+    value lengths without expanding them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type):
+            lengths = pc.binary_length(column.dictionary).take(column.indices)
+            total += int(pc.sum(lengths).as_py() or 0) + 8 * len(column)
+        else:
+            total += column.nbytes
+    return total
+
+
+def _dictionaries_decoded(batch: Any) -> Any:
+    """Dictionary columns as plain ones, as the file's readers expect their values."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(column.type) for column in batch.columns):
+        return batch
+    arrays = [
+        column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _frame(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.columns = column_names(frame.columns)
+    return frame
 
 
 def table_columns(path: Path, fmt: str) -> list[str]:
@@ -90,7 +213,13 @@ def column_names(raw: Any) -> list[str]:
         "" if name is None or (isinstance(name, float) and name != name) else str(name).strip()
         for name in raw
     ]
-    twice = tuple(sorted({name for name in names if name and names.count(name) > 1}))
+    if len(names) > MAX_COLUMNS:
+        raise TableUnreadable(
+            f"has {len(names):,} columns, more than the {MAX_COLUMNS:,} allowed.",
+            f"more than {MAX_COLUMNS:,} columns",
+        )
+    counts = Counter(name for name in names if name)
+    twice = tuple(sorted(name for name, seen in counts.items() if seen > 1))
     if twice:
         raise TableUnreadable(
             f"names the column{'s' if len(twice) > 1 else ''} {', '.join(twice)} more than once.",

@@ -946,7 +946,9 @@ def _population_pieces(
     else:
         target = Path(settings.ARTIFACT_ROOT) / "staging" / f"run-{run.pk}-{uuid.uuid4().hex}"
         path = artifact_open_verified(spec["path"], spec["sha256"], into=target)
-        frames = population_pieces(path, spec["format"], rows=rows)
+        frames = population_pieces(
+            path, spec["format"], rows=rows, columns=[ID_COLUMN, *function.features]
+        )
     try:
         for frame in frames:
             if check.rows + len(frame) > settings.OPTIMISATION_MAX_CUSTOMERS:

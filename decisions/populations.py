@@ -12,7 +12,7 @@ Rows are numbered from 1 in file order (the first data row after a CSV header is
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,15 +61,18 @@ def population_format(filename: str) -> str:
     return FORMATS[suffix]
 
 
-def population_pieces(path: Path, fmt: str, *, rows: int | None) -> Iterator[pd.DataFrame]:
+def population_pieces(
+    path: Path, fmt: str, *, rows: int | None, columns: Collection[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """The file in frames of at most ``rows`` rows (None: one frame), read as they are
     needed, so a large file is never in memory whole; ``ValidationFailed`` when
     unreadable, also midway (``arbiter.tables``: delimiters, encodings, a line longer
     than the header). CSV values are strings (types are checked per column against the
     schema, so a stray "n/a" is reported by row instead of silently becoming NaN);
-    Parquet keeps its own types."""
+    Parquet keeps its own types; of a Parquet file only ``columns`` are read (the others
+    are never decoded)."""
     try:
-        yield from table_pieces(path, fmt, rows=rows)
+        yield from table_pieces(path, fmt, rows=rows, columns=columns)
     except TableUnreadable as exc:
         raise _population_error(exc) from None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from arbiter.tables import TableUnreadable, table_pieces
+from arbiter.tables import TableUnreadable, table_columns, table_pieces
 from monitoring.exceptions import OutcomeFileUnreadable
 
 REQUIRED_COLUMNS = ("decision_id", "event", "occurred_at")
@@ -33,7 +33,9 @@ class OutcomeTable:
     ignored_columns: list[str]
 
 
-def _read(path: Path) -> tuple[pd.DataFrame, str]:
+def _read(path: Path) -> tuple[pd.DataFrame, str, list[str]]:
+    """The file's rows (of a Parquet file, only the columns used), its kind, and every
+    column its header names."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise OutcomeFileUnreadable(
@@ -43,12 +45,14 @@ def _read(path: Path) -> tuple[pd.DataFrame, str]:
     if not path.is_file():
         raise OutcomeFileUnreadable(f"There is no file {path}.", details={"file": ["not found"]})
     try:
-        frame = next(table_pieces(path, kind.lower()))
+        named = table_columns(path, kind.lower())
+        used = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+        frame = next(table_pieces(path, kind.lower(), columns=used))
     except TableUnreadable as exc:
         raise OutcomeFileUnreadable(
             f"{path.name} {exc.predicate}", details={"file": [exc.detail]}
         ) from None
-    return frame, kind
+    return frame, kind, named
 
 
 def _cell(value: Any) -> Any:
@@ -78,9 +82,8 @@ def _amount(value: Any) -> Any:
 def outcome_file_read(path: Path) -> OutcomeTable:
     """The rows of ``path`` as outcome items. Raises ``OutcomeFileUnreadable`` when the file
     cannot be read or lacks a required column."""
-    frame, kind = _read(path)
-    columns = [str(c).strip() for c in frame.columns]
-    frame.columns = columns
+    frame, kind, columns = _read(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise OutcomeFileUnreadable(

@@ -1,0 +1,88 @@
+"""Tabular files that would cost the server far more than their size: Parquet that
+decompresses to gigabytes, headers of tens of thousands of columns. Each is refused with
+a sentence before it is decoded; an honest file is read as before."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from arbiter import tables
+from arbiter.tables import TableUnreadable, table_columns, table_pieces
+
+ROWS = 20_000
+
+
+def honest(path):
+    frame = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(ROWS)], "income": range(ROWS), "region": "north"}
+    )
+    frame.to_parquet(path)
+    return frame
+
+
+def bomb(path, *, dictionary: bool) -> int:
+    """A small file of one long value repeated in every row of a ``junk`` column: through a
+    dictionary, 20,000 rows of 200 KB (4 GB once decoded; never built here either), or
+    plainly compressed, 1,000 rows of 40 KB."""
+    if dictionary:
+        rows, junk = (
+            ROWS,
+            pa.DictionaryArray.from_arrays(
+                pa.array([0] * ROWS, type=pa.int32()), pa.array(["x" * 200_000])
+            ),
+        )
+    else:
+        rows, junk = 1_000, pa.array(["x" * 40_000] * 1_000)
+    table = pa.table({"customer_id": [f"c{i}" for i in range(rows)], "junk": junk})
+    pq.write_table(table, path, use_dictionary=dictionary, compression="zstd")
+    return path.stat().st_size
+
+
+def test_an_honest_file_reads_whole_or_in_pieces_and_only_the_columns_asked(tmp_path):
+    path = tmp_path / "people.parquet"
+    frame = honest(path)
+    [whole] = table_pieces(path, "parquet")
+    pd.testing.assert_frame_equal(whole, frame)
+    pieces = list(table_pieces(path, "parquet", rows=7_000, columns=["customer_id", "region"]))
+    assert [len(p) for p in pieces] == [7_000, 7_000, 6_000]
+    assert list(pieces[0].columns) == ["customer_id", "region"]
+    assert pieces[2]["region"].tolist() == ["north"] * 6_000  # text, not a categorical
+
+
+@pytest.mark.parametrize("dictionary", [True, False], ids=["dictionary", "plain"])
+def test_a_parquet_bomb_is_refused_before_it_is_decoded(tmp_path, dictionary):
+    path = tmp_path / "bomb.parquet"
+    size = bomb(path, dictionary=dictionary)
+    assert size < 200_000
+    tracemalloc.start()
+    with pytest.raises(TableUnreadable) as refused:
+        list(table_pieces(path, "parquet", rows=5_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "a column holds very long values" in refused.value.predicate or (
+        "uncompressed in the columns read" in refused.value.predicate
+    )
+    assert peak < 300 * 2**20  # refused long before 4 GB
+    # The columns a run needs are fine: the junk is never read.
+    [frame] = table_pieces(path, "parquet", columns=["customer_id"])
+    assert len(frame) == (ROWS if dictionary else 1_000)
+
+
+def test_a_header_of_too_many_columns_is_refused_at_once(tmp_path):
+    path = tmp_path / "wide.csv"
+    names = [f"c{i}" for i in range(tables.MAX_COLUMNS + 1)]
+    path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
+    with pytest.raises(TableUnreadable, match="more than the 10,000 allowed"):
+        table_columns(path, "csv")
+
+
+def test_a_name_twice_in_a_wide_header_is_named(tmp_path):
+    names = [f"c{i}" for i in range(tables.MAX_COLUMNS - 1)] + ["c5"]
+    with pytest.raises(TableUnreadable) as refused:
+        tables.column_names(names)
+    assert refused.value.columns == ("c5",)
