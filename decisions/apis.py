@@ -34,6 +34,7 @@ from decisions.serializers import (
     VerificationQueuedSerializer,
     represent,
 )
+from governance.apis import content_length
 from governance.exceptions import ValidationFailed
 from governance.lifecycle import READER_ROLES
 from governance.roles import require_role
@@ -118,8 +119,7 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
     )
     def post(self, request: Request) -> Response:
         started = time.perf_counter()
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.DECISION_MAX_BODY_BYTES:
+        if content_length(request) > settings.DECISION_MAX_BODY_BYTES:
             raise ValidationFailed(
                 f"The request body is larger than {settings.DECISION_MAX_BODY_BYTES} bytes.",
                 code="body_too_large",

@@ -17,7 +17,6 @@ A portfolio limit reads: sum over customers of <expression> for the chosen actio
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from decisions.strategies import (
     unique_name_check,
 )
 from governance.models import Version, VersionStatus
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number
 
 SENSES = ("<=", ">=")
 
@@ -77,7 +76,7 @@ def constraint_set_content_validate(
         if limit.get("sense") not in SENSES:
             errors.add(f"{where}.sense", "must be '<=' or '>='")
         bound = limit.get("bound")
-        if not is_number(bound) or not math.isfinite(bound):
+        if not is_finite_number(bound):
             errors.add(f"{where}.bound", "must be a finite number")
         if names is not None:
             expression_check(

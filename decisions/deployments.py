@@ -20,7 +20,6 @@ the same arm until the salt changes. The item's name is the channel clients ask 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from decisions.strategies import expression_check, strategy_vocabulary, unapproved_references
 from governance.exceptions import PreconditionFailed
 from governance.models import Version, VersionStatus
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number, is_number
 
 CHAMPION = "champion"
 ARM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -88,7 +87,7 @@ def _arm_validate(raw: dict[str, Any], path: str, errors: FieldErrors) -> None:
     for name, price in prices.items():
         if limits is not None and name not in limit_names:
             errors.add(f"{path}prices.{name}", "is not a limit of the constraint set")
-        if not is_number(price) or not math.isfinite(price) or price < 0:
+        if not is_finite_number(price) or price < 0:
             errors.add(f"{path}prices.{name}", "must be a finite number >= 0")
 
 

@@ -7,11 +7,10 @@ extra features and, later, request validation.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number
 
 FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 FEATURE_TYPES = ("numeric", "categorical")
@@ -56,7 +55,7 @@ def feature_list_validate(
             for bound in ("min", "max"):
                 if bound in feature:
                     value = feature[bound]
-                    if not is_number(value) or not math.isfinite(value):
+                    if not is_finite_number(value):
                         errors.add(f"{where}.{bound}", "must be a finite number")
                     else:
                         item[bound] = value
@@ -83,7 +82,7 @@ def feature_list_validate(
 def value_problem(feature: dict[str, Any], value: Any) -> str | None:
     """Why ``value`` does not fit ``feature``, or None. Missing values are checked elsewhere."""
     if feature["type"] == "numeric":
-        if not is_number(value) or not math.isfinite(value):
+        if not is_finite_number(value):
             return "must be a finite number"
         if "min" in feature and value < feature["min"]:
             return f"must be at least {feature['min']}"

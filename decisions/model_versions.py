@@ -22,7 +22,6 @@ score its own reference data is refused before anyone reviews it.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 from decisions.feature_schema import feature_list_validate, value_problem
 from decisions.model_artifacts import estimator_load, untrusted_types
 from governance.exceptions import ValidationFailed
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number
 
 MAX_REFERENCE_ROWS = 20_000
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -137,7 +136,7 @@ def _metrics_validate(raw: Any, errors: FieldErrors) -> dict[str, float]:
         errors.add("metrics", "must be an object of name: number")
         return {}
     for name, value in raw.items():
-        if not is_number(value) or not math.isfinite(value):
+        if not is_finite_number(value):
             errors.add(f"metrics.{name}", "must be a finite number")
     return dict(raw)
 

@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, renderers, serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Cursor
+from arbiter.parsers import JSONParser, JSONTooDeep, json_loads
 from decisions import optimisation
 from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
@@ -63,9 +64,11 @@ class RunUploadSerializer(StrictSerializer):
 
     def _ref(self, value: str) -> dict[str, Any]:
         try:
-            parsed = json.loads(value)
+            parsed = json_loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not valid JSON: {exc.msg}") from None
+        except JSONTooDeep as exc:
+            raise serializers.ValidationError(f"not valid here: {exc}") from None
         form = VersionRefSerializer(data=parsed)
         if not form.is_valid():
             raise serializers.ValidationError(form.errors)

@@ -35,7 +35,7 @@ from decisions.engine.expressions import ExpressionError, parse_expression
 from decisions.feature_schema import feature_list_validate
 from governance.exceptions import PreconditionFailed
 from governance.models import Version, VersionStatus
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number, is_number
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -269,6 +269,8 @@ def _actions_validate(raw: Any, errors: FieldErrors) -> dict[str, str]:
             )
             if kind is None:
                 errors.add(f"{where}.attributes.{key}", "must be a number, true/false or text")
+            elif kind == "number" and not is_finite_number(value):
+                errors.add(f"{where}.attributes.{key}", "must be a finite number")
             elif types.setdefault(key, kind) != kind:
                 errors.add(f"{where}.attributes.{key}", f"must be a {types[key]} like the others")
         if i > 0 and types and set(attributes) != set(types):

@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, renderers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Pages
+from arbiter.parsers import JSONParser
 from governance import selectors, services
 from governance.audit import audit_chain_verify
 from governance.exceptions import ValidationFailed
@@ -64,11 +65,18 @@ class HasRole(permissions.BasePermission):
         return bool(roles_of(request.user) & getattr(view, "read_roles", READER_ROLES))
 
 
+def content_length(request: Any) -> int:
+    """The request's Content-Length; 0 when absent or not a number (as Django reads it)."""
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
 def refuse_body_over(request: Request, limit: int) -> None:
     """400 ``body_too_large`` before reading a body its Content-Length says is over
     ``limit`` bytes (an upload's limit, with room for the other form fields)."""
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
-    if length > limit:
+    if content_length(request) > limit:
         raise ValidationFailed(
             f"The request body is larger than {limit} bytes.",
             code="body_too_large",

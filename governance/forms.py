@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from arbiter.parsers import JSONTooDeep, json_loads
 from governance.kinds import kinds_all
 from governance.lifecycle import Move
 from governance.models import AuditAction
@@ -44,11 +45,13 @@ class DraftForm(forms.Form):
     def clean_content(self) -> dict[str, Any]:
         text = self.cleaned_data["content"]
         try:
-            content = json.loads(text)
+            content = json_loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from None
+        except JSONTooDeep as exc:
+            raise forms.ValidationError(f"The content is {exc}.") from None
         if not isinstance(content, dict):
             raise forms.ValidationError("The content must be a JSON object ({ ... }).")
         return content

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from arbiter.parsers import JSONTooDeep, json_loads
 from governance.models import AuditAction, AuditEvent, Item, Version
 
 
@@ -103,9 +104,11 @@ class VersionUploadSerializer(StrictSerializer):
 
     def validate_content(self, value: str) -> Any:
         try:
-            parsed = json.loads(value)
+            parsed = json_loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not valid JSON: {exc.msg} at {exc.pos}") from None
+        except JSONTooDeep as exc:
+            raise serializers.ValidationError(f"not valid here: {exc}") from None
         if not isinstance(parsed, dict):
             raise serializers.ValidationError("must be a JSON object")
         return parsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,3 +54,14 @@ def _join(path: str, key: str) -> str:
 def is_number(value: Any) -> bool:
     """A JSON number: int or float, not bool (``True`` is an int in Python)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A JSON number a float holds: not NaN or infinite, and not an integer too large for
+    a float (JSON allows ``1`` followed by 400 zeros; ``math.isfinite`` raises on it)."""
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -31,7 +31,6 @@ same alert under version 4. Recipients are e-mail addresses (at most 50 per rule
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from governance.exceptions import PreconditionFailed
 from governance.kinds import Kind, register_kind
 from governance.models import Item, Version
 from governance.presentation import Cell, Section, display
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number
 from monitoring.kpis import KPIS
 
 KIND = "alert_rules"
@@ -132,7 +131,7 @@ def _rule_validate(raw: Any, path: str, errors: FieldErrors) -> dict[str, Any] |
             errors.add(f"{path}.model", "must name a model")
         rule["model"] = model
         threshold = raw.get("threshold")
-        if not is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
+        if not is_finite_number(threshold) or threshold <= 0:
             errors.add(f"{path}.threshold", "must be a positive number")
         elif kind == "drift_share" and threshold > 1:
             errors.add(f"{path}.threshold", "is a share: give a fraction above 0, at most 1")

@@ -19,7 +19,6 @@ activated only while a deployment of that name exists.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from governance.exceptions import PreconditionFailed
 from governance.kinds import Kind, register_kind
 from governance.models import Item, Version
 from governance.presentation import Cell, Section, display
-from governance.validation import FieldErrors, is_number
+from governance.validation import FieldErrors, is_finite_number
 from monitoring.kpis import KPIS
 
 KIND = "kpi_targets"
@@ -61,7 +60,7 @@ def kpi_targets_content_validate(
         if not errors.check_keys(raw, path, required=("target",), optional=("direction", "note")):
             continue
         value = raw.get("target")
-        if not is_number(value) or not math.isfinite(value):
+        if not is_finite_number(value):
             errors.add(f"{path}.target", "must be a finite number")
         elif KPIS[key].unit == "rate" and not 0 <= value <= 1:
             errors.add(f"{path}.target", "is a rate: give a fraction between 0 and 1")

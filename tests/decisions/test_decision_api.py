@@ -140,6 +140,35 @@ def test_nan_unknown_deployment_and_huge_bodies_are_refused(cross_sell_deploymen
     assert not Decision.objects.exists()
 
 
+def test_deep_nesting_huge_integers_and_odd_lengths_are_400s(cross_sell_deployment, client):
+    """Bodies Python's own decoder or float conversion chokes on are malformed input."""
+    body = json.dumps({"deployment": "cross-sell", "customer_id": "c", "features": customer(0)})
+    for depth in (101, 30_000):  # beyond the limit, and beyond the decoder's recursion
+        deep = client.generic(
+            "POST",
+            URL,
+            body.replace('"income": ', '"x": ' + "[" * depth + "]" * depth + ', "income": '),
+            content_type="application/json",
+        )
+        assert deep.status_code == 400, deep.content
+        assert deep.json()["error"]["code"] == "parse_error"
+        assert "nested more than 100 levels" in deep.json()["error"]["message"]
+    huge = client.generic(
+        "POST",
+        URL,
+        body.replace('"income": ', '"income": 1' + "0" * 400 + ', "x": '),
+        content_type="application/json",
+    )
+    assert huge.status_code == 400, huge.content
+    assert huge.json()["error"]["details"]["features.income"] == ["must be a finite number"]
+    odd = client.generic("POST", URL, body, content_type="application/json", CONTENT_LENGTH="abc")
+    # Django reads a length that is not a number as none: an empty body, whose fields
+    # are missing; never a 500.
+    assert odd.status_code == 400, odd.content
+    assert "deployment" in odd.json()["error"]["details"]
+    assert not Decision.objects.exists()
+
+
 def test_makers_and_anonymous_cannot_request_decisions(cross_sell_deployment, maker):
     assert APIClient().post(URL, {}, format="json").status_code == 401
     as_maker = APIClient()

@@ -5,13 +5,13 @@ The same path as the REST upload: one service call, the same checks, the same au
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from arbiter.parsers import json_loads
 from governance.exceptions import DomainError
 from governance.services import version_create, version_submit
 
@@ -37,8 +37,8 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"There is no user called {options['user']!r}.")
         try:
-            content = json.loads(options["content"].read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            content = json_loads(options["content"].read_text())
+        except (OSError, ValueError) as exc:
             raise CommandError(f"Cannot read the content file: {exc}") from None
         try:
             with open(options["artifact"], "rb") as artifact:
