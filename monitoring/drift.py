@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,6 +198,36 @@ def _strategy_ids_using(model_version: Version) -> list[int]:
     ]
 
 
+def strategy_inputs(model_version: Version, schema: list[dict[str, Any]]) -> set[str]:
+    """The model's inputs that the strategy sets, not the customer: attributes of the
+    actions (a limit, an APR, a channel) of the strategies that use the model."""
+    names = {feature["name"] for feature in schema}
+    found: set[str] = set()
+    for content in Version.objects.filter(pk__in=_strategy_ids_using(model_version)).values_list(
+        "content", flat=True
+    ):
+        for action in content.get("actions", []) if isinstance(content, dict) else []:
+            attributes = action.get("attributes", {}) if isinstance(action, dict) else {}
+            found.update(name for name in attributes if name in names)
+    return found
+
+
+def at_reference_actions(
+    current: pd.DataFrame, reference: pd.DataFrame, columns: set[str], seed: int
+) -> pd.DataFrame:
+    """``current`` with the strategy-set ``columns`` of a random reference row each (the
+    same row for all of them): the window's customers scored at the reference's mix of
+    actions, so that the score compares customers, not the strategy's choices."""
+    if not columns or current.empty or reference.empty:
+        return current
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(reference), size=len(current))
+    out = current.copy()
+    for name in sorted(columns):
+        out[name] = reference[name].to_numpy()[rows]
+    return out
+
+
 def window_decisions(model_version: Version, window: DriftWindow) -> QuerySet[Decision]:
     """The decisions of deployed traffic made in ``window`` with ``model_version``."""
     return Decision.objects.filter(
@@ -215,8 +246,10 @@ def _sample_seed(model_version: Version, window: DriftWindow) -> int:
 def logged_features(
     model_version: Version, window: DriftWindow, *, limit: int
 ) -> tuple[list[dict[str, Any]], int, int]:
-    """The logged ``features`` of the window (a seeded sample of ``limit`` if there are
-    more); returns them with the number of decisions in the window and the seed."""
+    """The model's inputs as logged in the window (a seeded sample of ``limit`` if there
+    are more): each decision's features with the chosen action's attributes, as a model
+    that takes action attributes (a limit, an APR, a channel) scored the chosen action.
+    Returns them with the number of decisions in the window and the seed."""
     decisions = window_decisions(model_version, window)
     total = decisions.count()
     seed = _sample_seed(model_version, window)
@@ -232,9 +265,10 @@ def logged_features(
     for start in range(0, len(seqs), _CHUNK):
         chunk = [int(s) for s in seqs[start : start + _CHUNK]]
         rows.extend(
-            Decision.objects.filter(seq__in=chunk)
+            {**(action if isinstance(action, dict) else {}), **(features or {})}
+            for features, action in Decision.objects.filter(seq__in=chunk)
             .order_by("seq")
-            .values_list("features", flat=True)
+            .values_list("features", "action")
         )
     return rows, total, seed
 
@@ -310,6 +344,7 @@ def drift_compare(
     reference_scores: np.ndarray,
     current_scores: np.ndarray,
     title: str = "",
+    set_by_strategy: Collection[str] = (),
 ) -> DriftComparison:
     """Compare ``current`` with ``reference`` (both with the schema's columns) and the two
     score vectors: Evidently's data-drift preset and value drift of the score, and PSI.
@@ -323,17 +358,28 @@ def drift_compare(
     from evidently.presets import DataDriftPreset
 
     names = [f["name"] for f in schema]
-    numeric = [f["name"] for f in schema if f["type"] == "numeric"]
-    categorical = [f["name"] for f in schema if f["type"] != "numeric"]
+    # Inputs the strategy sets (the chosen action's limit or APR) differ from the training
+    # history by design: their PSI is shown, but they are not tested or counted; the
+    # status is about customers. Evidently refuses a column with no value on either side:
+    # those keep their PSI, with its missing-values bin, and no test.
+    strategy = set(set_by_strategy)
+    tested = [
+        n
+        for n in names
+        if n not in strategy and current[n].notna().any() and reference[n].notna().any()
+    ]
+    numeric = [f["name"] for f in schema if f["type"] == "numeric" and f["name"] in tested]
+    categorical = [f["name"] for f in schema if f["type"] != "numeric" and f["name"] in tested]
+    score_tested = bool(np.isfinite(current_scores).any() and np.isfinite(reference_scores).any())
     definition = DataDefinition(
         numerical_columns=[*numeric, SCORE_COLUMN], categorical_columns=categorical
     )
-    ref = reference[names].assign(**{SCORE_COLUMN: reference_scores})
-    cur = current[names].assign(**{SCORE_COLUMN: current_scores})
-    report = Report(
-        [DataDriftPreset(columns=names), ValueDrift(column=SCORE_COLUMN)],
-        include_tests=True,
-    )
+    ref = reference[tested].assign(**{SCORE_COLUMN: reference_scores})
+    cur = current[tested].assign(**{SCORE_COLUMN: current_scores})
+    metrics: list[Any] = [DataDriftPreset(columns=tested)] if tested else []
+    if score_tested:
+        metrics.append(ValueDrift(column=SCORE_COLUMN))
+    report = Report(metrics, include_tests=True)
     snapshot = report.run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
@@ -355,6 +401,12 @@ def drift_compare(
                 **columns.get(
                     name, {"test": None, "statistic": None, "threshold": None, "drifted": False}
                 ),
+                "set_by": "strategy" if name in strategy else "customer",
+                **(
+                    {}
+                    if name in tested or name in strategy
+                    else {"note": "no values in the window or reference"}
+                ),
                 "psi": round(index.value, 6),
                 "psi_band": psi.psi_band(index.value),
                 "psi_bins": index.bins,
@@ -374,10 +426,11 @@ def drift_compare(
         "psi_bins": [] if score_psi is None else score_psi.bins,
     }
     score.setdefault("drifted", False)
-    values = [f["psi"] for f in features] + ([score["psi"]] if score["psi"] is not None else [])
+    customers = [f for f in features if f["set_by"] == "customer"]
+    values = [f["psi"] for f in customers] + ([score["psi"]] if score["psi"] is not None else [])
     psi_max = max(values) if values else None
-    drifted = [f for f in features if f["drifted"]]
-    share = count.get("share", len(drifted) / len(features) if features else 0.0)
+    drifted = [f for f in customers if f["drifted"]]
+    share = count.get("share", len(drifted) / len(customers) if customers else 0.0)
     return DriftComparison(
         features=features,
         score=score,
@@ -472,14 +525,18 @@ def drift_report_run(*, model_version: Version, since: datetime, until: datetime
         runtime = model_runtime(model_version)
         reference = runtime.reference
         current = features_frame(schema, rows)
+        set_by_strategy = strategy_inputs(model_version, schema)
+        scored = at_reference_actions(current, reference, set_by_strategy, seed)
         comparison = drift_compare(
             schema=schema,
             reference=reference,
             current=current,
             reference_scores=_scores(runtime, reference),
-            current_scores=_scores(runtime, current),
+            current_scores=_scores(runtime, scored),
             title=f"Drift of {model_version.item.name} v{model_version.number}",
+            set_by_strategy=set_by_strategy,
         )
+        fields["parameters"]["set_by_strategy"] = sorted(set_by_strategy)
         html_path, html_sha256 = _html_store(model_version, window, comparison.html)
         fields["parameters"]["evidently_version"] = comparison.evidently_version
         fields.update(

@@ -108,6 +108,8 @@ def drift_detail(request: HttpRequest, report_id: int) -> HttpResponse:
             **row,
             "row": row,
             "features": features,
+            "customer_features": sum(1 for f in features if f.get("set_by") != "strategy"),
+            "strategy_features": [f["name"] for f in features if f.get("set_by") == "strategy"],
             "score": report.score,
             "score_css": STATUS_CSS.get(band, "draft"),
             "score_word": BAND_WORDS.get(band, "—"),

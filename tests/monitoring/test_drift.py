@@ -217,7 +217,9 @@ def test_a_large_window_is_sampled_and_the_report_says_so(
 
     page = Client()
     page.force_login(checker)
-    text = page.get(f"/drift/{report.pk}/").content.decode()
+    answer = page.get(f"/drift/{report.pk}/")
+    assert answer.status_code == 200, answer.content[:300]
+    text = answer.content.decode()
     assert "a random sample of the 300 decisions" in text
 
 
@@ -307,3 +309,47 @@ def test_yesterday_is_the_default_window():
         datetime(2026, 3, 4, tzinfo=UTC),
         datetime(2026, 3, 5, tzinfo=UTC),
     )
+
+
+def test_models_that_take_the_chosen_actions_terms_are_compared_on_customers(db):
+    """The demo's onboarding models take the offer's limit and APR, which the strategy
+    sets: they are reported, not tested or counted; the score compares customers at the
+    reference's mix of offers. (Evidently refused these windows outright before.)"""
+    from django.contrib.auth import get_user_model
+
+    from decisions.demo_setup import demo_load
+    from decisions.populations import population_simulated
+
+    demo_load()
+    client = get_user_model().objects.get(username="lending-app")
+    since = timezone.now()
+    from decisions.runtime import active_deployment, deployment_features
+
+    wanted = list(deployment_features(active_deployment("onboarding")))
+    people = population_simulated("onboarding", 120, seed=31)[wanted]
+    for i, row in enumerate(people.to_dict("records")):
+        features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        decision_make(
+            actor=client, deployment="onboarding", customer_id=f"o-{i}", features=features
+        )
+    model = Version.objects.get(item__kind="model", item__name="onboarding-pd", number=1)
+    report = drift_report_run(model_version=model, since=since, until=timezone.now())
+    assert report.current_rows == 120 and report.status != DriftStatus.NO_DATA
+    by_name = {f["name"]: f for f in report.features}
+    assert report.parameters["set_by_strategy"] == ["apr", "limit"]
+    for name in ("apr", "limit"):
+        assert by_name[name]["set_by"] == "strategy"
+        assert by_name[name]["test"] is None and by_name[name]["drifted"] is False
+    customers_ = [f for f in report.features if f["set_by"] == "customer"]
+    assert all(f["test"] for f in customers_)  # Evidently tested every customer input
+    assert report.psi_max == max([f["psi"] for f in customers_] + [report.score["psi"]])
+    assert report.score["current_rows"] == 120  # every row scored, at reference offers
+    from django.test import Client
+
+    page = Client()
+    page.force_login(get_user_model().objects.get(username="auditor"))
+    answer = page.get(f"/drift/{report.pk}/")
+    assert answer.status_code == 200, answer.content[:300]
+    text = answer.content.decode()
+    assert "7 customer inputs; limit, apr set by the strategy, not counted" in text
+    assert "(set by the strategy: the chosen action's, not counted)" in text
