@@ -71,6 +71,15 @@ def _root() -> Path:
     return Path(settings.ARTIFACT_ROOT)
 
 
+def _private(path: Path, *, exclusive: bool = False) -> IO[bytes]:
+    """``path`` opened for writing, readable by this user only (0600, whatever the umask):
+    staged uploads and working copies hold models and customers' data."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    handle = os.fdopen(os.open(path, flags, 0o600), "wb")
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_TRUNC
+    return handle
+
+
 def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> StagedArtifact:
     """Copy an uploaded stream to a private staging file, hashing it on the way."""
     limit = max_bytes if max_bytes is not None else settings.MODEL_ARTIFACT_MAX_BYTES
@@ -84,7 +93,7 @@ def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> Staged
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(target, "xb") as out:
+        with _private(target, exclusive=True) as out:
             while chunk := source.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
@@ -163,7 +172,8 @@ def artifact_open_verified(relative_path: str, expected_sha256: str, *, into: Pa
     if not source.is_file():
         raise ArtifactIntegrityError(f"The artifact {relative_path} is missing.")
     into.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, into)
+    with open(source, "rb") as original, _private(into) as copy:
+        shutil.copyfileobj(original, copy, CHUNK)
     actual = _file_sha256(into)
     if actual != expected_sha256:
         into.unlink(missing_ok=True)
