@@ -562,14 +562,15 @@ def drift_report_run(*, model_version: Version, since: datetime, until: datetime
         )
 
 
-def drift_report_html_path(report: DriftReport) -> Path | None:
-    """The stored HTML report's file, or None if there is none or it no longer matches its
-    SHA-256 (a file changed on disk is not shown)."""
+def drift_report_html(report: DriftReport) -> bytes | None:
+    """The stored HTML report, or None if there is none or it no longer matches its
+    SHA-256 (a file changed on disk is not shown). The bytes returned are the bytes
+    checked: serve them, not the file again."""
     if not report.html_path:
         return None
     path = Path(settings.ARTIFACT_ROOT) / report.html_path
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        content = path.read_bytes()
     except OSError:
         return None
-    return path if digest == report.html_sha256 else None
+    return content if hashlib.sha256(content).hexdigest() == report.html_sha256 else None

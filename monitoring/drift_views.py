@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET
@@ -22,7 +22,7 @@ from governance.exceptions import NotFound
 from governance.presentation import VersionRef
 from governance.ui_access import ui_page
 from monitoring import drift_selectors
-from monitoring.drift import drift_report_html_path
+from monitoring.drift import drift_report_html
 from monitoring.drift_selectors import DRIFT_READER_ROLES
 from monitoring.models import DriftReport, DriftStatus
 
@@ -113,7 +113,7 @@ def drift_detail(request: HttpRequest, report_id: int) -> HttpResponse:
             "score": report.score,
             "score_css": STATUS_CSS.get(band, "draft"),
             "score_word": BAND_WORDS.get(band, "—"),
-            "html_ok": drift_report_html_path(report) is not None,
+            "html_ok": drift_report_html(report) is not None,
         },
     )
 
@@ -123,14 +123,14 @@ def drift_detail(request: HttpRequest, report_id: int) -> HttpResponse:
 @ui_page(roles=DRIFT_READER_ROLES, action="read drift reports")
 def drift_evidently(request: HttpRequest, report_id: int) -> HttpResponse:
     report = drift_selectors.drift_report_get(actor=request.user, report_id=report_id)
-    path = drift_report_html_path(report)
-    if path is None:
+    content = drift_report_html(report)
+    if content is None:
         raise NotFound(
             f"Drift report {report_id} has no Evidently report on file"
             + (" (its file is missing or changed)." if report.html_path else "."),
             code="drift_html_missing",
         )
-    response = FileResponse(open(path, "rb"), content_type="text/html; charset=utf-8")  # noqa: SIM115
+    response = HttpResponse(content, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = EVIDENTLY_CSP
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
