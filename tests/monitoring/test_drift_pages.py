@@ -118,7 +118,7 @@ def test_the_pages_show_the_table_and_frame_evidently_in_a_sandbox(report, check
     assert "unsafe-eval" not in policy
     assert "frame-ancestors 'self'" in policy
     assert framed["X-Frame-Options"] == "SAMEORIGIN"
-    assert b"".join(framed.streaming_content) == html.encode()
+    assert framed.content == html.encode()
 
 
 def test_a_changed_evidently_file_is_not_served(report, checker):
