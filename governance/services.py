@@ -424,11 +424,10 @@ def user_create(
     """
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="create users")
-    roles = sorted(set(roles))
-    unknown = [r for r in roles if r not in Role.values]
-    if unknown or not roles:
+    roles = _known_roles(roles)
+    if not roles:
         raise ValidationFailed(
-            f"Unknown role(s): {', '.join(unknown)}." if unknown else "Give at least one role.",
+            "Give at least one role.",
             details={"roles": [f"choose from {', '.join(Role.values)}"]},
         )
     if User.objects.filter(username=username).exists():
@@ -460,19 +459,25 @@ def user_create(
     return user
 
 
+def _known_roles(roles: Iterable[str]) -> list[str]:
+    """``roles`` sorted without repeats; ``ValidationFailed`` naming any that is no role."""
+    chosen = sorted(set(roles))
+    unknown = [r for r in chosen if r not in Role.values]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown role(s): {', '.join(unknown)}.",
+            details={"roles": [f"choose from {', '.join(Role.values)}"]},
+        )
+    return chosen
+
+
 def user_grant_roles(
     *, actor: AbstractBaseUser | None, user: AbstractBaseUser, roles: Iterable[str]
 ) -> None:
     """Add roles to an existing account (admin or operator CLI)."""
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="grant roles")
-    roles = sorted(set(roles))
-    unknown = [r for r in roles if r not in Role.values]
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown role(s): {', '.join(unknown)}.",
-            details={"roles": [f"choose from {', '.join(Role.values)}"]},
-        )
+    roles = _known_roles(roles)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         added = sorted(set(roles) - set(locked.groups.values_list("name", flat=True)))
@@ -498,13 +503,7 @@ def user_revoke_roles(
     role: to stop someone signing in, deactivate them instead."""
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="revoke roles")
-    roles = sorted(set(roles))
-    unknown = [r for r in roles if r not in Role.values]
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown role(s): {', '.join(unknown)}.",
-            details={"roles": [f"choose from {', '.join(Role.values)}"]},
-        )
+    roles = _known_roles(roles)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         held = set(locked.groups.values_list("name", flat=True))
