@@ -113,7 +113,10 @@ def test_gunicorn_workers_count_into_one_scrape(tmp_path):
     try:
 
         def get(path: str, **headers: str) -> tuple[int, str]:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            # Generous: when both workers reach max_requests together, the next request
+            # waits for a new worker to import Django and the models (seconds on a busy
+            # machine); this test is about counts, not speed.
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=90)
             connection.request("GET", path, headers={"Host": "localhost", **headers})
             response = connection.getresponse()
             body = response.read().decode()
