@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rest_framework import renderers
@@ -97,7 +97,7 @@ def export_filename(
         parts.append(f"from-{since.astimezone(UTC):%Y-%m-%d}")
     if until:
         last = until.astimezone(UTC)
-        if last.time() == time():
+        if last.time() == time() and last.date() > date.min:
             last -= timedelta(days=1)
         parts.append(f"to-{last:%Y-%m-%d}")
     return "-".join(parts) + ".csv"

@@ -1,10 +1,17 @@
-"""JSON from clients, with nesting bounded: DRF's parser for the API, ``json_loads`` for
-JSON typed into a form field or a multipart part.
+"""JSON from clients, read strictly: DRF's parser for the API, ``json_loads`` for JSON
+typed into a form field or a multipart part.
 
-Python's decoder gives up with a ``RecursionError`` a few thousand levels down, and the
-code that walks a value afterwards (validation, canonical hashing, diffs) recurses too.
-Nothing Arbiter stores is deeper than a dozen levels, so more than ``MAX_DEPTH`` is
-refused as malformed: a 400, never a 500.
+Three things Python's ``json`` takes or chokes on are refused as malformed, a 400 and
+never a 500:
+
+- nesting deeper than ``MAX_DEPTH``: the decoder gives up with a ``RecursionError`` a few
+  thousand levels down, and the code that walks a value afterwards recurses too; nothing
+  Arbiter stores is deeper than a dozen levels;
+- an integer longer than Python converts (4,300 digits): a ``ValueError`` that is not a
+  ``JSONDecodeError``;
+- a key twice in one object (``{"age": 40, "age": 17}``): ``json`` keeps the last one
+  silently, so the client and Arbiter could read different values;
+- ``NaN`` and ``Infinity``, which are not JSON (as DRF's strict parser).
 """
 
 from __future__ import annotations
@@ -18,9 +25,21 @@ from rest_framework.exceptions import ParseError
 MAX_DEPTH = 100
 
 
-class JSONTooDeep(ValueError):
-    def __init__(self) -> None:
-        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+class JSONRefused(ValueError):
+    """Well-formed JSON that Arbiter will not read; the message says why."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise JSONRefused(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise JSONRefused(f"{name} is not a JSON number")
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -39,29 +58,32 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def json_loads(text: str | bytes) -> Any:
-    """``json.loads`` that raises ``JSONTooDeep`` (a ``ValueError``) for nesting beyond
-    ``MAX_DEPTH``; ``json.JSONDecodeError`` as usual for malformed text."""
+    """``json.loads`` that raises ``JSONRefused`` (a ``ValueError``) for what the module
+    describes, and ``json.JSONDecodeError`` as usual for malformed text."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
     except RecursionError:
-        raise JSONTooDeep() from None
-    if isinstance(value, dict | list) and too_deep(value):
-        raise JSONTooDeep()
+        raise JSONRefused(f"nested more than {MAX_DEPTH} levels deep") from None
+    except json.JSONDecodeError:
+        raise
+    except JSONRefused:
+        raise
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise JSONRefused(str(exc).split(";")[0].rstrip(".")) from None
+    if too_deep(value):
+        raise JSONRefused(f"nested more than {MAX_DEPTH} levels deep")
     return value
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's parser; a body nested beyond ``MAX_DEPTH`` is a ``parse_error`` like any
-    other malformed JSON."""
+    """DRF's parser, reading with ``json_loads``: what it refuses is a ``parse_error``."""
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        encoding = parsers.get_encoding(parser_context or {})
         try:
-            value = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            value = None
-            deep = True
-        else:
-            deep = isinstance(value, dict | list) and too_deep(value)
-        if deep:
-            raise ParseError(f"JSON parse error - the body is nested more than {MAX_DEPTH} levels.")
-        return value
+            text = stream.read().decode(encoding) if stream is not None else ""
+            return json_loads(text)
+        except JSONRefused as exc:
+            raise ParseError(f"JSON parse error - {exc}.") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

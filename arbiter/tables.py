@@ -33,6 +33,7 @@ _SAMPLE_BYTES = 64 * 1024
 # A file with more columns is refused before its values are read: lenders' extracts have
 # tens or hundreds; tens of thousands of names only cost time.
 MAX_COLUMNS = 10_000
+MAX_HEADER_BYTES = 1024 * 1024
 # A Parquet file is refused when the columns read decode to more than this many bytes a
 # row on average over a batch (a customer's features and an outcome's fields are numbers
 # and short text: well under 1 KiB), or to more than MAX_DECODED_BYTES in all.
@@ -188,7 +189,10 @@ def table_columns(path: Path, fmt: str) -> list[str]:
     """The file's column names, from its header (CSV) or schema (Parquet) alone."""
     with _reading(fmt):
         if fmt == "csv":
-            return column_names(pd.read_csv(path, nrows=0, **_csv_options(path)).columns)
+            # The header as a row (pandas would rename a name's second use to "age.1").
+            options = {**_csv_options(path), "dtype": object}
+            first = pd.read_csv(path, header=None, nrows=1, **options)
+            return column_names(first.iloc[0].tolist()) if len(first) else []
         import pyarrow.parquet as pq
 
         return column_names(pq.read_schema(path).names)
@@ -244,8 +248,15 @@ def _csv_options(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, sample) from None
     header = text.split("\n", 1)[0]
+    if "\n" not in text and len(sample) == _SAMPLE_BYTES:
+        header = _long_header(path)
     counts = {d: header.count(d) for d in CSV_DELIMITERS}
     delimiter = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    if counts.get(delimiter, 0) + 1 > MAX_COLUMNS:
+        raise TableUnreadable(
+            f"has {counts[delimiter] + 1:,} columns, more than the {MAX_COLUMNS:,} allowed.",
+            f"more than {MAX_COLUMNS:,} columns",
+        )
     return {
         "sep": delimiter,
         "dtype": str,
@@ -253,6 +264,20 @@ def _csv_options(path: Path) -> dict[str, Any]:
         "na_values": [""],
         "encoding": "utf-8",
     }
+
+
+def _long_header(path: Path) -> str:
+    """A header line longer than the first sample: read up to ``MAX_HEADER_BYTES`` of it
+    (counted before pandas parses it: tens of thousands of names take minutes there)."""
+    with open(path, "rb") as handle:
+        head = handle.read(MAX_HEADER_BYTES + 1)
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) > MAX_HEADER_BYTES:
+        raise TableUnreadable(
+            f"has a header line longer than {MAX_HEADER_BYTES // 1024:,} KiB.",
+            "header line too long",
+        )
+    return line.decode("utf-8-sig", errors="replace")
 
 
 def _csv_frames(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:

@@ -7,13 +7,13 @@ from typing import Any
 
 from django import forms
 
+from arbiter.moments import day_field
 from decisions.replays import MAX_SAMPLE
 
 
 def _day(label: str) -> forms.DateField:
-    # A date input's value is ISO whatever the locale's date format.
-    widget = forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
-    return forms.DateField(label=label, required=False, widget=widget)
+    # A date input's value is ISO whatever the locale's date format; years 1900-2999.
+    return day_field(label)
 
 
 def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:

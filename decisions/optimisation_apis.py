@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from arbiter.csv_export import CSVErrorsAsJSON, CSVRenderer
 from arbiter.openapi import conflict, unprocessable
 from arbiter.pagination import Cursor
-from arbiter.parsers import JSONParser, JSONTooDeep, json_loads
+from arbiter.parsers import JSONParser, JSONRefused, json_loads
 from decisions import optimisation
 from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
@@ -67,7 +67,7 @@ class RunUploadSerializer(StrictSerializer):
             parsed = json_loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not valid JSON: {exc.msg}") from None
-        except JSONTooDeep as exc:
+        except JSONRefused as exc:
             raise serializers.ValidationError(f"not valid here: {exc}") from None
         form = VersionRefSerializer(data=parsed)
         if not form.is_valid():

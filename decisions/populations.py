@@ -110,7 +110,9 @@ def _numeric(raw: pd.Series, spec: Mapping[str, Any]) -> tuple[np.ndarray, Found
     missing = raw.isna().to_numpy()
     comma = np.zeros(len(raw), dtype=bool)
     if raw.dtype == object:
-        text = raw.astype("string").str.strip()
+        # Bytes (a Parquet binary column) are text that may not be UTF-8: never a number.
+        readable = raw.map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+        text = readable.astype("string").str.strip()
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         comma = text.str.contains(",", regex=False).to_numpy(dtype=bool, na_value=False)
     elif pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from arbiter.moments import BoundedDateTimeField
 from decisions.models import Decision, LogVerification, ReplayCheck
 from decisions.replays import MAX_SAMPLE
 from governance.serializers import StrictSerializer
@@ -84,8 +85,8 @@ class DecisionDetailSerializer(DecisionSerializer):
 class DecisionFilterSerializer(StrictSerializer):
     customer_id = serializers.CharField(required=False)
     deployment = serializers.CharField(required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = BoundedDateTimeField(required=False)
+    until = BoundedDateTimeField(required=False)
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
     format = serializers.ChoiceField(
@@ -180,8 +181,8 @@ class ReplayCheckRequestSerializer(StrictSerializer):
     deployment = serializers.CharField(max_length=100, required=False, allow_blank=True)
     customer_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
     run = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    since = serializers.DateTimeField(required=False, allow_null=True)
-    until = serializers.DateTimeField(required=False, allow_null=True)
+    since = BoundedDateTimeField(required=False, allow_null=True)
+    until = BoundedDateTimeField(required=False, allow_null=True)
 
 
 class ReplayCheckSerializer(serializers.ModelSerializer):

@@ -97,7 +97,8 @@ def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
     form = ReplaySampleForm(request.POST, deployments=selectors.deployment_name_list())
     if not form.is_valid():
         problems = " ".join(
-            f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"
+            f"{(form.fields[name].label or name) if name in form.fields else name}: "
+            f"{' '.join(errors)}"
             for name, errors in form.errors.items()
         )
         messages.error(request, f"The replay was not started. {problems}")

@@ -8,7 +8,8 @@ from typing import Any
 
 from django import forms
 
-from arbiter.parsers import JSONTooDeep, json_loads
+from arbiter.moments import day_field
+from arbiter.parsers import JSONRefused, json_loads
 from governance.kinds import kinds_all
 from governance.lifecycle import Move
 from governance.models import AuditAction
@@ -50,7 +51,7 @@ class DraftForm(forms.Form):
             raise forms.ValidationError(
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from None
-        except JSONTooDeep as exc:
+        except JSONRefused as exc:
             raise forms.ValidationError(f"The content is {exc}.") from None
         if not isinstance(content, dict):
             raise forms.ValidationError("The content must be a JSON object ({ ... }).")
@@ -97,16 +98,8 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
         label="Action", required=False, choices=[("", "Any action"), *AuditAction.choices]
     )
-    since = forms.DateField(
-        label="From (date)",
-        required=False,
-        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-    )
-    until = forms.DateField(
-        label="To (date, inclusive)",
-        required=False,
-        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-    )
+    since = day_field("From (date)")
+    until = day_field("To (date, inclusive)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from arbiter.parsers import JSONTooDeep, json_loads
+from arbiter.moments import BoundedDateTimeField
+from arbiter.parsers import JSONRefused, json_loads
 from governance.models import AuditAction, AuditEvent, Item, Version
 
 
@@ -107,7 +108,7 @@ class VersionUploadSerializer(StrictSerializer):
             parsed = json_loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not valid JSON: {exc.msg} at {exc.pos}") from None
-        except JSONTooDeep as exc:
+        except JSONRefused as exc:
             raise serializers.ValidationError(f"not valid here: {exc}") from None
         if not isinstance(parsed, dict):
             raise serializers.ValidationError("must be a JSON object")
@@ -156,8 +157,8 @@ class AuditFilterSerializer(StrictSerializer):
     action = serializers.ChoiceField(
         choices=AuditAction.choices, required=False, help_text="what was done, e.g. role_grant"
     )
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = BoundedDateTimeField(required=False)
+    until = BoundedDateTimeField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
     offset = serializers.IntegerField(required=False, min_value=0)
     format = serializers.ChoiceField(

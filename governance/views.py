@@ -209,7 +209,11 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
     version = selectors.version_get(kind=kind, name=name, number=number)
     form = MoveForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose one of the buttons to move this version.")
+        if "move" in form.errors:
+            messages.error(request, "Choose one of the buttons to move this version.")
+        else:  # the comment: too long, or a character a form cannot hold
+            problems = " ".join(form.errors.get("comment", []))
+            messages.error(request, f"The comment was not accepted: {problems}")
         return redirect(version_url(version))
     move = Move(form.cleaned_data["move"])
     try:
@@ -296,7 +300,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     kind = _draft_kind(slug)
     item = selectors.item_get(kind=kind, name=name)
     source_number = request.GET.get("from", "")
-    if source_number.isdigit():
+    if source_number.isascii() and source_number.isdigit():
         source = selectors.version_get(kind=kind, name=name, number=int(source_number))
     else:
         source = selectors.version_latest(item=item)

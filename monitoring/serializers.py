@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from arbiter.moments import BoundedDateField, BoundedDateTimeField
 from governance.serializers import StrictSerializer
 from monitoring.models import Outcome, OutcomeEvent
 from monitoring.services import MAX_BATCH
@@ -26,7 +27,7 @@ class OutcomeInSerializer(StrictSerializer):
         coerce_to_string=False,
         help_text="USD; required for paid, allowed for accepted and defaulted, else absent",
     )
-    occurred_at = serializers.DateTimeField(
+    occurred_at = BoundedDateTimeField(
         help_text="when it happened, ISO 8601 with a time zone; not before the decision"
     )
 
@@ -98,22 +99,22 @@ class OutcomeFilterSerializer(StrictSerializer):
     decision_id = serializers.UUIDField(required=False)
     deployment = serializers.CharField(required=False)
     event = serializers.ChoiceField(choices=OutcomeEvent.choices, required=False)
-    since = serializers.DateTimeField(required=False, help_text="events at or after")
-    until = serializers.DateTimeField(required=False, help_text="events before")
+    since = BoundedDateTimeField(required=False, help_text="events at or after")
+    until = BoundedDateTimeField(required=False, help_text="events before")
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
 
 class KpiFilterSerializer(StrictSerializer):
     deployment = serializers.CharField(max_length=100)
-    since = serializers.DateTimeField(
+    since = BoundedDateTimeField(
         required=False, help_text="decisions made at or after (default: 28 days before until)"
     )
-    until = serializers.DateTimeField(required=False, help_text="decisions made before (now)")
+    until = BoundedDateTimeField(required=False, help_text="decisions made before (now)")
 
 
 class PointSerializer(serializers.Serializer):
-    start = serializers.DateField(help_text="first day of the period (weeks start on Monday)")
+    start = BoundedDateField(help_text="first day of the period (weeks start on Monday)")
     value = serializers.FloatField(allow_null=True)
 
 
@@ -192,8 +193,8 @@ class VersionRefSerializer(serializers.Serializer):
 
 class KpiReportSerializer(serializers.Serializer):
     deployment = serializers.CharField()
-    since = serializers.DateTimeField()
-    until = serializers.DateTimeField()
+    since = BoundedDateTimeField()
+    until = BoundedDateTimeField()
     decisions = serializers.IntegerField()
     outcomes = serializers.IntegerField()
     targets_version = VersionRefSerializer(allow_null=True)

@@ -22,6 +22,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from arbiter.moments import moment_problem_safe
 from decisions.models import Decision
 from decisions.services import decision_visible_to
 from governance.exceptions import NotFound, PermissionDenied, ValidationFailed
@@ -114,6 +115,9 @@ def _moment(value: Any) -> datetime | str:
         return "must be an ISO 8601 date and time, e.g. 2026-05-01T10:30:00Z"
     if timezone.is_naive(moment):
         return "needs a time zone (e.g. 2026-05-01T10:30:00Z)"
+    problem = moment_problem_safe(moment)
+    if problem:
+        return problem
     return moment.astimezone(UTC)
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from arbiter.parsers import MAX_DEPTH, JSONTooDeep, json_loads, too_deep
+from arbiter.parsers import MAX_DEPTH, JSONRefused, json_loads, too_deep
 from governance.validation import is_finite_number
 
 
@@ -20,7 +20,7 @@ def nested(depth: int) -> str:
 def test_nesting_is_bounded_without_recursing():
     assert json_loads(nested(MAX_DEPTH)) is not None
     for depth in (MAX_DEPTH + 1, 50_000):
-        with pytest.raises(JSONTooDeep):
+        with pytest.raises(JSONRefused, match="nested more than 100 levels"):
             json_loads(nested(depth))
     assert not too_deep({"a": [{"b": 1}]}) and too_deep(json.loads(nested(200)))
 
@@ -63,3 +63,28 @@ def test_the_registry_and_the_draft_editor_refuse_deep_content(maker, checker):
     )
     assert refused.status_code == 400
     assert "The content is nested more than 100 levels deep." in refused.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"age": 40, "age": 17}', "the key 'age' appears twice in one object"),
+        ('{"x": NaN}', "NaN is not a JSON number"),
+        ('{"x": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"x": 1' + "0" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_json_python_would_read_loosely_or_choke_on_is_refused(text, why):
+    with pytest.raises(JSONRefused) as refused:
+        json_loads(text)
+    assert why in str(refused.value)
+
+
+@pytest.mark.django_db
+def test_the_api_answers_such_bodies_with_a_parse_error(api_client_user):
+    api = APIClient()
+    api.force_authenticate(api_client_user)
+    for body in ('{"deployment": "a", "deployment": "b"}', '{"x": 1' + "0" * 5000 + "}"):
+        answer = api.generic("POST", "/api/v1/decisions/", body, content_type="application/json")
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["error"]["code"] == "parse_error"

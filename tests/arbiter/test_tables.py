@@ -86,3 +86,18 @@ def test_a_name_twice_in_a_wide_header_is_named(tmp_path):
     with pytest.raises(TableUnreadable) as refused:
         tables.column_names(names)
     assert refused.value.columns == ("c5",)
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused_from_the_header(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("customer_id,age,age\nc1,40,17\n")
+    with pytest.raises(TableUnreadable) as refused:
+        table_columns(path, "csv")
+    assert refused.value.columns == ("age",)
+
+
+def test_a_header_line_longer_than_a_mebibyte_is_refused_before_pandas(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("customer_id," + "x" * (tables.MAX_HEADER_BYTES + 10) + "\nc1,1\n")
+    with pytest.raises(TableUnreadable, match="header line longer than 1,024 KiB"):
+        table_columns(path, "csv")

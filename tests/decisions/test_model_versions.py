@@ -232,6 +232,13 @@ def test_register_model_command(trained_model, maker, tmp_path):
             "--user",
             maker.username,
         )
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"description": "caf\xe9"}')
+    with pytest.raises(CommandError, match="Cannot read the content file"):
+        call_command(
+            "register_model", "take-up", "--artifact", str(path), "--content", str(latin),
+            "--user", maker.username,
+        )  # fmt: skip
 
 
 def test_tree_models_register_and_list_the_types_they_needed(trained_model, maker, tmp_path):

@@ -188,3 +188,24 @@ def test_an_excel_semicolon_file_runs_and_a_latin_1_one_is_refused_at_upload(
     assert "not UTF-8 text" in refused.json()["error"]["message"]
     assert refused.json()["error"]["details"] == {"population": ["must be UTF-8 text"]}
     assert OptimisationRun.objects.count() == before
+
+
+def test_bytes_in_a_parquet_number_column_are_not_a_number(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "people.parquet"
+    table = pa.table(
+        {
+            "customer_id": ["c1", "c2"],
+            "income": pa.array([b"\xff", b"12"], type=pa.binary()),
+            "region": ["north", "north"],
+        }
+    )
+    pq.write_table(table, path)
+    check = PopulationCheck(FEATURES)
+    for frame in population_pieces(path, "parquet", rows=None):
+        check.piece(frame)
+    with pytest.raises(ValidationFailed) as refused:
+        check.finish()
+    assert refused.value.details == {"population.income": ["row 1: must be a number"]}

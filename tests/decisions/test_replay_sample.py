@@ -127,6 +127,9 @@ def test_roles_and_bad_arguments_get_a_sentence(logged, auditor, maker):
         (["--user", auditor.username, "--deployment", "nope"], "No logged decision matches"),
         (["--user", auditor.username, "--sample", "0"], "--sample must be at least 1."),
         (["--user", auditor.username, "--report", "/no/such/folder/r.csv"], "does not exist"),
+        (["--user", auditor.username, "--report", "/tmp"], "/tmp is a folder"),
+        (["--user", auditor.username, "--since", "9999-12-31"], "must be between 1900-01-01"),
+        (["--user", auditor.username, "--seed", "-1"], "seed:"),
     ):  # fmt: skip
         with pytest.raises(Exception) as raised:
             call_command("replay_decisions", *args, stdout=io.StringIO(), stderr=io.StringIO())

@@ -183,3 +183,10 @@ def _forge(decision: Decision) -> None:
         cursor.execute(
             "UPDATE decisions_decision SET action_id = 'forged' WHERE seq = %s", [decision.seq]
         )
+
+
+def test_a_replay_asked_for_with_an_odd_run_says_which_field(world: World, auditor):
+    page = Client()
+    page.force_login(auditor)
+    answer = page.post("/decisions/replays/", {"size": "5", "run": "abc"}, follow=True)
+    assert "The replay was not started. run: Enter a whole number." in text(answer)

@@ -480,3 +480,18 @@ def test_every_form_control_has_a_label_and_pages_have_landmarks(world: World, m
                     tag,
                     attrs,
                 )
+
+
+def test_odd_input_on_the_pages_gets_a_sentence_not_an_error(world: World, maker, checker):
+    """Found by fuzzing the pages: each of these answered 500 or a misleading message."""
+    # A superscript two is not a version number: the draft starts from the latest version.
+    superscript = logged_in(maker).get("/registry/strategies/cross-sell/new/?from=²")
+    assert superscript.status_code == 200
+    long_comment = logged_in(checker).post(
+        f"{STRATEGY}/v2/move/", {"move": "reject", "comment": "x" * 5001}, follow=True
+    )
+    assert messages_of(long_comment) == [
+        "The comment was not accepted: Ensure this value has at most 5000 characters (it has 5001)."
+    ]
+    world.strategy_v2.refresh_from_db()
+    assert world.strategy_v2.status == VersionStatus.SUBMITTED

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from arbiter.moments import moment_problem_safe
 from decisions.decision_log import decision_purge_latest
 from decisions.retention import decision_log_purge, retention_cutoff
 from governance.exceptions import DomainError
@@ -27,7 +28,11 @@ def _moment(text: str) -> datetime:
         raise CommandError(
             f"--before {text!r} is not a date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)."
         ) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    problem = moment_problem_safe(moment)
+    if problem:
+        raise CommandError(f"--before {text!r} {problem}.")
+    return moment.astimezone(UTC)
 
 
 class Command(BaseCommand):

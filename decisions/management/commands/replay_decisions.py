@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
 from arbiter.csv_export import spreadsheet_safe
+from arbiter.moments import OUT_OF_RANGE, moment_problem_safe
 from decisions.models import OptimisationRun, ReplayCheck
 from decisions.replays import (
     DIFFERS,
@@ -59,7 +60,11 @@ def when(text: str) -> datetime:
         if day is None:
             raise ValueError(text)
         moment = datetime.combine(day, time())
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    problem = moment_problem_safe(moment)
+    if problem:
+        raise ValueError(problem)
+    return moment
 
 
 class Command(BaseCommand):
@@ -91,7 +96,9 @@ class Command(BaseCommand):
             if options[name]:
                 try:
                     times[name] = when(options[name])
-                except ValueError:
+                except ValueError as exc:
+                    if str(exc) == OUT_OF_RANGE:
+                        raise CommandError(f"--{name} {options[name]!r} {exc}.") from None
                     raise CommandError(
                         f"--{name} {options[name]!r} is not a date (2026-07-01) or an ISO "
                         "date and time (2026-07-01T09:30:00Z)."
@@ -104,6 +111,8 @@ class Command(BaseCommand):
         report_path: Path | None = options["report"]
         if report_path is not None and not report_path.parent.is_dir():
             raise CommandError(f"The folder {report_path.parent} does not exist.")
+        if report_path is not None and report_path.is_dir():
+            raise CommandError(f"{report_path} is a folder: name the report's file in it.")
         try:
             check = replay_check_create(
                 actor=user,
@@ -116,7 +125,13 @@ class Command(BaseCommand):
                 **times,
             )
         except DomainError as exc:
-            raise CommandError(exc.message) from None
+            details = exc.details if isinstance(exc.details, dict) else {}
+            named = "".join(
+                f" {name}: {'; '.join(map(str, problems))}."
+                for name, problems in details.items()
+                if isinstance(problems, list)
+            )
+            raise CommandError(exc.message + named) from None
         shown: list[str] = []
         with (
             open(report_path, "w", newline="", encoding="utf-8") if report_path else nullcontext()

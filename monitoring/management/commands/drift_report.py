@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from arbiter.moments import moment_problem_safe
 from governance.exceptions import DomainError
 from monitoring.drift import (
     WINDOW,
@@ -29,12 +30,19 @@ from monitoring.models import DriftReport
 def _instant(text: str, option: str) -> datetime:
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+            problem = moment_problem_safe(value)
+            if problem:
+                raise CommandError(f"{option}: {text!r} {problem}.")
+            return value
         value = datetime.fromisoformat(text)
     except ValueError:
         raise CommandError(f"{option}: {text!r} is not a date (YYYY-MM-DD) or date-time.") from None
     if value.tzinfo is None:
         raise CommandError(f"{option}: give the time zone (e.g. {text}+00:00).")
+    problem = moment_problem_safe(value)
+    if problem:
+        raise CommandError(f"{option}: {text!r} {problem}.")
     return value
 
 
