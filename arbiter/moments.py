@@ -20,25 +20,15 @@ LATEST = date(2999, 12, 31)
 OUT_OF_RANGE = f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}"
 
 
-def moment_problem(value: date | datetime) -> str | None:
-    """Why ``value`` is not a date Arbiter takes, or None."""
-    day = value.astimezone(UTC).date() if isinstance(value, datetime) and value.tzinfo else value
-    if isinstance(day, datetime):
-        day = day.date()
-    try:
-        inside = EARLIEST <= day <= LATEST
-    except (OverflowError, TypeError):
-        inside = False
-    return None if inside else OUT_OF_RANGE
-
-
 def moment_problem_safe(value: date | datetime) -> str | None:
-    """``moment_problem``, also for a time at the very ends of the calendar (whose UTC
-    equivalent does not exist)."""
+    """Why ``value`` is not a date Arbiter takes, or None; also for a time at the very
+    ends of the calendar, whose UTC equivalent does not exist."""
     try:
-        return moment_problem(value)
+        day = value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
     except OverflowError:
         return OUT_OF_RANGE
+    day = day.date() if isinstance(day, datetime) else day
+    return None if EARLIEST <= day <= LATEST else OUT_OF_RANGE
 
 
 def validate_moment(value: Any) -> None:
@@ -48,22 +38,23 @@ def validate_moment(value: Any) -> None:
         raise ValidationError(f"The date {problem}.")
 
 
-class BoundedDateTimeField(serializers.DateTimeField):
-    def to_internal_value(self, value: Any) -> datetime:
-        moment = super().to_internal_value(value)
-        problem = moment_problem_safe(moment)
+class _Bounded:
+    """For a DRF date or date-time field: a value outside the bounds is a field error."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)  # type: ignore[misc]
+        problem = moment_problem_safe(parsed)
         if problem:
             raise serializers.ValidationError(problem)
-        return moment
+        return parsed
 
 
-class BoundedDateField(serializers.DateField):
-    def to_internal_value(self, value: Any) -> date:
-        day = super().to_internal_value(value)
-        problem = moment_problem_safe(day)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return day
+class BoundedDateTimeField(_Bounded, serializers.DateTimeField):
+    pass
+
+
+class BoundedDateField(_Bounded, serializers.DateField):
+    pass
 
 
 def day_field(label: str) -> forms.DateField:
