@@ -47,6 +47,10 @@ ENVIRONMENT_VARIABLES = {
     "DECISION_REPLAY_DAILY_SAMPLE": "decisions replayed from a random daily sample (200)",
     "METRICS_TOKEN": "bearer token a Prometheus scraper sends to /metrics; unset: no /metrics",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT": "failed sign-ins of one user from all addresses "
+    "together before a lockout everywhere (25)",
+    "LOGIN_ADDRESS_FAILURE_LIMIT": "failed sign-ins from one address for all users "
+    "together before that address is locked out (100)",
     "LOGIN_LOCKOUT_MINUTES": "how long such a lockout lasts (15)",
     "SESSION_IDLE_MINUTES": "minutes without a request after which a sign-in ends (30)",
     "SITE_URL": "the pages' address (https://arbiter.bank.example), for links in e-mails",
@@ -113,10 +117,27 @@ AUTHENTICATION_BACKENDS = [
 ]
 # LOGIN_FAILURE_LIMIT failed sign-ins for one user from one address lock that pair out for
 # LOGIN_LOCKOUT_MINUTES (429 and a page saying so); a success clears the count. Per pair,
-# so that someone guessing a user's password cannot lock the user out everywhere.
+# so that a few wrong guesses by a stranger do not lock the user out everywhere; but
+# LOGIN_ACCOUNT_FAILURE_LIMIT failures for one user from all addresses together within
+# that time do, and LOGIN_ADDRESS_FAILURE_LIMIT from one address for all users pause that
+# address, so that guessing from many addresses or against many users gains little
+# (governance.sign_in).
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 if AXES_FAILURE_LIMIT < 1:
     raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT must be at least 1.")
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=25)
+if LOGIN_ACCOUNT_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        f"LOGIN_ACCOUNT_FAILURE_LIMIT must be at least LOGIN_FAILURE_LIMIT ({AXES_FAILURE_LIMIT}): "
+        "it counts one user's failures from all addresses, that one from a single address."
+    )
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=100)
+if LOGIN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        f"LOGIN_ADDRESS_FAILURE_LIMIT must be at least LOGIN_FAILURE_LIMIT ({AXES_FAILURE_LIMIT}): "
+        "it counts one address's failures for all users, that one for a single user."
+    )
+AXES_HANDLER = "governance.sign_in.SignInHandler"
 _LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 if _LOCKOUT_MINUTES < 1:
     raise ImproperlyConfigured("LOGIN_LOCKOUT_MINUTES must be at least 1.")

@@ -1,4 +1,5 @@
-"""Sign-in protection: repeated failures for one user from one address pause that pair."""
+"""Sign-in protection: repeated failures pause the user and address pair, and more of them
+pause the user from everywhere or the address for everyone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
 from governance.sign_in import client_address
+from tests.arbiter.test_settings import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +75,62 @@ def test_a_success_clears_earlier_failures(alice):
     assert sign_in(PASSWORD).status_code == 302
     for _ in range(4):
         assert sign_in("guess").status_code == 200  # counting from zero again
+
+
+@override_settings(LOGIN_ACCOUNT_FAILURE_LIMIT=12)
+def test_guessing_one_password_from_many_addresses_pauses_the_user_everywhere(alice, caplog):
+    # Four tries from each address stay under the per-address limit ...
+    for host in range(2):
+        for _ in range(4):
+            assert sign_in("guess", address=f"10.1.0.{host}").status_code == 200
+    for _ in range(3):
+        assert sign_in("guess", address="10.1.0.2").status_code == 200
+    with caplog.at_level("WARNING", logger="governance.sign_in"):
+        twelfth = sign_in("guess", address="10.1.0.2")
+    # ... but the twelfth from all of them together pauses alice everywhere.
+    assert twelfth.status_code == 429
+    assert "locked out for alice from every address after 12 failed attempts" in caplog.text
+    page = twelfth.content.decode()
+    assert "12 sign-ins as alice failed in the last 15 minutes" in page
+    assert "paused everywhere" in page
+    assert "axes_reset_username alice" in page
+    # Even the right password, from an address that never failed, is refused unchecked.
+    fresh = sign_in(PASSWORD, address="192.0.2.44")
+    assert fresh.status_code == 429
+    assert "_auth_user_id" not in fresh.wsgi_request.session
+    assert "paused everywhere" in fresh.content.decode()
+    # Other users are not affected, from any of those addresses.
+    other = sign_in("guess", username="bob", address="10.1.0.2")
+    assert other.status_code == 200
+    # The pause ends with its time, or when an administrator lifts it.
+    call_command("axes_reset_username", "alice", stdout=None)
+    assert sign_in(PASSWORD, address="192.0.2.44").status_code == 302
+
+
+@override_settings(LOGIN_ADDRESS_FAILURE_LIMIT=10)
+def test_one_password_tried_against_many_users_pauses_that_address(alice, make_user, caplog):
+    for number in range(9):  # spraying: one guess per user name, real or not
+        assert sign_in("Winter2026!", username=f"user{number}").status_code == 200
+    with caplog.at_level("WARNING", logger="governance.sign_in"):
+        tenth = sign_in("Winter2026!", username="user9")
+    assert tenth.status_code == 429
+    assert "locked out for every user from 10.0.0.7 after 10 failed attempts" in caplog.text
+    page = tenth.content.decode()
+    assert "10 sign-ins from this address failed in the last 15 minutes" in page
+    assert "axes_reset_ip 10.0.0.7" in page
+    # alice's right password from there is refused too; from elsewhere it works.
+    assert sign_in(PASSWORD).status_code == 429
+    assert sign_in(PASSWORD, address="10.0.0.8").status_code == 302
+    # Only failures within the lockout time count.
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    assert sign_in(PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("name", ["LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_ADDRESS_FAILURE_LIMIT"])
+def test_the_wider_limits_cannot_be_below_the_pair_limit(name):
+    result = run_manage("check", "--settings", "arbiter.settings.local", **{name: "3"})
+    assert result.returncode != 0
+    assert f"{name} must be at least LOGIN_FAILURE_LIMIT (5)" in result.stderr
 
 
 def test_api_keys_are_not_counted_as_sign_ins(alice, api_client_user, admin_user):
