@@ -31,7 +31,7 @@ from rest_framework.request import Request
 
 from arbiter.db import prepared_cursor
 from governance.models import ApiKey
-from governance.roles import Role
+from governance.roles import KEYLESS_ROLES, Role, the_roles
 from governance.services import api_key_hash
 
 KEYWORD = "Api-Key"
@@ -149,6 +149,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         if not row.user.is_active:
             raise exceptions.AuthenticationFailed("The key's user is deactivated.")
+        keyless = sorted(row.user._arbiter_roles & KEYLESS_ROLES)
+        if keyless:
+            # Refused, not narrowed: a client that silently lost its rights would fail
+            # later and further from the cause.
+            raise exceptions.AuthenticationFailed(
+                f"This API key's user, {row.user.get_username()}, holds "
+                f"{the_roles(keyless)}, which API keys cannot carry: sign in to "
+                "approve or administer, and give the client an account without it."
+            )
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=row.pk).update(last_used_at=now)
             warn = timedelta(days=settings.API_KEY_WARN_DAYS)

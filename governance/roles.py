@@ -22,6 +22,19 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Administrator (operates the platform)"
 
 
+KEYLESS_ROLES = frozenset({Role.CHECKER.value, Role.ADMIN.value})
+"""Roles an API key cannot carry. Approving and administering are a person's acts, signed
+in with a password (and its lockout, idle timeout and password rules), not a long-lived
+bearer string a script or a leaked file can present: a key is refused to anyone holding
+one of these, and a key of someone who comes to hold one stops working."""
+
+
+def the_roles(names: Iterable[str]) -> str:
+    """``the checker role``, ``the checker and admin roles``: for messages."""
+    names = sorted(names)
+    return f"the {' and '.join(names)} role{'s' if len(names) > 1 else ''}"
+
+
 def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[str]:
     """The role names ``user`` holds; none for anonymous or deactivated users."""
     if user is None or not user.is_authenticated or not user.is_active:

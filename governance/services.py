@@ -53,7 +53,14 @@ from governance.models import (
     VersionStatus,
 )
 from governance.notifications import password_notice_on_commit, review_notice_on_commit
-from governance.roles import Role, forget_roles, require_role
+from governance.roles import (
+    KEYLESS_ROLES,
+    Role,
+    forget_roles,
+    require_role,
+    roles_of,
+    the_roles,
+)
 from governance.selectors import four_eyes_conflict
 
 User = get_user_model()
@@ -483,6 +490,19 @@ def user_grant_roles(
         added = sorted(set(roles) - set(locked.groups.values_list("name", flat=True)))
         if not added:
             return
+        keyless = sorted(set(added) & KEYLESS_ROLES)
+        live = list(
+            ApiKey.objects.filter(user=locked, revoked_at=None)
+            .exclude(expires_at__lte=timezone.now())
+            .values_list("prefix", flat=True)
+        )
+        if keyless and live:
+            raise ValidationFailed(
+                f"{locked.username} has API keys in use ({', '.join(live)}), and API keys "
+                f"cannot carry {the_roles(keyless)}: revoke the keys first (admin, "
+                "API keys, Revoke), or give the role to an account without keys.",
+                details={"roles": [f"{role}: the account has API keys" for role in keyless]},
+            )
         locked.groups.add(*Group.objects.filter(name__in=added))
         if Role.ADMIN in added and not locked.is_staff:
             locked.is_staff = True  # the admin role uses the Django admin
@@ -671,6 +691,15 @@ def api_key_create(
     if not user.is_active:
         raise ValidationFailed(
             f"{user.username} is deactivated.", details={"user": ["deactivated"]}
+        )
+    forget_roles(user)
+    keyless = sorted(roles_of(user) & KEYLESS_ROLES)
+    if keyless:
+        raise ValidationFailed(
+            f"{user.username} holds {the_roles(keyless)}, which API keys cannot carry: "
+            "approving and administering are done signed in. Give the script or system an "
+            "account of its own without them.",
+            details={"user": [f"holds {', '.join(keyless)}, which API keys cannot carry"]},
         )
     days = settings.API_KEY_DAYS if days is None else days
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:

@@ -1,10 +1,11 @@
 """Every API operation answers as the OpenAPI schema says, whatever it is sent.
 
 Schemathesis generates requests for each operation from the schema clients are given
-(``/api/schema/``), valid and invalid, sends them as a user holding every role, and
-checks each answer: never a server error, a documented status code and content type,
-and a body that matches the documented schema. A client generated from the schema can
-trust it; an endpoint that drifts from its schema fails here.
+(``/api/schema/``), valid and invalid, sends them as a person holding every role, signed
+in (API keys cannot carry the checker and admin roles), and checks each answer: never a
+server error, a documented status code and content type, and a body that matches the
+documented schema. A client generated from the schema can trust it; an endpoint that
+drifts from its schema fails here.
 
 The examples are the same on every run (CI stays deterministic); ARBITER_FUZZ_EXPLORE=1
 draws new ones each run, to look further.
@@ -17,12 +18,14 @@ import os
 
 import pytest
 import schemathesis
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.test import override_settings
+from django.test import Client, override_settings
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings as examples
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,7 +34,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from arbiter.wsgi import application
-from governance import services
 from governance.roles import Role
 from tests.ui.conftest import (  # noqa: F401 (fixtures)
     approved_model,
@@ -53,10 +55,23 @@ CHECKS = [
 ]
 
 
+CSRF_SECRET = "fuzz" * 8  # a CSRF cookie's secret: 32 characters from its alphabet
+
+
 @pytest.fixture
-def key(world, make_user) -> str:  # noqa: F811
+def signed_in(world, make_user) -> dict[str, dict[str, str]]:  # noqa: F811
+    """What a browser signed in as a person with every role sends: the session and CSRF
+    cookies, and the CSRF header that unsafe methods need beside a session."""
     everyone = make_user("fuzz-all-roles", *Role.values)
-    return services.api_key_create(actor=None, user=everyone)[1]
+    browser = Client()
+    browser.force_login(everyone)
+    return {
+        "cookies": {
+            settings.SESSION_COOKIE_NAME: browser.cookies[settings.SESSION_COOKIE_NAME].value,
+            settings.CSRF_COOKIE_NAME: CSRF_SECRET,
+        },
+        "headers": {"X-CSRFToken": CSRF_SECRET},
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +86,7 @@ def _connection_kept_between_requests():
 
 
 @schema.parametrize()
-@settings(
+@examples(
     max_examples=40,
     deadline=None,
     derandomize=not os.environ.get("ARBITER_FUZZ_EXPLORE"),
@@ -79,5 +94,5 @@ def _connection_kept_between_requests():
 )
 @override_settings(OPTIMISATION_MAX_CUSTOMERS=100, ALLOWED_HOSTS=["*"])
 @pytest.mark.django_db
-def test_every_operation_answers_as_its_schema_says(case, key):
-    case.call_and_validate(headers={"Authorization": f"Api-Key {key}"}, checks=CHECKS)
+def test_every_operation_answers_as_its_schema_says(case, signed_in):
+    case.call_and_validate(**signed_in, checks=CHECKS)
