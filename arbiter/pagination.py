@@ -8,8 +8,12 @@ schema gives each parameter's range.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
+from django.db.models import IntegerField
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.request import Request
@@ -54,10 +58,16 @@ class Cursor(CursorPagination):
             default=self.page_size,
         )
 
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request: Request) -> Any:
         try:
-            return super().decode_cursor(request)
-        except NotFound:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                self._check_position(cursor.position)
+        except (NotFound, DjangoValidationError, ValueError, TypeError, OverflowError):
             raise ValidationError(
                 {
                     self.cursor_query_param: [
@@ -66,6 +76,25 @@ class Cursor(CursorPagination):
                     ]
                 }
             ) from None
+        return cursor
+
+    def _check_position(self, position: str) -> None:
+        """Raise unless ``position`` is a value of the ordering field the database takes:
+        a cursor is the client's to send back, so it may have been made up."""
+        model = getattr(self, "_model", None)
+        if model is None:
+            return
+        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+        field = model._meta.get_field(ordering.lstrip("-"))
+        value = field.to_python(position)
+        if value is None:
+            raise ValueError("no position")
+        if isinstance(field, IntegerField):
+            low, high = connection.ops.integer_field_range(field.get_internal_type())
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError("out of range")
+        elif isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("a cursor's moment has its offset")
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         params = super().get_schema_operation_parameters(view)

@@ -3,8 +3,11 @@ a quiet default or a 404 that reads as a missing list."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from governance.roles import Role
 from tests.decisions.test_log_verification_api import as_user
 from tests.decisions.test_replay_sample import logged  # noqa: F401 (a fixture: 40 decisions)
 from tests.governance.test_apis import assert_error
@@ -42,6 +45,37 @@ def test_a_cursor_list_pages_and_refuses_a_bad_cursor_or_page_size(logged, audit
         client.get("/api/v1/decision-log/replays/", {"cursor": "x"}), 400, "invalid"
     )
     assert "leave the cursor out" in error["details"]["cursor"][0]
+
+
+def made_up(text: str) -> str:
+    """A cursor a client wrote itself: DRF's form, base64 of a query string."""
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/decisions/",
+        "/api/v1/optimisation-runs/",
+        "/api/v1/outcomes/",
+        "/api/v1/decision-log/verifications/",
+        "/api/v1/decision-log/replays/",
+    ],
+)
+def test_a_made_up_cursor_position_is_a_400_on_every_cursor_list(url, make_user):
+    client = as_user(make_user("everyone", *Role.values))
+    assert client.get(url).status_code == 200
+    for position in ("p=abc", "r=1&p=", "p=1e999", "p=99999999999999999999", "p=2026-13-45"):
+        answer = client.get(url, {"cursor": made_up(position)})
+        error = assert_error(answer, 400, "invalid")
+        assert "leave the cursor out" in error["details"]["cursor"][0], (url, position)
+    # A position of the right kind is taken, whatever it is.
+    position = (
+        "p=7"
+        if url.endswith(("decisions/", "runs/", "outcomes/"))
+        else ("p=2026-11-30+10:00:00.000001%2B00:00")
+    )
+    assert client.get(url, {"cursor": made_up(position)}).status_code == 200
 
 
 def test_a_limit_offset_list_refuses_what_it_cannot_use(logged, auditor):  # noqa: F811
