@@ -11,12 +11,14 @@ never a 500:
   ``JSONDecodeError``;
 - a key twice in one object (``{"age": 40, "age": 17}``): ``json`` keeps the last one
   silently, so the client and Arbiter could read different values;
-- ``NaN`` and ``Infinity``, which are not JSON (as DRF's strict parser).
+- ``NaN`` and ``Infinity``, which are not JSON (as DRF's strict parser), and a number too
+  large for a float (``1e400``), which ``json`` would read as infinity.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from rest_framework import parsers
@@ -42,6 +44,14 @@ def _no_constants(name: str) -> Any:
     raise JSONRefused(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
+        raise JSONRefused(f"the number {shown} is too large (a float holds up to 1.8e308)")
+    return value
+
+
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether objects and arrays in ``value`` nest more than ``limit`` levels (iterative:
     it does not recurse itself)."""
@@ -61,7 +71,12 @@ def json_loads(text: str | bytes) -> Any:
     """``json.loads`` that raises ``JSONRefused`` (a ``ValueError``) for what the module
     describes, and ``json.JSONDecodeError`` as usual for malformed text."""
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+        )
     except RecursionError:
         raise JSONRefused(f"nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError:

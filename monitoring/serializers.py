@@ -32,9 +32,27 @@ class OutcomeInSerializer(StrictSerializer):
     )
 
 
+class AnyItem(serializers.Field):
+    """An item of a batch, taken as sent (null included): the service checks each item on
+    its own, so that one bad item is refused alone and the rest are stored. (DRF's
+    JSONField would refuse the whole batch for a null item or a number too large.)"""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        return (False, data) if data is None else super().validate_empty_values(data)
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class OutcomeBatchInSerializer(StrictSerializer):
     outcomes = serializers.ListField(
-        child=serializers.JSONField(),
+        child=AnyItem(),
         allow_empty=False,
         help_text=f"1 to {MAX_BATCH:,} outcomes, each shaped like a single outcome",
     )

@@ -72,6 +72,8 @@ def test_the_registry_and_the_draft_editor_refuse_deep_content(maker, checker):
         ('{"x": NaN}', "NaN is not a JSON number"),
         ('{"x": -Infinity}', "-Infinity is not a JSON number"),
         ('{"x": 1' + "0" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+        ('{"x": 1e400}', "the number 1e400 is too large (a float holds up to 1.8e308)"),
+        ("[-2.5E+309]", "the number -2.5E+309 is too large"),
     ],
 )
 def test_json_python_would_read_loosely_or_choke_on_is_refused(text, why):
@@ -84,7 +86,11 @@ def test_json_python_would_read_loosely_or_choke_on_is_refused(text, why):
 def test_the_api_answers_such_bodies_with_a_parse_error(api_client_user):
     api = APIClient()
     api.force_authenticate(api_client_user)
-    for body in ('{"deployment": "a", "deployment": "b"}', '{"x": 1' + "0" * 5000 + "}"):
+    for body in (
+        '{"deployment": "a", "deployment": "b"}',
+        '{"x": 1' + "0" * 5000 + "}",
+        '{"deployment": "a", "customer_id": "c", "features": {"income": 1e400}}',
+    ):
         answer = api.generic("POST", "/api/v1/decisions/", body, content_type="application/json")
         assert answer.status_code == 400, answer.content
         assert answer.json()["error"]["code"] == "parse_error"

@@ -95,6 +95,19 @@ def test_a_batch_reports_every_item_and_stores_only_the_good_ones(make_decision,
     assert (batch.received, batch.created, batch.duplicates, batch.refused) == (7, 2, 1, 4)
 
 
+def test_a_null_item_is_refused_alone(make_decision, api):
+    decision = make_decision(at=DECIDED)
+    good = {"decision_id": str(decision.decision_id), "event": "accepted", "occurred_at": at(1)}
+    response = api.post(URL, {"outcomes": [good, None]}, format="json")
+    assert response.status_code == 201, response.content
+    items = response.json()["items"]
+    assert [item["status"] for item in items] == ["created", "refused"]
+    assert items[1]["details"] == {
+        "non_field_errors": ["must be an object with decision_id, event, occurred_at"]
+    }
+    assert list(Outcome.objects.values_list("event", flat=True)) == ["accepted"]
+
+
 def test_posting_the_same_batch_again_stores_nothing_new(make_decision, api):
     decision = make_decision(at=DECIDED)
     items = [
