@@ -14,9 +14,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -81,6 +85,18 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     return response
 
 
+def _has_slashed(request: HttpRequest) -> bool:
+    """Whether the path, with a slash added, is an endpoint."""
+    path = request.path_info
+    if path.endswith("/"):
+        return False
+    try:
+        resolve(f"{path}/", getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return True
+
+
 def api_aware(
     default: Callable[..., HttpResponse], code: str, message: str, status: int
 ) -> Callable[..., HttpResponse]:
@@ -90,7 +106,36 @@ def api_aware(
 
     def handler(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if request.path.startswith("/api/"):
-            return JsonResponse(error_body(code, message.format(path=request.path)), status=status)
+            text = message.format(path=request.path)
+            if status == 404 and _has_slashed(request):
+                text += f" The endpoint is {request.path}/ (with the slash)."
+            return JsonResponse(error_body(code, text), status=status)
         return default(request, *args, **kwargs)
 
     return handler
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler400``: what Django refuses before a view runs (a body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters
+    or fields), in the common error body under ``/api/``, else Django's page."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = error_body(
+            "body_too_large",
+            f"The request body is larger than {limit} bytes.",
+            {"body": [f"at most {limit} bytes"]},
+        )
+    elif isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        body = error_body(
+            "too_many_fields",
+            f"The request has more than {limit} query parameters or form fields.",
+            {"non_field_errors": [f"at most {limit} parameters or fields"]},
+        )
+    else:
+        body = error_body("bad_request", "The request could not be read.")
+    API_ERRORS.labels("400", body["error"]["code"]).inc()
+    return JsonResponse(body, status=400)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.template import loader
 
-from arbiter.api_errors import DATABASE_ERRORS, DATABASE_UNAVAILABLE, logger
+from arbiter.api_errors import DATABASE_ERRORS, DATABASE_UNAVAILABLE, error_body, logger
 
 
 class DatabaseUnavailableMiddleware:
@@ -55,3 +56,30 @@ class SessionIdleClockMiddleware:
         if response.status_code < 500 and session is not None and session.session_key:
             session.modified = True
         return response
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, without APPEND_SLASH under ``/api/``: a redirect there would turn a POST
+    into the GET a client's library sends after a 301 (a list, no decision, no error), and
+    under DEBUG Django raises instead. A path without its slash is a JSON 404 that names
+    the path with it (``arbiter.api_errors.api_aware``). And a Content-Length that is not
+    a number is a 400 there, not an empty body."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if request.path_info.startswith("/api/"):
+            length = request.META.get("CONTENT_LENGTH") or ""
+            if length and not (length.isascii() and length.strip().isdigit()):
+                # Django reads it as 0, an empty body: the client's mistake would come
+                # back as "this field is required".
+                body = error_body(
+                    "invalid",
+                    "The Content-Length header is not a number of bytes.",
+                    {"Content-Length": ["must be a whole number of bytes"]},
+                )
+                return JsonResponse(body, status=400)
+        return super().process_request(request)
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/"):
+            return False
+        return super().should_redirect_with_slash(request)

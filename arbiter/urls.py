@@ -6,7 +6,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from arbiter.api_errors import api_aware
+from arbiter.api_errors import api_aware, bad_request
 from arbiter.metrics import metrics_view
 from decisions import ui_urls as decisions_ui_urls
 from governance import ui_urls as governance_ui_urls
@@ -53,7 +53,9 @@ urlpatterns = [
     path("", include(ui_patterns)),
 ]
 
-# The API answers in its error body even for a URL it does not have, or a bug.
+# The API answers in its error body even for a URL it does not have, a request Django
+# refuses before any view (too large, too many fields), or a bug.
+handler400 = bad_request
 handler404 = api_aware(
     defaults.page_not_found, "not_found", "There is no API endpoint at {path}.", 404
 )

@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "arbiter.middleware.SessionIdleClockMiddleware",  # SESSION_IDLE_MINUTES
-    "django.middleware.common.CommonMiddleware",
+    "arbiter.middleware.CommonMiddleware",  # Django's, with no APPEND_SLASH under /api/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
