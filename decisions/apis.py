@@ -221,7 +221,13 @@ class DecisionReplayApi(APIView):
         operation_id="decision_replay",
         summary="Recompute a decision from its logged inputs and versions",
         request=None,
-        responses=ReplaySerializer,
+        responses={
+            200: ReplaySerializer,
+            409: conflict(
+                "artifact_tampered: a model file the decision used no longer matches the "
+                "hash sealed when it was approved"
+            ),
+        },
     )
     def post(self, request: Request, decision_id: str) -> Response:
         decision = selectors.decision_get(actor=request.user, decision_id=decision_id)

@@ -358,7 +358,12 @@ class RunDecisionsApi(CSVErrorsAsJSON, APIView):
         ),
         parameters=[
             OpenApiParameter("cursor", str, required=False),
-            OpenApiParameter("page_size", int, required=False),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": RunDecisionCursor.max_page_size},
+                required=False,
+                description="decisions per page (JSON); the CSV export holds every one",
+            ),
         ],
         responses={
             200: OpenApiResponse(

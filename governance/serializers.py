@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from arbiter.moments import BoundedDateTimeField
+from arbiter.pagination import MAX_PAGE
 from arbiter.parsers import JSONRefused, json_loads
 from governance.models import AuditAction, AuditEvent, Item, Version
 
@@ -159,7 +160,7 @@ class AuditFilterSerializer(StrictSerializer):
     )
     since = BoundedDateTimeField(required=False)
     until = BoundedDateTimeField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
     offset = serializers.IntegerField(required=False, min_value=0)
     format = serializers.ChoiceField(
         choices=["json", "csv"], required=False, help_text="csv: every event selected"
