@@ -364,7 +364,7 @@ def decision_make(
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if existing is not None:
             return DecisionOutcome(
-                _same_request(existing, deployment, customer_id, features), False
+                _same_request(existing, deployment, customer_id, channel, features), False
             )
 
     version = runtime.active_deployment(deployment)
@@ -410,7 +410,7 @@ def decision_make(
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:
             return DecisionOutcome(
-                _same_request(existing, deployment, customer_id, features), False
+                _same_request(existing, deployment, customer_id, channel, features), False
             )
         raise ServiceUnavailable(
             "The decision could not be logged; no decision was made."
@@ -446,12 +446,16 @@ def _seal_soon() -> None:
         logger.exception("sealing the decision log in-process failed")
 
 
-def _same_request(existing: Decision, deployment: str, customer_id: str, features: Any) -> Decision:
+def _same_request(
+    existing: Decision, deployment: str, customer_id: str, channel: str, features: Any
+) -> Decision:
     # The log keeps only what the arm used; extra features meant for other arms may differ.
     used = {k: features.get(k) for k in existing.features} if isinstance(features, Mapping) else {}
-    if (existing.deployment_name, existing.customer_id) != (deployment, customer_id) or (
-        isinstance(features, Mapping) and used != existing.features
-    ):
+    if (existing.deployment_name, existing.customer_id, existing.channel) != (
+        deployment,
+        customer_id,
+        channel or "",
+    ) or (isinstance(features, Mapping) and used != existing.features):
         raise Conflict(
             "This Idempotency-Key was already used for a different request.",
             code="idempotency_key_reused",

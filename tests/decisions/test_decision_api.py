@@ -89,6 +89,20 @@ def test_idempotency_key_returns_the_same_decision(cross_sell_deployment, client
     reused = decide(client, customer(2), HTTP_IDEMPOTENCY_KEY="k-1")
     assert reused.status_code == 409
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    # The channel is part of the request too: the logged decision names the first one.
+    other_channel = client.post(
+        URL,
+        {
+            "deployment": "cross-sell",
+            "customer_id": "c-1",
+            "features": customer(1),
+            "channel": "web",
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+    assert other_channel.status_code == 409
+    assert Decision.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -162,10 +176,10 @@ def test_deep_nesting_huge_integers_and_odd_lengths_are_400s(cross_sell_deployme
     assert huge.status_code == 400, huge.content
     assert huge.json()["error"]["details"]["features.income"] == ["must be a finite number"]
     odd = client.generic("POST", URL, body, content_type="application/json", CONTENT_LENGTH="abc")
-    # Django reads a length that is not a number as none: an empty body, whose fields
-    # are missing; never a 500.
+    # Django would read a length that is not a number as none (an empty body, whose
+    # fields are missing); the API says what is wrong instead. Never a 500.
     assert odd.status_code == 400, odd.content
-    assert "deployment" in odd.json()["error"]["details"]
+    assert odd.json()["error"]["details"] == {"Content-Length": ["must be a whole number of bytes"]}
     assert not Decision.objects.exists()
 
 
