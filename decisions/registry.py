@@ -60,6 +60,10 @@ def register_kinds() -> None:
             validate=deployments.deployment_content_validate,
             before_approve=deployments.deployment_check_versions_approved,
             before_activate=deployments.deployment_check_versions_approved,
+            retiring_active=(
+                "real-time decisions on the channel {name} stop at once (clients get 404 "
+                "deployment_not_found)"
+            ),
             present=content_presenters.deployment_present,
             diff=content_diff.deployment_changes,
         )

@@ -59,6 +59,19 @@ class Kind:
     """What changed between two versions' content; None: a generic path-by-path diff."""
     plural_label: str = ""
     """The plural in words when the slug does not give it (``KPI targets``)."""
+    retiring_active: str = ""
+    """What stops when the item's active version is retired, for the warning on its page
+    and the reason asked (``{name}``: the item's name); empty: only that it has none."""
+
+    def retire_active_warning(self, name: str) -> str:
+        """The sentence the version page shows before the active version is retired."""
+        effect = self.retiring_active.format(name=name) if self.retiring_active else ""
+        return (
+            f"This is the active version of {self.label} {name}: retiring it leaves {name} "
+            f"with no active version{f', and {effect}' if effect else ''}. A retired version "
+            "cannot be made active again: to restore it, activate another approved version, "
+            "or take a new one through review."
+        )
 
     @property
     def plural(self) -> str:

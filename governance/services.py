@@ -263,6 +263,12 @@ def _transition(
                 f"A comment is required to {move.value}.",
                 details={"comment": ["this field is required"]},
             )
+        if move == Move.RETIRE and locked.status == VersionStatus.ACTIVE and not comment:
+            # A kill switch needs no second person, but the trail must say why.
+            raise ValidationFailed(
+                "Say why you retire it. " + spec.retire_active_warning(locked.item.name),
+                details={"comment": ["a reason is required to retire the active version"]},
+            )
 
         now = timezone.now()
         old_status = locked.status

@@ -163,10 +163,17 @@ def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
     moves = moves_open_to(roles_of(user), version.status)
     review = [m for m in moves if TRANSITIONS[m].four_eyes]
     conflict = selectors.four_eyes_conflict(user=user, version=version) if review else None
+    others = [m for m in moves if not TRANSITIONS[m].four_eyes]
+    retire_active = ""
+    if version.status == VersionStatus.ACTIVE and Move.RETIRE in others:
+        # Its own form: what stops, a reason required, and a confirmation.
+        others.remove(Move.RETIRE)
+        retire_active = kind_get(version.item.kind).retire_active_warning(version.item.name)
     return {
         "review_moves": [] if conflict else review,
         "four_eyes": conflict,
-        "other_moves": [m for m in moves if not TRANSITIONS[m].four_eyes],
+        "other_moves": others,
+        "retire_active": retire_active,
     }
 
 

@@ -262,7 +262,7 @@ def test_when_the_log_cannot_be_written_the_client_gets_503_and_no_decision(
 def test_a_retired_deployment_answers_404(cross_sell_deployment, client, checker):
     from governance import services
 
-    services.version_retire(actor=checker, version=cross_sell_deployment)
+    services.version_retire(actor=checker, version=cross_sell_deployment, comment="Closed.")
     response = decide(client, customer(0))
     assert response.status_code == 404
     assert "no active version" in response.json()["error"]["message"]

@@ -28,7 +28,7 @@ def note_version(
     version = services.version_create(actor=maker, kind="note", name=name, content={"text": text})
     for move in PATH_TO[status]:
         actor = maker if move == "submit" else checker
-        comment = {"reject": "not yet", "approve": "looks right"}.get(move, "")
+        comment = {"reject": "not yet", "approve": "looks right", "retire": "done"}.get(move, "")
         version = services.version_move(actor=actor, version=version, move=move, comment=comment)
     assert version.status == status
     return version

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from decisions.demo_portfolio import cross_sell_strategy
 from governance import services
@@ -196,6 +197,35 @@ def test_admins_activate_and_retire_but_never_review(world: World, admin_user, c
     assert b'value="activate"' in approved.content and b'value="retire"' in approved.content
     active = client.get(f"{STRATEGY}/v1/")
     assert b'value="retire"' in active.content and b'value="activate"' not in active.content
+
+
+def test_retiring_the_live_deployment_says_what_stops_and_needs_a_reason(world: World, checker):
+    client = logged_in(checker)
+    page = "/registry/deployments/cross-sell/v1/"
+    shown = text(client.get(page))
+    assert "Retire the active version" in shown
+    assert (
+        "retiring it leaves cross-sell with no active version, and real-time decisions on "
+        "the channel cross-sell stop at once (clients get 404 deployment_not_found)"
+    ) in shown
+    assert "cannot be made active again" in shown
+
+    # Without a reason (a browser asks first; a hand-made post is refused here) ...
+    refused = client.post(f"{page}move/", {"move": "retire", "comment": " "}, follow=True)
+    assert messages_of(refused)[0].startswith("Say why you retire it. This is the active")
+    world.deployment.refresh_from_db()
+    assert world.deployment.status == VersionStatus.ACTIVE
+    api = APIClient()
+    api.force_authenticate(world.decision.client)
+    assert api.get("/api/v1/deployments/cross-sell/").status_code == 200
+
+    # ... and with one, it stops, and the trail says why.
+    client.post(f"{page}move/", {"move": "retire", "comment": "Take-up model misbehaving."})
+    world.deployment.refresh_from_db()
+    assert world.deployment.status == VersionStatus.RETIRED
+    assert api.get("/api/v1/deployments/cross-sell/").status_code == 404
+    event = AuditEvent.objects.filter(action="retire").latest("seq")
+    assert event.comment == "Take-up model misbehaving."
 
 
 def test_navigation_shows_each_role_only_the_pages_it_may_open(world: World, maker, auditor):
