@@ -121,6 +121,7 @@ def _explain(
                 exclude=prediction.action_inputs,
                 directions=np.where(adverse[mine], direction, "magnitude").tolist(),
                 limit=MAX_REASONS,
+                adverse=adverse[mine].tolist(),
             )
             for row, row_reasons in zip(mine.tolist(), found, strict=True):
                 reasons[row] = row_reasons

@@ -10,7 +10,8 @@ Content::
       "training_data": {"rows": 50000, "period": {"start": "2025-01-01", "end": "2025-12-31"},
                         "hash": "<sha256 of the training extract>"},
       "reference_sample": {"columns": [...], "rows": [[...], ...]},
-      "reason_codes": {"<feature>": {"code": "R01", "text": "customer-facing sentence"}},
+      "reason_codes": {"<feature>": {"code": "R01", "text": "customer-facing sentence",
+                                     "factor": "neutral name, for decisions not adverse"}},
       "estimator": {...}                                # filled in at registration
     }
 
@@ -176,7 +177,7 @@ def _reason_codes_validate(
         where = f"reason_codes.{feature}"
         if schema and feature not in names:
             errors.add(where, "is not a feature of the schema")
-        if not errors.check_keys(entry, where, required=("code", "text")):
+        if not errors.check_keys(entry, where, required=("code", "text"), optional=("factor",)):
             continue
         code, text = entry.get("code"), entry.get("text")
         if not isinstance(code, str) or not code.strip():
@@ -187,6 +188,12 @@ def _reason_codes_validate(
             codes[code] = feature
         if not isinstance(text, str) or not text.strip():
             errors.add(f"{where}.text", "must be a customer-facing sentence")
+        factor = entry.get("factor")
+        if factor is not None and (not isinstance(factor, str) or not factor.strip()):
+            errors.add(
+                f"{where}.factor",
+                "must be a neutral customer-facing name of the factor, or left out",
+            )
     for missing in sorted(names - raw.keys()):
         errors.add(f"reason_codes.{missing}", "every feature needs a reason code and text")
     return dict(raw)

@@ -173,6 +173,7 @@ def _explain_models(
                 exclude=prediction.action_inputs,
                 direction="raise" if wants_risk else "magnitude",
                 limit=MAX_REASONS,
+                adverse=adverse,
             )
             risk_done = risk_done or wants_risk
     return contributions, reasons

@@ -324,6 +324,14 @@ def _prove(explainer: FeatureExplainer, reference: pd.DataFrame, *, path: str) -
         )
 
 
+def reason_text(entry: Mapping[str, str], *, adverse: bool) -> str:
+    """A catalog entry's customer-facing text: its adverse-action ``text``, or for a
+    decision that is not adverse its neutral ``factor`` when it has one."""
+    if not adverse and entry.get("factor"):
+        return str(entry["factor"])
+    return str(entry["text"])
+
+
 def principal_reasons(
     *,
     explanation: Explanation,
@@ -333,9 +341,15 @@ def principal_reasons(
     exclude: Collection[str] = (),
     direction: Literal["raise", "lower", "magnitude"] = "magnitude",
     limit: int = 4,
+    adverse: bool = True,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` ranked reasons for one row: ``{"code", "text", "feature", "value",
     "contribution"}``.
+
+    The text is the catalog entry's ``text``, written as an adverse-action reason ("Debt-
+    to-income ratio too high"); for a decision that is not adverse (``adverse=False``) its
+    ``factor`` instead when it has one, a neutral name of what weighed ("Debt-to-income
+    ratio"), since an offer's reasons are not reasons for a refusal.
 
     ``direction="raise"`` names the features that pushed the margin up the most (for a
     probability-of-default model on a decline: what raised the predicted risk), ``"lower"``
@@ -375,7 +389,7 @@ def principal_reasons(
         reasons.append(
             {
                 "code": str(catalog[feature]["code"]),
-                "text": str(catalog[feature]["text"]),
+                "text": reason_text(catalog[feature], adverse=adverse),
                 "feature": feature,
                 "value": _json_value(values[feature]),
                 "contribution": float(contributions[i]),
@@ -393,6 +407,7 @@ def principal_reasons_of_rows(
     exclude: Collection[str] = (),
     directions: Sequence[str],
     limit: int = 4,
+    adverse: Sequence[bool] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """``principal_reasons`` of many rows at once, ranked in one sort (an optimisation run
     gives reasons to every customer): for each ``rows[j]``, with ``directions[j]``, the
@@ -438,9 +453,14 @@ def principal_reasons_of_rows(
     counts = np.where(valid.all(axis=1), order.shape[1], counts)
     names = explanation.features
     texts = {
-        names[i]: (str(catalog[names[i]]["code"]), str(catalog[names[i]]["text"]))
+        names[i]: (
+            str(catalog[names[i]]["code"]),
+            reason_text(catalog[names[i]], adverse=True),
+            reason_text(catalog[names[i]], adverse=False),
+        )
         for i in candidates
     }
+    adverse_rows = [True] * len(rows) if adverse is None else [bool(a) for a in adverse]
     found: list[list[dict[str, Any]]] = []
     chosen = order.tolist()
     totals = counts.tolist()
@@ -451,7 +471,8 @@ def principal_reasons_of_rows(
             feature = names[i]
             if feature not in values:
                 raise KeyError(f"no value given for model feature {feature!r}")
-            code, text = texts[feature]
+            code, adverse_text, factor_text = texts[feature]
+            text = adverse_text if adverse_rows[j] else factor_text
             reasons.append(
                 {
                     "code": code,

@@ -90,6 +90,31 @@ REASON_TEXTS: Final[dict[str, str]] = {
     "discount": "Settlement discount offered",
 }
 
+# The same factors named without judgement, for decisions that are not adverse (an offer,
+# a collections treatment): "Income insufficient ..." on an approval would read as wrong.
+REASON_FACTORS: Final[dict[str, str]] = {
+    "income": "Income",
+    "months_on_book": "Length of relationship with us",
+    "num_products": "Number of accounts held with us",
+    "utilisation": "Proportion of balances to credit limits on revolving accounts",
+    "bureau_score": "Credit bureau score",
+    "debt_to_income": "Debt-to-income ratio",
+    "delinquencies": "Past or present delinquencies on credit obligations with others",
+    "employment_type": "Type of employment",
+    "limit": "Amount of credit offered",
+    "apr": "Price of the credit offered (APR)",
+    "product": "Type of product offered",
+    "balance": "Amount of balance outstanding",
+    "days_past_due": "Length of time the account has been past due",
+    "payments_made_12m": "Number of payments made in the last 12 months",
+    "broken_promises": "Previous promises to pay",
+    "contacts_last_7d": "Number of recent contacts from us",
+    "preferred_channel": "Contact channel you prefer",
+    "channel": "Channel used to contact you",
+    "hour": "Time of day of the contact",
+    "discount": "Settlement discount offered",
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -394,9 +419,14 @@ def model_schema(spec: ModelSpec) -> list[dict[str, Any]]:
 
 
 def reason_codes(spec: ModelSpec) -> dict[str, dict[str, str]]:
-    """A code (unique within the model) and customer-facing text for every input."""
+    """A code (unique within the model), the adverse-action text and the neutral factor
+    for every input."""
     return {
-        name: {"code": f"{spec.code_prefix}{i:02d}", "text": REASON_TEXTS[name]}
+        name: {
+            "code": f"{spec.code_prefix}{i:02d}",
+            "text": REASON_TEXTS[name],
+            "factor": REASON_FACTORS[name],
+        }
         for i, name in enumerate(spec.inputs, start=1)
     }
 

@@ -168,6 +168,8 @@ def test_schema_must_name_the_estimators_columns(trained_model, maker):
 def test_every_feature_needs_a_reason_code_and_values_fit_the_schema(trained_model, maker):
     path, content = trained_model
     del content["reason_codes"]["income"]
+    content["reason_codes"]["region"]["factor"] = 7
+    content["reason_codes"]["utilisation"]["mood"] = "sad"
     content["reference_sample"]["rows"][0][0] = "lots"
     content["training_data"]["hash"] = "not-a-hash"
     content["colour"] = "blue"
@@ -175,6 +177,10 @@ def test_every_feature_needs_a_reason_code_and_values_fit_the_schema(trained_mod
         _register_file(maker, path, content)
     details = invalid.value.details
     assert "reason_codes.income" in details
+    assert details["reason_codes.region.factor"] == [
+        "must be a neutral customer-facing name of the factor, or left out"
+    ]
+    assert "reason_codes.utilisation.mood" in details
     assert "reference_sample.rows[0].income" in details
     assert "training_data.hash" in details
     assert "colour" in details

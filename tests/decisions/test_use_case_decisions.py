@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from decisions.demo_setup import demo_load
 from decisions.models import Decision
 from decisions.services import decision_make
+from decisions.simulator.training import REASON_FACTORS, REASON_TEXTS
 from decisions.simulator.use_cases import population
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +70,25 @@ def test_onboarding_declines_name_what_raised_the_risk(demo):
             (v, k) for k, v in risk["contributions"].items() if k not in pd_inputs and v > 0
         )[::-1]
         assert [r["feature"] for r in decision.reasons] == [k for _, k in ranked[:4]]
+        # Worded as reasons for a refusal (the catalog's text) ...
+        assert all(r["text"] == REASON_TEXTS[r["feature"]] for r in decision.reasons)
+
+
+def test_offers_name_what_weighed_without_calling_it_a_shortcoming(demo):
+    # A cross-sell offer or a collections treatment is no adverse action: its reasons are
+    # the factors' neutral names, not "Income insufficient ..." on an approval.
+    from decisions import runtime
+
+    for name in ("cross-sell", "collections"):
+        function = runtime.arm_runtime("champion", runtime.active_deployment(name).content).function
+        for i, features in enumerate(rows(population(name, 30, seed=13))):
+            wanted = {k: features[k] for k in function.features}
+            decision = decision_make(
+                actor=demo, deployment=name, customer_id=f"{name}-n{i}", features=wanted
+            ).decision
+            assert decision.reasons, decision.contributions
+            for reason in decision.reasons:
+                assert reason["text"] == REASON_FACTORS[reason["feature"]], reason
 
 
 def test_warm_up_prepares_every_active_deployment(demo):

@@ -539,9 +539,10 @@ def _reference_reasons(
     directions=st.lists(st.sampled_from(["raise", "lower", "magnitude"]), min_size=12,
                         max_size=12),
     limit=st.integers(0, 6),
+    adverse=st.lists(st.booleans(), min_size=12, max_size=12),
 )  # fmt: skip
 def test_reasons_of_many_rows_rank_each_row_as_one_row_does(
-    grid: list[list[float]], directions: list[str], limit: int
+    grid: list[list[float]], directions: list[str], limit: int, adverse: list[bool]
 ) -> None:
     # Ties (equal scores) and float noise around zero are where a batched sort could differ.
     features = ["a", "b", "c", "d", "e"]
@@ -553,7 +554,9 @@ def test_reasons_of_many_rows_rank_each_row_as_one_row_does(
         features=features,
         output=contributions.sum(axis=1),
     )
-    catalog = {f: {"code": f.upper(), "text": f"feature {f}"} for f in features}
+    catalog = {f: {"code": f.upper(), "text": f"feature {f} too high"} for f in features}
+    for f in ("a", "c"):  # a neutral name for some; the others keep their text
+        catalog[f]["factor"] = f"feature {f}"
     values = {f: [f"{f}{row}" for row in range(n)] for f in features}
     rows = np.arange(n)[::-1]  # any order of rows
     batched = principal_reasons_of_rows(
@@ -564,6 +567,7 @@ def test_reasons_of_many_rows_rank_each_row_as_one_row_does(
         exclude={"e"},
         directions=directions[:n],
         limit=limit,
+        adverse=adverse[:n],
     )
     for j, row in enumerate(rows):
         single = principal_reasons(
@@ -574,8 +578,13 @@ def test_reasons_of_many_rows_rank_each_row_as_one_row_does(
             exclude={"e"},
             direction=directions[j],
             limit=limit,
+            adverse=adverse[j],
         )
         assert batched[j] == single
+        for reason in single:
+            neutral = not adverse[j] and reason["feature"] in ("a", "c")
+            too_high = f"feature {reason['feature']}" + ("" if neutral else " too high")
+            assert reason["text"] == too_high
         expected = _reference_reasons(contributions[row, :4], features[:4], directions[j], limit)
         # The floor counts every contribution, the excluded one's too.
         floor = 1e-9 * max(1.0, float(np.abs(contributions[row]).sum()))
