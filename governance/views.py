@@ -407,21 +407,24 @@ def draft_edit(request: HttpRequest, slug: str, name: str, number: int) -> HttpR
 def _event_rows(events: Any) -> list[dict[str, Any]]:
     rows = []
     for event in events:
-        url = ""
-        if event.kind and event.item_name and event.version_number:
+        url, slug, kind_label = "", "", event.kind
+        if event.kind:
             try:
-                slug = kind_get(event.kind).slug
+                kind = kind_get(event.kind)
             except NotFound:
-                slug = ""
-            if slug:
-                url = reverse(
-                    "ui:version-detail",
-                    kwargs={"slug": slug, "name": event.item_name, "number": event.version_number},
-                )
+                pass
+            else:
+                slug, kind_label = kind.slug, kind.label
+        if event.kind and event.item_name and event.version_number and slug:
+            url = reverse(
+                "ui:version-detail",
+                kwargs={"slug": slug, "name": event.item_name, "number": event.version_number},
+            )
         rows.append(
             {
                 "event": event,
                 "url": url,
+                "kind_label": kind_label,
                 "action": AuditAction(event.action).label
                 if event.action in AuditAction.values
                 else event.action,
@@ -435,7 +438,15 @@ def _event_rows(events: Any) -> list[dict[str, Any]]:
 def audit_trail(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
-    if form.is_bound and form.is_valid():
+    if form.is_bound and not form.is_valid():
+        # No list and no download until the filter reads right: dropping the filter would
+        # show (and offer as CSV) every event as if it were the selection.
+        return render(
+            request,
+            "governance/audit_trail.html",
+            {"form": form, "filter_invalid": True, "report": audit_chain_verify(artifacts=False)},
+        )
+    if form.is_bound:
         since, until = form.time_range()
         filters = {
             "kind": form.cleaned_data["kind"] or None,

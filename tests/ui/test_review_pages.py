@@ -436,6 +436,14 @@ def test_audit_trail_filters_and_verifies(world: World, auditor):
         "/audit/", {"since": today.isoformat(), "until": (today - dt.timedelta(days=1)).isoformat()}
     )
     assert "The end date is before the start date." in text(backwards)
+    # A filter that does not read lists nothing and offers no download (dropping it would
+    # show, and export, every event as if it were the selection).
+    assert "Correct the filter above" in text(backwards)
+    assert "rows" not in backwards.context and b"format=csv" not in backwards.content
+    bad_date = client.get("/audit/", {"item": "cross-sell-limits", "since": "2026-13-45"})
+    assert b"format=csv" not in bad_date.content and "Correct the filter" in text(bad_date)
+    assert "deployment" in {r["kind_label"] for r in kinds.context["rows"]}
+    assert "constraint set" in {r["kind_label"] for r in page.context["rows"]}
     linked = client.get("/audit/", {"item": "cross-sell", "kind": "strategy"})
     assert b'href="/registry/strategies/cross-sell/v2/"' in linked.content
 
