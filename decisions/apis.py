@@ -40,6 +40,19 @@ from governance.lifecycle import READER_ROLES
 from governance.roles import require_role
 
 
+def _token_header(request: Request, name: str) -> str | None:
+    """A header the log keeps (an id the client chose): printable ASCII, or a 400 naming
+    it. A control character would be logged as it came, and anything beyond ASCII reaches
+    the server as Latin-1 and would be logged garbled."""
+    value = request.headers.get(name) or None
+    if value is not None and not (value.isascii() and value.isprintable()):
+        raise ValidationFailed(
+            f"The {name} header holds a character other than printable ASCII.",
+            details={name: ["printable ASCII characters only"]},
+        )
+    return value
+
+
 class DecisionCursor(Cursor):
     ordering = "-seq"
     page_size = 50
@@ -128,12 +141,13 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
         form = DecisionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data: dict[str, Any] = form.validated_data
-        key = request.headers.get("Idempotency-Key") or None
+        key = _token_header(request, "Idempotency-Key")
         if key is not None and len(key) > 200:
             raise ValidationFailed(
                 "The Idempotency-Key is longer than 200 characters.",
                 details={"Idempotency-Key": ["at most 200 characters"]},
             )
+        request_id = _token_header(request, "X-Request-ID")
         outcome = services.decision_make(
             actor=request.user,
             deployment=data["deployment"],
@@ -141,7 +155,7 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             features=data["features"],
             channel=data["channel"],
             idempotency_key=key,
-            request_id=(request.headers.get("X-Request-ID") or "")[:100] or None,
+            request_id=request_id[:100] if request_id else None,
         )
         decision = outcome.decision
         DECISIONS.labels(

@@ -103,3 +103,13 @@ def test_a_body_that_is_not_json_is_refused_with_415(logged, api_client_user):  
         format="multipart",
     )
     assert_error(answer, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/optimisation-runs/", "/api/v1/registry/notes/house-rules/versions/"]
+)
+def test_the_upload_endpoints_take_json_or_multipart_but_not_a_url_encoded_form(url, make_user):
+    answer = as_user(make_user("all-roles", *Role.values)).generic(
+        "POST", url, "deployment=cross-sell&content=%7B%7D", "application/x-www-form-urlencoded"
+    )
+    assert_error(answer, 415, "unsupported_media_type")

@@ -80,6 +80,19 @@ def test_a_decision_is_logged_with_reasons_and_versions(cross_sell_deployment, c
     assert logged.prices == {"marketing_budget": 2.5, "new_exposure": 0.0}
 
 
+@pytest.mark.parametrize("header", ["HTTP_IDEMPOTENCY_KEY", "HTTP_X_REQUEST_ID"])
+@pytest.mark.parametrize("value", ["a\x00b", "tab\there", "caf\u00c3\u00a9"])
+def test_a_header_the_log_keeps_must_be_printable_ascii(
+    cross_sell_deployment, client, header, value
+):
+    answer = decide(client, customer(1), **{header: value})
+    assert answer.status_code == 400
+    name = {"HTTP_IDEMPOTENCY_KEY": "Idempotency-Key", "HTTP_X_REQUEST_ID": "X-Request-ID"}[header]
+    assert answer.json()["error"]["details"] == {name: ["printable ASCII characters only"]}
+    assert not Decision.objects.exists()
+    assert decide(client, customer(1), **{header: "order-17 / retry 2"}).status_code == 201
+
+
 def test_idempotency_key_returns_the_same_decision(cross_sell_deployment, client):
     first = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
     again = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
