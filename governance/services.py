@@ -62,6 +62,7 @@ from governance.roles import (
     the_roles,
 )
 from governance.selectors import four_eyes_conflict
+from governance.validation import BIDI_CONTROLS, bidi_controls_in
 
 User = get_user_model()
 
@@ -95,6 +96,20 @@ def _check_json(content: Any) -> None:
         ) from exc
 
 
+def _refuse_direction_controls(content: Any = None, **texts: str | None) -> None:
+    """Refuse a Unicode direction control in ``content`` or a note: it would make the
+    text display in another order than it is stored, to a reviewer above all."""
+    paths = bidi_controls_in(content, "") if content is not None else []
+    paths += [name for name, text in texts.items() if text and not BIDI_CONTROLS.isdisjoint(text)]
+    if paths:
+        raise ValidationFailed(
+            "The text holds a Unicode direction control character (U+202A to U+202E, U+2066 "
+            "to U+2069), which makes it display in another order than it is stored; "
+            "remove it. Right-to-left text needs none.",
+            details={path: ["a Unicode direction control character; remove it"] for path in paths},
+        )
+
+
 def version_create(
     *,
     actor: AbstractBaseUser,
@@ -115,6 +130,7 @@ def version_create(
     require_role(actor, AUTHOR_ROLES, action=f"create a {spec.label} version")
     _check_name(name)
     _check_json(content)
+    _refuse_direction_controls(content, change_note=change_note)
     if spec.has_artifact and artifact is None:
         raise ValidationFailed(
             f"A {spec.label} version needs an artifact file.",
@@ -179,6 +195,7 @@ def version_update(
     spec = kind_get(version.item.kind)
     require_role(actor, AUTHOR_ROLES, action=f"edit a {spec.label} version")
     _check_json(content)
+    _refuse_direction_controls(content, change_note=change_note)
     with transaction.atomic():
         locked = Version.objects.select_for_update().select_related("item").get(pk=version.pk)
         _refuse_if_locked(locked)
@@ -233,6 +250,7 @@ def _transition(
     spec = kind_get(version.item.kind)
     require_role(actor, transition.roles, action=f"{move.value} a {spec.label} version")
     comment = (comment or "").strip()
+    _refuse_direction_controls(comment=comment)
 
     with transaction.atomic():
         # Lock the item first: activation touches the item's other versions.

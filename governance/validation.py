@@ -65,3 +65,31 @@ def is_finite_number(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+# Unicode's explicit direction controls (embeddings, overrides, isolates): one in a note
+# or a content string makes what follows it display reversed or reordered, so a reviewer
+# could read something other than what is stored ("Trojan Source", CVE-2021-42574).
+# Ordinary right-to-left text needs none of them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def bidi_controls_in(value: Any, path: str) -> list[str]:
+    """The paths under ``path`` of the strings (keys included) in ``value`` that hold a
+    direction control; iterative, so any depth the parser let through is fine."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if not BIDI_CONTROLS.isdisjoint(node):
+                found.append(where)
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                child_path = _join(where, str(key))
+                if isinstance(key, str) and not BIDI_CONTROLS.isdisjoint(key):
+                    found.append(child_path)
+                stack.append((child, child_path))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+    return sorted(found)
