@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from governance.exceptions import NotFound
 from governance.kinds import Kind
@@ -115,6 +116,19 @@ def version_drafts_of(*, user: AbstractBaseUser) -> QuerySet[Version]:
         .distinct()
         .select_related("item", *_VERSION_PEOPLE)
         .order_by("-updated_at", "-pk")
+    )
+
+
+def version_reviews_of(*, user: AbstractBaseUser, days: int = 30) -> QuerySet[Version]:
+    """Versions ``user`` wrote or edited that a checker approved or rejected in the last
+    ``days`` days, most recent review first: the maker's answers, with the reasons."""
+    since = timezone.now() - timedelta(days=days)
+    return (
+        Version.objects.filter(reviewed_at__gte=since)
+        .filter(Q(author=user) | Q(contributors=user))
+        .distinct()
+        .select_related("item", *_VERSION_PEOPLE)
+        .order_by("-reviewed_at", "-pk")
     )
 
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from governance.kinds import kinds_all
 from governance.lifecycle import AUDIT_READER_ROLES
-from governance.roles import has_role
+from governance.roles import Role, has_role
 from governance.ui_access import UI_ROLES
 
 
@@ -115,6 +115,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             )
         )
     links.append((80, "Audit trail", reverse("ui:audit-trail"), AUDIT_READER_ROLES))
+    links.append((100, "Admin", reverse("admin:index"), frozenset({Role.ADMIN})))
     for link in _LINKS.values():
         links.append((link.order, link.label, reverse(link.url_name), link.roles))
     path = request.path

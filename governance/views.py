@@ -84,11 +84,15 @@ def _queue_rows(versions: list[Version], user: Any) -> list[dict[str, Any]]:
 @ui_page(roles=UI_ROLES, action="use the reviewer pages")
 def dashboard(request: HttpRequest) -> HttpResponse:
     queue = selectors.version_review_queue().prefetch_related("contributors")
-    drafts = []
+    drafts, reviewed = [], []
     if has_role(request.user, Role.MAKER):
         drafts = [
             {"version": v, "kind": kind_get(v.item.kind), "url": version_url(v)}
             for v in selectors.version_drafts_of(user=request.user)
+        ]
+        reviewed = [
+            {"version": v, "kind": kind_get(v.item.kind), "url": version_url(v)}
+            for v in selectors.version_reviews_of(user=request.user)[:DASHBOARD_OLDEST]
         ]
     return render(
         request,
@@ -97,10 +101,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "pending_count": queue.count(),
             "oldest": _queue_rows(list(queue[:DASHBOARD_OLDEST]), request.user),
             "drafts": drafts,
+            "reviewed": reviewed,
             "panels": dashboard_panels_for(request),
             "can_review": has_role(request.user, *TRANSITIONS[Move.APPROVE].roles),
             "can_draft": has_role(request.user, *AUTHOR_ROLES),
             "can_audit": has_role(request.user, *AUDIT_READER_ROLES),
+            "can_administer": has_role(request.user, Role.ADMIN),
             "kinds": kinds_all(),
         },
     )

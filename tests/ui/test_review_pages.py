@@ -235,6 +235,16 @@ def test_navigation_shows_each_role_only_the_pages_it_may_open(world: World, mak
     assert {"Dashboard", "Reviews", "Strategies", "Models"} <= links(maker)
     assert not {"Audit trail", "Decisions"} & links(maker)
     assert {"Audit trail", "Decisions"} <= links(auditor)
+    assert "Admin" not in links(maker) | links(auditor)
+
+
+def test_an_administrator_is_shown_the_way_to_people_keys_and_status(world: World, admin_user):
+    page = logged_in(admin_user).get("/")
+    assert {"label": "Admin", "url": "/admin/", "current": False} in page.context["nav_links"]
+    body = text(page)
+    assert "See whether every part works" in body
+    assert "deactivate or reactivate people and revoke keys in the admin" in body
+    assert b'href="/status/"' in page.content
 
 
 def test_an_unknown_move_or_version_is_a_message_or_a_404_never_a_500(world: World, checker):
@@ -278,6 +288,22 @@ def test_dashboard_counts_reviews_and_shows_active_deployments(world: World, che
 def test_dashboard_lists_a_makers_drafts(world: World, maker):
     body = text(logged_in(maker).get("/"))
     assert "Your drafts constraint set cross-sell-limits v2" in body
+
+
+def test_dashboard_tells_a_maker_what_checkers_decided_and_why(world: World, maker, checker):
+    assert "strategy cross-sell v2 : rejected" not in text(logged_in(maker).get("/"))
+    services.version_move(
+        actor=checker, version=world.strategy_v2, move="reject", comment="Premium APR too low."
+    )
+    body = text(logged_in(maker).get("/"))
+    assert "Your versions, reviewed in the last 30 days" in body
+    assert "strategy cross-sell v2 : rejected by chen-checker" in body
+    assert "Premium APR too low." in body
+    # Only the maker's own work: another maker's dashboard does not list it.
+    other = services.user_create(
+        actor=None, username="nia-maker", password="a-long-passphrase-9", roles=["maker"]
+    )
+    assert "reviewed in the last 30 days" not in text(logged_in(other).get("/"))
 
 
 # --- drafts -------------------------------------------------------------------------
