@@ -24,7 +24,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from decisions.strategies import expression_check, strategy_vocabulary, unapproved_references
+from decisions.strategies import (
+    expression_check,
+    strategy_vocabulary,
+    unapproved_references,
+    unreviewable_references,
+)
 from governance.exceptions import PreconditionFailed
 from governance.models import Version, VersionStatus
 from governance.validation import FieldErrors, is_finite_number, is_number
@@ -153,6 +158,23 @@ def deployment_check_versions_approved(version: Version) -> None:
         raise PreconditionFailed(
             "The deployment uses versions that are not approved: " + ", ".join(pending),
             code="dependency_not_approved",
+            details={"versions": pending},
+        )
+
+
+def deployment_check_versions_reviewable(version: Version) -> None:
+    """A deployment may be submitted only with versions under review or approved in every
+    arm: over a draft a checker could not approve it, and its maker would be stuck."""
+    arms = [version.content, *version.content.get("challengers", [])]
+    pending = unreviewable_references(
+        [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
+    )
+    if pending:
+        raise PreconditionFailed(
+            "The deployment uses versions that are not submitted or approved: "
+            + ", ".join(pending)
+            + ". Submit them first, or point the deployment at approved versions.",
+            code="dependency_not_submitted",
             details={"versions": pending},
         )
 

@@ -34,6 +34,7 @@ def register_kinds() -> None:
             slug="strategies",
             label="strategy",
             validate=strategies.strategy_content_validate,
+            before_submit=strategies.strategy_check_models_reviewable,
             before_approve=strategies.strategy_check_models_approved,
             before_activate=strategies.strategy_check_models_approved,
             before_retire=deployments.version_check_not_in_use,
@@ -58,6 +59,7 @@ def register_kinds() -> None:
             slug="deployments",
             label="deployment",
             validate=deployments.deployment_content_validate,
+            before_submit=deployments.deployment_check_versions_reviewable,
             before_approve=deployments.deployment_check_versions_approved,
             before_activate=deployments.deployment_check_versions_approved,
             retiring_active=(

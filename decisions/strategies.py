@@ -290,6 +290,41 @@ def strategy_check_models_approved(version: Version) -> None:
         )
 
 
+REVIEWABLE_STATUSES = frozenset(
+    {VersionStatus.SUBMITTED, VersionStatus.APPROVED, VersionStatus.ACTIVE}
+)
+
+
+def strategy_check_models_reviewable(version: Version) -> None:
+    """A strategy may be submitted only with models that are under review or approved: a
+    checker could not approve it over a draft, and its maker could not move it on."""
+    refs = [("model", p["model"]) for p in version.content.get("predictions", [])]
+    pending = [label.removeprefix("model ") for label in unreviewable_references(refs)]
+    if pending:
+        raise PreconditionFailed(
+            "The strategy uses model versions that are not submitted or approved: "
+            + ", ".join(pending)
+            + ". Submit them first, or draft the strategy over approved ones.",
+            code="dependency_not_submitted",
+            details={"models": pending},
+        )
+
+
+def unreviewable_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """``kind name vN (status)`` for each referenced version that is not submitted,
+    approved or active (a draft, rejected, retired or missing one)."""
+    pending = []
+    for kind, ref in refs:
+        status = (
+            Version.objects.filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status not in REVIEWABLE_STATUSES:
+            pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+    return pending
+
+
 def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """``kind name vN (status)`` for each referenced version not approved or active."""
     pending = []

@@ -48,6 +48,9 @@ class Kind:
     validate: ContentValidator
     has_artifact: bool = False
     artifact_suffix: str = ""
+    before_submit: VersionCheck | None = None
+    """Refuses submitting a version a checker could not approve as it stands (one that
+    uses drafts)."""
     before_approve: VersionCheck | None = None
     before_activate: VersionCheck | None = None
     before_retire: RetireCheck | None = None

@@ -268,6 +268,7 @@ def _transition(
         if move == Move.SUBMIT:
             _check_no_open_review(locked)
         hook = {
+            Move.SUBMIT: spec.before_submit,
             Move.APPROVE: spec.before_approve,
             Move.ACTIVATE: spec.before_activate,
             Move.RETIRE: spec.before_retire,

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from decisions.demo_portfolio import cross_sell_constraints, cross_sell_strategy
 from governance import services
 from governance.exceptions import PreconditionFailed, ValidationFailed
-from governance.models import VersionStatus
+from governance.models import Version, VersionStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,29 @@ def test_constraint_set_names_are_checked_against_its_strategy(strategy_content,
     assert "strategy" in orphan.value.details
 
 
+def test_strategy_cannot_be_submitted_over_a_draft_model(strategy_content, maker):
+    strategy = create(maker, "strategy", "cross-sell", strategy_content)
+    client = APIClient()
+    client.force_authenticate(maker)
+    response = client.post("/api/v1/registry/strategies/cross-sell/versions/1/submit/", {})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "dependency_not_submitted"
+    assert "take-up v1 (draft)" in error["message"]
+    strategy.refresh_from_db()
+    assert strategy.status == VersionStatus.DRAFT
+
+    model = Version.objects.get(item__kind="model")
+    services.version_submit(actor=maker, version=model)
+    response = client.post("/api/v1/registry/strategies/cross-sell/versions/1/submit/", {})
+    assert response.status_code == 200
+    strategy.refresh_from_db()
+    assert strategy.status == VersionStatus.SUBMITTED
+
+
 def test_strategy_cannot_be_approved_before_its_model(strategy_content, maker, checker):
+    model = Version.objects.get(item__kind="model")
+    services.version_submit(actor=maker, version=model)
     strategy = create(maker, "strategy", "cross-sell", strategy_content)
     services.version_submit(actor=maker, version=strategy)
     client = APIClient()
@@ -100,19 +122,17 @@ def test_strategy_cannot_be_approved_before_its_model(strategy_content, maker, c
     response = client.post("/api/v1/registry/strategies/cross-sell/versions/1/approve/", {})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "dependency_not_approved"
-    assert "take-up v1 (draft)" in response.json()["error"]["message"]
+    assert "take-up v1 (submitted)" in response.json()["error"]["message"]
     strategy.refresh_from_db()
     assert strategy.status == VersionStatus.SUBMITTED
 
-    model = services.version_submit(
-        actor=maker, version=strategy.__class__.objects.get(item__kind="model")
-    )
     services.version_approve(actor=checker, version=model, comment="Reviewed.")
     approved = services.version_approve(actor=checker, version=strategy, comment="Reviewed.")
     assert approved.status == VersionStatus.APPROVED
 
 
 def test_approve_hook_refusal_is_a_precondition_error(strategy_content, maker, checker):
+    services.version_submit(actor=maker, version=Version.objects.get(item__kind="model"))
     strategy = create(maker, "strategy", "cross-sell", strategy_content)
     services.version_submit(actor=maker, version=strategy)
     with pytest.raises(PreconditionFailed):

@@ -128,3 +128,43 @@ def test_challenger_arms_count_and_unused_versions_retire(cross_sell_deployment,
     assert services.version_retire(actor=checker, version=other, comment="gone").status == (
         VersionStatus.RETIRED
     )
+
+
+def test_a_deployment_over_a_draft_arm_cannot_be_submitted(cross_sell_deployment, maker, checker):
+    """Submitting over a draft would leave a version no checker could approve; the maker is
+    told which dependency to submit first, and nothing moves."""
+    limits = version("constraint_set", "cross-sell-limits", 1)
+    draft_limits = services.version_create(
+        actor=maker, kind="constraint_set", name="new-limits", content=limits.content
+    )
+    content = {
+        **cross_sell_deployment.content,
+        "challengers": [
+            {
+                "arm": "challenger",
+                "share": 0.2,
+                "strategy": cross_sell_deployment.content["strategy"],
+                "constraint_set": {"name": "new-limits", "version": draft_limits.number},
+                "prices": {},
+            }
+        ],
+    }
+    deployment = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell", content=content
+    )
+    client = APIClient()
+    client.force_authenticate(maker)
+    url = f"/api/v1/registry/deployments/cross-sell/versions/{deployment.number}/submit/"
+    response = client.post(url, {})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "dependency_not_submitted"
+    assert "constraint_set new-limits v1 (draft)" in error["message"]
+    assert error["details"]["versions"] == ["constraint_set new-limits v1 (draft)"]
+    deployment.refresh_from_db()
+    assert deployment.status == VersionStatus.DRAFT
+
+    services.version_submit(actor=maker, version=draft_limits)
+    assert client.post(url, {}).status_code == 200
+    deployment.refresh_from_db()
+    assert deployment.status == VersionStatus.SUBMITTED
