@@ -31,6 +31,12 @@ from governance.roles import Role, require_role
 IMPACT_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.ADMIN})
 REFERENCE = {"customers": 5_000, "seed": 2026}
 KINDS = ("strategy", "constraint_set", "deployment")
+ACTIONED_LABEL = {
+    "onboarding": "Applicants approved (approval rate)",
+    "cross-sell": "Customers made an offer",
+    "collections": "Customers contacted",
+}
+"""What "given an action other than the fallback" means in each use case."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class ImpactPair:
     """The same with the candidate version in place."""
     population: dict[str, Any] | None
     """The reference population's spec (as a run stores it), None when there is none."""
+    version: Version | None = None
+    """The version under review the comparison is for."""
 
     @property
     def population_label(self) -> str:
@@ -51,6 +59,22 @@ class ImpactPair:
         if spec.get("kind") == "simulated":
             return f"{spec['customers']:,} simulated {spec['use_case']} customers"
         return "no reference population"
+
+    @property
+    def change_label(self) -> str:
+        """The versions the candidate puts in place, as a checker reads them: one version,
+        or a strategy and its constraint set reviewed as one change."""
+        changed = [
+            f"{label} {new.item.name} v{new.number}"
+            for label, old, new in zip(
+                ("strategy", "constraint set"), self.baseline, self.candidate, strict=True
+            )
+            if old.pk != new.pk
+        ]
+        if self.version is not None and self.version.item.kind == "deployment":
+            name = f"deployment {self.version.item.name} v{self.version.number}"
+            return f"{name} ({' and '.join(changed)})" if changed else name
+        return " and ".join(changed) or "this version"
 
 
 def _ref(version: Version) -> dict[str, Any]:
@@ -102,6 +126,7 @@ def impact_pair(version: Version) -> ImpactPair | None:
             baseline=(strategy, limits),
             candidate=(new_strategy, new_limits),
             population=_reference_population(deployment.item.name, new_strategy),
+            version=version,
         )
     return None
 
@@ -235,13 +260,18 @@ def impact_comparison(
             "change": change(baseline.objective, candidate.objective),
         }
     )
+    shares = [
+        None if t.get("actioned_share") is None else 100 * t["actioned_share"] for t in totals
+    ]
     rows.append(
         {
-            "label": "Customers given an action (approval rate)",
+            "label": ACTIONED_LABEL.get(
+                pair.candidate[0].content.get("use_case"), "Customers given an action"
+            ),
             "format": "percent",
-            "active": totals[0].get("actioned_share"),
-            "candidate": totals[1].get("actioned_share"),
-            "change": change(totals[0].get("actioned_share"), totals[1].get("actioned_share")),
+            "active": shares[0],
+            "candidate": shares[1],
+            "change": change(*shares),
         }
     )
     risk = _risk_quantity(pair.candidate[0]) or _risk_quantity(pair.baseline[0])

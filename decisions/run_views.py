@@ -83,6 +83,11 @@ def run_start(request: HttpRequest) -> HttpResponse:
     return redirect("ui:run-detail", run_id=run.pk)
 
 
+def _percent(share: float | None) -> float | None:
+    """A share as a percentage to a tenth: 99.6%, not a rounded-up 100%."""
+    return None if share is None else 100 * share
+
+
 def _limits_rows(run: OptimisationRun) -> list[dict[str, Any]]:
     rows = []
     for limit in run.limits:
@@ -138,9 +143,14 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 run.constraint_set_version.number,
             ),
             "limits": _limits_rows(run),
+            "price_agreement": _percent(run.kpis.get("price_agreement")),
             "quantities": quantities,
             "actions": [
-                {**a, "means": [a["mean"].get(q) for q in quantities]}
+                {
+                    **a,
+                    "means": [a["mean"].get(q) for q in quantities],
+                    "percent": _percent(a.get("share")),
+                }
                 for a in run.kpis.get("per_action", [])
                 if a["customers"]
             ],
@@ -201,6 +211,24 @@ def run_publish(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def latest_runs_context(request: HttpRequest) -> dict[str, Any]:
     return {"runs": _runs_for(request, 5)}
+
+
+# --- the run a deployment version's prices come from ------------------------------------
+
+
+def price_source_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] | None:
+    """For a deployment version proposed from an optimisation run's prices: that run, its
+    certified gap and limits, so a checker reads where the prices come from."""
+    if version.item.kind != "deployment":
+        return None
+    run = (
+        OptimisationRun.objects.filter(published_version=version)
+        .select_related("strategy_version__item", "constraint_set_version__item")
+        .first()
+    )
+    if run is None:
+        return None
+    return {"run": run, "limits": _limits_rows(run)}
 
 
 # --- the simulated impact on the version page ----------------------------------------

@@ -8,7 +8,12 @@ from typing import Any
 from django.http import HttpRequest
 
 from decisions.review_together import together_panel_context
-from decisions.run_views import RUN_PAGE_ROLES, impact_panel_context, latest_runs_context
+from decisions.run_views import (
+    RUN_PAGE_ROLES,
+    impact_panel_context,
+    latest_runs_context,
+    price_source_panel_context,
+)
 from decisions.selectors import deployment_active_list
 from decisions.views import DECISION_PAGE_ROLES
 from governance.presentation import VersionRef
@@ -62,6 +67,16 @@ def register_ui_extensions() -> None:
             context=impact_panel_context,
             roles=RUN_PAGE_ROLES,
             order=10,
+        )
+    )
+    register_version_panel(
+        VersionPanel(
+            key="price-source",
+            title="Where these prices come from",
+            template="decisions/version_price_source.html",
+            context=price_source_panel_context,
+            roles=RUN_PAGE_ROLES,
+            order=8,
         )
     )
     register_dashboard_panel(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -54,6 +56,11 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
     assert version.content["price_source"] == f"optimisation run {run.pk}"
     page = maker.get(f"/optimisation/{run.pk}/").content.decode()
     assert "is submitted for review" in page and f"cross-sell v{version.number}" in page
+    # The proposal's page leads back to the run its prices come from.
+    proposal = maker.get(f"/registry/deployments/cross-sell/v{version.number}/").content.decode()
+    assert "Where these prices come from" in proposal
+    assert f'<a href="/optimisation/{run.pk}/">optimisation run {run.pk}</a> (Q3)' in proposal
+    assert "premium_card_quota" in proposal
 
     # The checker reads the run and its decisions, cannot publish, and finds the proposal
     # in the queue.
@@ -123,6 +130,11 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     page = checker.get(url).content.decode()
     assert "Portfolio of 5000 customers" in page
     assert "Expected value" in page and "Customers per action" in page
+    assert "with strategy cross-sell v2 in place" in page
+    # Shares to a tenth of a percent, named for the use case.
+    assert "Customers made an offer" in page
+    assert re.search(r"<td>\d+\.\d%</td>", page)
+    assert "percentage points" in page
     assert "Simulate the impact" not in page  # computed once per pair
     assert 'http-equiv="refresh"' not in page
     # Asking again reuses the runs: still two.
@@ -168,6 +180,11 @@ def test_a_strategy_and_its_constraint_set_are_reviewed_together(
         logged_in(checker).post(f"/impact/{strategy.pk}/")
     candidate = OptimisationRun.objects.get(strategy_version=strategy)
     assert candidate.constraint_set_version == new_limits
+    page = logged_in(checker).get(url).content.decode()
+    assert (
+        f"with strategy cross-sell v{strategy.number} and constraint set "
+        f"{limits.item.name} v{new_limits.number} in place"
+    ) in page
 
     # Approving the constraint set from the strategy's page comes back to it.
     response = logged_in(checker).post(
