@@ -59,6 +59,7 @@ def register_kinds() -> None:
             slug="deployments",
             label="deployment",
             validate=deployments.deployment_content_validate,
+            naming="the channel downstream systems decide on (onboarding)",
             before_submit=deployments.deployment_check_versions_reviewable,
             before_approve=deployments.deployment_check_versions_approved,
             before_activate=deployments.deployment_check_versions_approved,

@@ -52,10 +52,25 @@ class DraftForm(forms.Form):
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from None
         except JSONRefused as exc:
-            raise forms.ValidationError(f"The content is {exc}.") from None
+            raise forms.ValidationError(f"The content was refused: {exc}.") from None
         if not isinstance(content, dict):
             raise forms.ValidationError("The content must be a JSON object ({ ... }).")
         return content
+
+
+class NewItemForm(DraftForm):
+    """A new item's name, and its first draft's content and note."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        help_text=(
+            "Lower-case letters, digits, '.', '_' or '-', starting with a letter or digit. "
+            "It cannot change later."
+        ),
+        error_messages={"required": "Give the new item a name."},
+    )
+    field_order = ("name", "content", "change_note")
 
 
 class PasswordChangeForm(forms.Form):

@@ -62,6 +62,11 @@ class Kind:
     """What changed between two versions' content; None: a generic path-by-path diff."""
     plural_label: str = ""
     """The plural in words when the slug does not give it (``KPI targets``)."""
+    example: Callable[[], dict[str, Any]] | None = None
+    """Content a new item of this kind starts from on the reviewer pages; None: ``{}``."""
+    naming: str = ""
+    """What an item of this kind is named after, when that matters (``the deployment it
+    watches``); shown where a new one is named."""
     retiring_active: str = ""
     """What stops when the item's active version is retired, for the warning on its page
     and the reason asked (``{name}``: the item's name); empty: only that it has none."""

@@ -118,8 +118,12 @@ def version_create(
     content: dict[str, Any],
     artifact: IO[bytes] | None = None,
     change_note: str = "",
+    new_item: bool = False,
 ) -> Version:
     """Create the next draft version of item ``name`` (creating the item if new).
+
+    ``new_item``: the author means a new item, so an existing one of that name is a
+    ``Conflict`` (``item_exists``) rather than a new version of it.
 
     The kind's validator checks and normalises ``content`` (and the staged artifact, for
     kinds that have one) before anything is written; on any error nothing is stored.
@@ -149,6 +153,13 @@ def version_create(
             item, created = Item.objects.select_for_update().get_or_create(
                 kind=spec.key, name=name, defaults={"created_by": actor}
             )
+            if new_item and not created:
+                raise Conflict(
+                    f"There is already a {spec.label} called {name!r}. Start a new draft "
+                    "from its latest version instead, or choose another name.",
+                    code="item_exists",
+                    details={"name": [f"a {spec.label} of this name exists"]},
+                )
             last = item.versions.aggregate(last=Max("number"))["last"] or 0
             artifact_path = artifact_commit(staged, suffix=spec.artifact_suffix) if staged else ""
             version = Version.objects.create(

@@ -10,6 +10,7 @@ urlpatterns = [
     path("reviews/", views.review_queue, name="review-queue"),
     path("registry/", views.registry_index, name="registry-index"),
     path("registry/<slug:slug>/", views.registry_browse, name="registry"),
+    path("registry/<slug:slug>/new/", views.item_create, name="item-create"),
     path("registry/<slug:slug>/<name:name>/new/", views.draft_create, name="draft-create"),
     path(
         "registry/<slug:slug>/<name:name>/v<int:number>/",

@@ -32,6 +32,7 @@ from governance.forms import (
     AuditFilterForm,
     DraftForm,
     MoveForm,
+    NewItemForm,
     PasswordChangeForm,
     pretty_json,
 )
@@ -274,9 +275,12 @@ def _draft_page(
     cancel_url: str,
     source: Version | None = None,
     error: DomainError | None = None,
+    new_item: bool = False,
 ) -> HttpResponse:
-    field_errors = _field_errors(error.details) if isinstance(error, ValidationFailed) else []
-    field_errors += [("content", str(e)) for e in form.errors.get("content", [])]
+    named = isinstance(error, ValidationFailed) or getattr(error, "code", "") == "item_exists"
+    field_errors = _field_errors(error.details) if named else []
+    for field in ("name", "content"):
+        field_errors += [(field, str(e)) for e in form.errors.get(field, [])]
     failed = bool(error) or bool(form.errors)
     return render(
         request,
@@ -289,8 +293,11 @@ def _draft_page(
             "action_url": action_url,
             "cancel_url": cancel_url,
             "source": source,
+            "source_url": version_url(source) if source else "",
             "error": error,
             "field_errors": field_errors,
+            "name_invalid": any(path == "name" for path, _ in field_errors),
+            "new_item": new_item,
         },
         status=(error.status if error is not None else 400) if failed else 200,
     )
@@ -304,6 +311,53 @@ def _draft_kind(slug: str) -> Kind:
             "API or the command line, not typed here."
         )
     return kind
+
+
+@require_http_methods(["GET", "POST"])
+@ui_page(roles=AUTHOR_ROLES, action="write drafts")
+def item_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """A new item of a kind, named here, with its first draft. The content starts from the
+    kind's example, or with ``?from=NAME`` from the latest version of another item of the
+    kind (a new strategy written from an existing one)."""
+    kind = _draft_kind(slug)
+    source = None
+    from_name = request.GET.get("from", "")
+    if from_name:
+        source = selectors.version_latest(item=selectors.item_get(kind=kind, name=from_name))
+    page = {
+        "kind": kind,
+        "name": "",
+        "heading": f"New {kind.label}",
+        "action_url": request.get_full_path(),
+        "cancel_url": reverse("ui:registry", args=[slug]),
+        "source": source,
+        "new_item": True,
+    }
+    if request.method == "GET":
+        example = kind.example() if kind.example else {}
+        content = source.content if source is not None else example
+        form = NewItemForm(initial={"content": pretty_json(content)})
+        return _draft_page(request, form=form, **page)
+    form = NewItemForm(request.POST)
+    if not form.is_valid():
+        return _draft_page(request, form=form, **page)
+    try:
+        version = services.version_create(
+            actor=request.user,
+            kind=kind.key,
+            name=form.cleaned_data["name"],
+            content=form.cleaned_data["content"],
+            change_note=form.cleaned_data["change_note"],
+            new_item=True,
+        )
+    except DomainError as exc:
+        return _draft_page(request, form=form, error=exc, **page)
+    messages.success(
+        request,
+        f"{kind.label.capitalize()} {version.item.name} created as draft v1. Submit it for "
+        "review when it is ready.",
+    )
+    return redirect(version_url(version))
 
 
 @require_http_methods(["GET", "POST"])

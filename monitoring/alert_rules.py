@@ -249,6 +249,30 @@ def alert_rules_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change
     return out
 
 
+def alert_rules_example() -> dict[str, Any]:
+    """What the reviewer pages offer a maker writing new alert rules: one rule of each kind."""
+    return {
+        "description": "Alerts for this deployment.",
+        "rules": [
+            {
+                "name": "complaints-high",
+                "kind": "kpi_below_target",
+                "kpi": "complaint_rate",
+                "window_days": DEFAULT_WINDOW_DAYS,
+                "min_decisions": 200,
+                "recipients": ["risk@bank.example"],
+            },
+            {
+                "name": "model-drift",
+                "kind": "drift_share",
+                "model": "take-up",
+                "threshold": 0.3,
+                "recipients": ["models@bank.example"],
+            },
+        ],
+    }
+
+
 def register_alert_rules_kind() -> None:
     register_kind(
         Kind(
@@ -257,6 +281,8 @@ def register_alert_rules_kind() -> None:
             label="alert rules",
             plural_label="alert rules",
             validate=alert_rules_content_validate,
+            example=alert_rules_example,
+            naming="the deployment whose figures they watch (cross-sell)",
             before_approve=alert_rules_check_deployment,
             before_activate=alert_rules_check_deployment,
             present=alert_rules_present,

@@ -126,6 +126,16 @@ def kpi_targets_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change
     return [change for change in out if not change.text.startswith("order of")]
 
 
+def kpi_targets_example() -> dict[str, Any]:
+    return {
+        "description": "Targets for this deployment.",
+        "targets": {
+            "complaint_rate": {"target": 0.002, "note": "conduct risk appetite"},
+            "latency_p99_ms": {"target": 250},
+        },
+    }
+
+
 def register_kpi_targets_kind() -> None:
     kind = Kind(
         key=KIND,
@@ -133,6 +143,8 @@ def register_kpi_targets_kind() -> None:
         label="KPI targets",
         plural_label="KPI targets",
         validate=kpi_targets_content_validate,
+        example=kpi_targets_example,
+        naming="the deployment they judge (cross-sell)",
         before_approve=kpi_targets_check_deployment,
         before_activate=kpi_targets_check_deployment,
         present=kpi_targets_present,

@@ -113,6 +113,15 @@ def report_recipients_changes(old: dict[str, Any], new: dict[str, Any]) -> list[
     return out
 
 
+def report_recipients_example() -> dict[str, Any]:
+    return {
+        "description": "Weekly report to the executive committee.",
+        "recipients": ["cfo@bank.example", "cro@bank.example"],
+        "deployments": [],
+        "window_days": DEFAULT_WINDOW_DAYS,
+    }
+
+
 def register_report_recipients_kind() -> None:
     register_kind(
         Kind(
@@ -121,6 +130,8 @@ def register_report_recipients_kind() -> None:
             label="report recipients",
             plural_label="report recipients",
             validate=report_recipients_content_validate,
+            example=report_recipients_example,
+            naming=f"the report they receive ({DEFAULT_REPORT}, the weekly executive report)",
             present=report_recipients_present,
             diff=report_recipients_changes,
         )

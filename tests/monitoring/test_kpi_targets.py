@@ -177,3 +177,14 @@ def test_the_reviewer_page_shows_the_targets(maker, checker, client):
     assert version.status == "submitted"
     queue = client.get(reverse("ui:review-queue")).content.decode()
     assert "cross-sell" in queue
+
+
+@pytest.mark.parametrize("key", ["kpi_targets", "alert_rules", "report_recipients"])
+def test_the_example_a_new_item_starts_from_is_valid_as_it_stands(key):
+    """The reviewer pages prefill a new item with it: a maker edits working content."""
+    from governance.kinds import kind_get
+
+    kind = kind_get(key)
+    assert kind.example is not None
+    example = kind.example()
+    assert kind.validate(example) == kind.validate(kind.validate(example))

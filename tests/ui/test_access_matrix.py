@@ -76,6 +76,15 @@ PAGES = [
         data=lambda w: {"content": _limits_json(w), "change_note": "copy"},
         ok_status=302,
     ),
+    Page("item-create", "GET", lambda w: "/registry/alert-rules/new/", frozenset({MAKER})),
+    Page(
+        "item-create",
+        "POST",
+        lambda w: "/registry/constraint-sets/new/?from=cross-sell-limits",
+        frozenset({MAKER}),
+        data=lambda w: {"name": "copied-limits", "content": _limits_json(w)},
+        ok_status=302,
+    ),
     Page("draft-edit", "GET", lambda w: _version(w.limits_draft) + "edit/", frozenset({MAKER})),
     Page(
         "draft-edit",

@@ -380,6 +380,63 @@ def test_models_have_no_editor(world: World, maker):
     assert "registered through the API or the command line" in text(page)
 
 
+def test_a_maker_creates_a_new_item_from_the_kinds_example(world: World, maker):
+    """Alert rules exist nowhere in a fresh install: the registry page offers a new one,
+    starting from an example that validates as it stands."""
+    client = logged_in(maker)
+    browse = client.get("/registry/alert-rules/")
+    assert 'href="/registry/alert-rules/new/"' in browse.content.decode()
+    page = client.get("/registry/alert-rules/new/")
+    assert page.status_code == 200
+    assert "Named after the deployment whose figures they watch" in text(page)
+    example = html.unescape(page.content.decode().split("</textarea>")[0].rsplit(">", 1)[1])
+    created = client.post(
+        "/registry/alert-rules/new/",
+        {"name": "cross-sell", "content": example, "change_note": "First rules"},
+        follow=True,
+    )
+    assert messages_of(created) == [
+        "Alert rules cross-sell created as draft v1. Submit it for review when it is ready."
+    ]
+    version = Version.objects.get(item__kind="alert_rules", item__name="cross-sell")
+    assert version.number == 1 and version.status == VersionStatus.DRAFT
+    assert [r["name"] for r in version.content["rules"]] == ["complaints-high", "model-drift"]
+
+
+def test_a_new_item_copies_another_and_refuses_a_taken_or_bad_name(world: World, maker):
+    client = logged_in(maker)
+    browse = client.get("/registry/constraint-sets/").content.decode()
+    assert 'href="/registry/constraint-sets/new/?from=cross-sell-limits"' in browse
+    page = client.get("/registry/constraint-sets/new/?from=cross-sell-limits")
+    assert "Starting from the content of cross-sell-limits v2" in text(page)
+    before = Version.objects.count()
+    content = json.dumps(world.limits_draft.content)
+    taken = client.post(
+        "/registry/constraint-sets/new/", {"name": "cross-sell-limits", "content": content}
+    )
+    assert taken.status_code == 409
+    assert "There is already a constraint set called 'cross-sell-limits'" in text(taken)
+    assert "name : a constraint set of this name exists" in text(taken)
+    assert b'name="name" id="id_name" value="cross-sell-limits"' in taken.content
+    bad = client.post("/registry/constraint-sets/new/", {"name": "Q1 Limits", "content": content})
+    assert bad.status_code == 400
+    assert "name : use 1-100 lower-case letters" in text(bad)
+    assert Version.objects.count() == before
+    made = client.post(
+        "/registry/constraint-sets/new/",
+        {"name": "cross-sell-q1", "content": content, "change_note": "Q1"},
+    )
+    assert made.status_code == 302
+    assert Version.objects.get(item__name="cross-sell-q1").content == world.limits_draft.content
+
+
+def test_only_makers_create_items(world: World, checker):
+    assert logged_in(checker).get("/registry/alert-rules/new/").status_code == 403
+    assert (
+        "New alert rules" not in logged_in(checker).get("/registry/alert-rules/").content.decode()
+    )
+
+
 # --- escaping -----------------------------------------------------------------------
 
 
@@ -519,7 +576,12 @@ class _Controls(HTMLParser):
 
 def test_every_form_control_has_a_label_and_pages_have_landmarks(world: World, maker, checker):
     pages = {
-        maker: ["/", f"{STRATEGY}/new/", "/registry/constraint-sets/cross-sell-limits/v2/"],
+        maker: [
+            "/",
+            f"{STRATEGY}/new/",
+            "/registry/alert-rules/new/",
+            "/registry/constraint-sets/cross-sell-limits/v2/",
+        ],
         checker: [
             "/",
             "/reviews/",
