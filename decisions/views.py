@@ -39,7 +39,10 @@ def decision_search(request: HttpRequest) -> HttpResponse:
     decision id, customer id, deployment and days whose matches download as CSV."""
     deployments = selectors.deployment_name_list()
     form = DecisionFilterForm(request.GET or None, deployments=deployments)
-    searched = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
+    valid = form.is_bound and form.is_valid()
+    searched = valid and any(form.cleaned_data.values())
+    # Find with every box empty is no search: the latest decisions, as on arrival.
+    recent = not form.is_bound or (valid and not searched)
     decisions: list[Decision] = []
     total, csv_url, replay_initial = 0, "", {}
     if searched:
@@ -53,7 +56,7 @@ def decision_search(request: HttpRequest) -> HttpResponse:
         if decisions and (not query or decisions[0].customer_id == query):  # not a decision id
             csv_url = _csv_url(selection)
         replay_initial = {k: form.cleaned_data[k] for k in ("deployment", "since", "until")}
-    elif not form.is_bound:
+    elif recent:
         decisions = list(selectors.decision_list(actor=request.user).order_by("-seq")[:RECENT])
     return render(
         request,
@@ -61,6 +64,7 @@ def decision_search(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "searched": searched,
+            "recent": recent,
             "decisions": decisions,
             "total": total,
             "more_than": total > COUNT_LIMIT,

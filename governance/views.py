@@ -194,6 +194,9 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
     siblings = [
         {"version": v, "url": version_url(v)} for v in selectors.version_list(item=version.item)
     ]
+    typed = request.session.pop(_typed_comment_key(version), None) or {}
+    buttons = _move_buttons(request.user, version)
+    retire_typed = typed.get("move") == Move.RETIRE and bool(buttons["retire_active"])
     return render(
         request,
         "governance/version_detail.html",
@@ -211,9 +214,26 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
             "can_edit": version.status == VersionStatus.DRAFT and _can_draft(request.user, kind),
             "can_copy": _can_draft(request.user, kind),
             "panels": version_panels_for(request, version),
-            **_move_buttons(request.user, version),
+            "typed_comment": "" if retire_typed else typed.get("comment", ""),
+            "typed_retire_comment": typed.get("comment", "") if retire_typed else "",
+            **buttons,
         },
     )
+
+
+def _typed_comment_key(version: Version) -> str:
+    return f"move-comment-{version.pk}"
+
+
+def _keep_typed_comment(request: HttpRequest, version: Version) -> None:
+    """A refused move's comment, for the version page to give back: a checker's reason
+    is often paragraphs, and the refusal (four eyes, a dependency) is no reason to lose it."""
+    comment = request.POST.get("comment", "")
+    if comment.strip():
+        request.session[_typed_comment_key(version)] = {
+            "move": request.POST.get("move", "")[:20],
+            "comment": comment[:20_000],
+        }
 
 
 @require_POST
@@ -223,6 +243,7 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
     version = selectors.version_get(kind=kind, name=name, number=number)
     form = MoveForm(request.POST)
     if not form.is_valid():
+        _keep_typed_comment(request, version)
         if "move" in form.errors:
             messages.error(request, "Choose one of the buttons to move this version.")
         else:  # the comment: too long, or a character a form cannot hold
@@ -235,6 +256,7 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
             actor=request.user, version=version, move=move, comment=form.cleaned_data["comment"]
         )
     except DomainError as exc:
+        _keep_typed_comment(request, version)
         messages.error(request, exc.message)
     else:
         messages.success(

@@ -158,3 +158,14 @@ def test_the_client_address_behind_the_proxy_is_the_one_it_appended():
         assert client_address(request) == "203.0.113.9"
         bare = RequestFactory().get("/", REMOTE_ADDR="172.18.0.5")
         assert client_address(bare) == "172.18.0.5"
+
+
+def test_a_failed_sign_in_keeps_the_user_name_and_says_why(alice):
+    page = sign_in("guess").content.decode()
+    assert "The user name and password did not match (both are case-sensitive)." in page
+    assert 'name="username" id="id_username" value="alice"' in page
+    # The cursor goes where the person retypes: the password.
+    password = page.split('id="id_password"')[1].split(">")[0]
+    assert "autofocus" in password and 'aria-invalid="true"' in password
+    empty = Client().post(LOGIN, {"username": "", "password": ""}).content.decode()
+    assert "Give your user name and your password." in empty

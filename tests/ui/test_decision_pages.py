@@ -47,6 +47,10 @@ def test_search_by_customer_or_decision_id(world: World, client, api_client_user
     assert "No decision matches" in text(nothing)
     recent = client.get("/decisions/")
     assert [d.customer_id for d in recent.context["decisions"]] == ["C-7", "C-1042"]
+    # Find with every box empty lists the latest too, not an empty page.
+    empty = client.get("/decisions/", {"q": "", "deployment": "", "since": "", "until": ""})
+    assert "Most recent decisions" in text(empty)
+    assert [d.customer_id for d in empty.context["decisions"]] == ["C-7", "C-1042"]
 
 
 def test_find_by_deployment_and_days_and_download_them_for_the_examiner(

@@ -380,6 +380,24 @@ def test_models_have_no_editor(world: World, maker):
     assert "registered through the API or the command line" in text(page)
 
 
+def test_a_refused_move_gives_back_the_reason_typed(world: World, checker):
+    """Retiring a constraint set the active deployment decides with is refused; the
+    checker's reason is in the box again, once."""
+    url = "/registry/constraint-sets/cross-sell-limits/v1/"
+    reason = "Replaced by the Q3 limits,\nsee the risk committee minutes."
+    client = logged_in(checker)
+    refused = client.post(
+        url + "move/", {"move": "retire", "comment": reason, "confirm": "yes"}, follow=True
+    )
+    (message,) = messages_of(refused)
+    assert "deployment cross-sell v1 decides with it" in message
+    page = refused.content.decode()
+    assert f'maxlength="5000">{html.escape(reason)}</textarea>' in page
+    again = client.get(url).content.decode()
+    assert 'maxlength="5000"></textarea>' in again
+    assert html.escape(reason) not in again
+
+
 def test_a_maker_creates_a_new_item_from_the_kinds_example(world: World, maker):
     """Alert rules exist nowhere in a fresh install: the registry page offers a new one,
     starting from an example that validates as it stands."""
@@ -619,5 +637,9 @@ def test_odd_input_on_the_pages_gets_a_sentence_not_an_error(world: World, maker
     assert messages_of(long_comment) == [
         "The comment was not accepted: Ensure this value has at most 5000 characters (it has 5001)."
     ]
+    # What was typed comes back to be shortened, not retyped.
+    assert '<textarea id="move-comment" name="comment" rows="3">' + "x" * 5001 in (
+        long_comment.content.decode()
+    )
     world.strategy_v2.refresh_from_db()
     assert world.strategy_v2.status == VersionStatus.SUBMITTED
