@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,16 +39,20 @@ def _runs_for(request: HttpRequest, limit: int) -> list[OptimisationRun]:
 @ui_page(roles=RUN_PAGE_ROLES, action="read optimisation runs")
 def run_list(request: HttpRequest) -> HttpResponse:
     can_start = bool(roles_of(request.user) & optimisation.CREATOR_ROLES)
-    runs = _runs_for(request, LIST_LIMIT)
+    page = Paginator(optimisation.optimisation_run_list(actor=request.user), LIST_LIMIT).get_page(
+        request.GET.get("page")
+    )
+    runs = list(page.object_list)
     return render(
         request,
         "decisions/run_list.html",
         {
             "runs": runs,
-            "limit": LIST_LIMIT,
+            "page": page,
             "can_start": can_start,
             "deployments": [v.item.name for v in deployment_active_list()] if can_start else [],
-            "refresh": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs[:10]),
+            "refresh": page.number == 1
+            and any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs[:10]),
         },
     )
 

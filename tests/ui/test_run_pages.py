@@ -255,3 +255,26 @@ def test_a_runs_page_says_when_its_decisions_were_purged(users, settings):
     assert "200 logged, since removed from the log by a retention purge" in page
     assert "download as CSV" not in page
     assert "Certified gap" in page  # the run's own results stay
+
+
+def test_the_run_list_pages_past_fifty(users):
+    from decisions.optimisation import optimisation_run_create
+
+    first = optimisation_run_create(
+        actor=users["maker"], deployment="collections", simulated={"customers": 10}, enqueue=False
+    )
+    copies = []
+    for i in range(51):
+        copy = OptimisationRun.objects.get(pk=first.pk)
+        copy.pk = None
+        copy.description = f"copy {i}"
+        copies.append(copy)
+    OptimisationRun.objects.bulk_create(copies)
+    client = logged_in(users["checker"])
+    newest = client.get("/optimisation/").content.decode()
+    assert "52 runs, newest first." in newest and "Page 1 of 2" in newest
+    assert 'href="?page=2">Older runs</a>' in newest
+    assert f'href="/optimisation/{first.pk}/"' not in newest
+    oldest = client.get("/optimisation/?page=2").content.decode()
+    assert f'href="/optimisation/{first.pk}/"' in oldest and "Newer runs" in oldest
+    assert 'http-equiv="refresh"' not in oldest
