@@ -44,6 +44,9 @@ EVENTS: Final = (
 #: ``contact_cost``).
 COST_ATTRIBUTES: Final = ("cost", "contact_cost")
 CHAMPION: Final = "champion"
+OFFERS: Final = ("onboarding", "cross-sell")
+ARREARS: Final = ("collections",)
+KNOWN_USE_CASES: Final = (*OFFERS, *ARREARS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,16 @@ class Kpi:
         None
     )
     """For rates: (successes, trials) as boolean columns of the frame."""
+    use_cases: tuple[str, ...] = ()
+    """The use cases whose outcomes it measures (``collections`` has no offers to take up,
+    onboarding no arrears to cure); empty: every deployment."""
+
+    def applies_to(self, use_case: str | None) -> bool:
+        """Whether the KPI means something for a deployment of ``use_case`` (a strategy
+        outside the known use cases, or None, is shown every KPI)."""
+        if not self.use_cases or use_case not in KNOWN_USE_CASES:
+            return True
+        return use_case in self.use_cases
 
 
 def _all(frame: pd.DataFrame) -> pd.Series:
@@ -142,6 +155,7 @@ _CATALOG: Final = (
         "higher",
         "Share of offers made (chosen action other than the fallback) that were accepted.",
         rate=(_taken_up, _offered),
+        use_cases=OFFERS,
     ),
     Kpi(
         "default_rate",
@@ -151,6 +165,7 @@ _CATALOG: Final = (
         "lower",
         "Share of accepted offers that defaulted.",
         rate=(_defaulted_booked, _flag("accepted")),
+        use_cases=OFFERS,
     ),
     Kpi(
         "recovery_rate",
@@ -160,6 +175,7 @@ _CATALOG: Final = (
         "higher",
         "Share of decisions on which a payment was received.",
         rate=(_flag("paid"), _all),
+        use_cases=ARREARS,
     ),
     Kpi(
         "cure_rate",
@@ -169,6 +185,7 @@ _CATALOG: Final = (
         "higher",
         "Share of decisions whose account was cured (arrears cleared).",
         rate=(_flag("cured"), _all),
+        use_cases=ARREARS,
     ),
     # --- operational ---
     Kpi(
@@ -240,6 +257,7 @@ _CATALOG: Final = (
         "higher",
         "Share of answered offers (accepted or declined) that were accepted.",
         rate=(_flag("accepted"), _answered),
+        use_cases=OFFERS,
     ),
     Kpi(
         "complaint_rate",

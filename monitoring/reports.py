@@ -30,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, When
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -54,7 +54,13 @@ logger = logging.getLogger(__name__)
 #: Who may send a report now (the UI button, ``send_report --user``).
 SENDER_ROLES = frozenset({Role.ADMIN})
 #: Shown even without a target.
-HEADLINE_KPIS = ("decision_volume", "profit", "take_up_rate", "complaint_rate")
+HEADLINE_KPIS = (
+    "decision_volume",
+    "profit",
+    "take_up_rate",
+    "recovery_rate",
+    "complaint_rate",
+)
 MAX_CHARTS = 6
 RECENT_RUNS = 5
 OLDEST_REVIEWS = 10
@@ -108,12 +114,13 @@ def _arm_text(key: str, arm: dict[str, Any] | None) -> tuple[str, str]:
     )
 
 
-def arm_rows(arms: dict[str, Any]) -> list[dict[str, Any]]:
-    """Champion against each challenger, per rate KPI with something measured."""
+def arm_rows(arms: dict[str, Any], use_case: str | None = None) -> list[dict[str, Any]]:
+    """Champion against each challenger, per rate KPI with something measured that means
+    something for the deployment's use case."""
     rows = []
     for entry in arms.get("rates", []):
         key = entry["kpi"]
-        if not any(a["trials"] for a in entry["arms"]):
+        if not KPIS[key].applies_to(use_case) or not any(a["trials"] for a in entry["arms"]):
             continue
         by_arm = {a["arm"]: a for a in entry["arms"]}
         champion, champion_n = _arm_text(key, by_arm.get(CHAMPION))
@@ -139,6 +146,33 @@ def arm_rows(arms: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def deployment_use_case(deployment: str) -> str | None:
+    """The use case of the strategy the deployment's active (else latest) version decides
+    with: which KPIs mean something for it. None when unknown."""
+    version = (
+        Version.objects.filter(item__kind="deployment", item__name=deployment)
+        .order_by(
+            # the active version first, then the newest
+            Case(When(status=VersionStatus.ACTIVE, then=0), default=1),
+            "-number",
+        )
+        .only("content")
+        .first()
+    )
+    reference = version.content.get("strategy") if version else None
+    if not isinstance(reference, dict):
+        return None
+    strategy = (
+        Version.objects.filter(
+            item__kind="strategy", item__name=reference.get("name"), number=reference.get("version")
+        )
+        .only("content")
+        .first()
+    )
+    use_case = strategy.content.get("use_case") if strategy else None
+    return use_case if isinstance(use_case, str) else None
 
 
 def deployment_models(deployment: str) -> list[str]:
@@ -233,8 +267,16 @@ def deployment_overview(
     """
     report = kpi_report(actor=actor, deployment=deployment, since=since, until=until)
     targeted = [row["key"] for row in report["kpis"] if row["target"] is not None]
-    shown = list(KPIS) if all_kpis else [k for k in KPIS if k in targeted or k in HEADLINE_KPIS]
-    charted = (targeted + [k for k in HEADLINE_KPIS if k not in targeted])[:MAX_CHARTS]
+    use_case = deployment_use_case(deployment)
+    # A KPI with a governed target is always shown; others when they mean something for
+    # the use case (no take-up of offers in collections, no cures in onboarding).
+    shown = [
+        k
+        for k in KPIS
+        if k in targeted or (KPIS[k].applies_to(use_case) and (all_kpis or k in HEADLINE_KPIS))
+    ]
+    headline = [k for k in HEADLINE_KPIS if k not in targeted and KPIS[k].applies_to(use_case)]
+    charted = (targeted + headline)[:MAX_CHARTS]
     by_key = {row["key"]: row for row in report["kpis"]}
     chart_list = []
     # Content-IDs are meant to be unique world-wide: a random part per report.
@@ -296,7 +338,7 @@ def deployment_overview(
             {**s, "share_text": charts.format_kpi("challenger_share", s["share"])}
             for s in report["arms"]["shares"]
         ],
-        "arms": arm_rows(report["arms"]),
+        "arms": arm_rows(report["arms"], use_case),
         "drift": drift_rows(deployment),
         "alerts": alerts,
         "runs": runs,

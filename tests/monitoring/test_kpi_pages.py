@@ -106,6 +106,9 @@ def test_the_deployment_page_shows_the_database_figures_with_charts_and_their_te
     )
     assert "at least 60.0%" in page and "missed" in page
     assert "9 decisions" in page
+    # A cross-sell deployment has no arrears: collections' measures are not listed.
+    assert "<code>cure_rate</code>" not in page and "<code>recovery_rate</code>" not in page
+    assert "<code>complaint_rate</code>" in page
 
     # Every chart: a PNG with a text alternative, a caption and its figures as a table.
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', page)
@@ -189,3 +192,15 @@ def test_monitoring_pages_label_every_control_image_and_table(measured, admin_us
         for attrs in page.images:
             assert attrs.get("alt"), (url, attrs)
         assert page.captions == page.tables, url
+
+
+def test_kpis_of_another_use_case_are_left_out_unless_targeted():
+    from monitoring.kpis import KPIS
+
+    assert not KPIS["take_up_rate"].applies_to("collections")
+    assert not KPIS["cure_rate"].applies_to("onboarding")
+    assert KPIS["cure_rate"].applies_to("collections")
+    assert KPIS["complaint_rate"].applies_to("collections")
+    # A strategy outside the simulator's use cases: every KPI, nothing hidden.
+    assert KPIS["cure_rate"].applies_to("mortgage-retention")
+    assert KPIS["take_up_rate"].applies_to(None)
