@@ -248,7 +248,12 @@ def _file_spec(upload: IO[bytes], filename: str, target: RunTarget) -> dict[str,
     refused here (400) instead of queuing a run that would fail. Values are checked by
     the run, which reads the whole file."""
     fmt = population_format(filename)
-    staged = artifact_stage(upload, max_bytes=settings.OPTIMISATION_POPULATION_MAX_BYTES)
+    staged = artifact_stage(
+        upload,
+        max_bytes=settings.OPTIMISATION_POPULATION_MAX_BYTES,
+        field="population",
+        noun="population file",
+    )
     try:
         columns = population_columns(staged.path, fmt)
         population_columns_check(columns, [ID_COLUMN, *_target_features(target)])

@@ -78,14 +78,27 @@ def run_start(request: HttpRequest) -> HttpResponse:
             description=data.get("description", "").strip(),
         )
     except DomainError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        messages.error(
-            request,
-            exc.message
-            + "".join(f" {k}: {'; '.join(map(str, v))}." for k, v in details.items())[:500],
-        )
+        messages.error(request, _run_refusal(exc))
         return redirect("ui:run-list")
     return redirect("ui:run-detail", run_id=run.pk)
+
+
+FORM_LABELS = {"simulated.customers": "Customers", "simulated.seed": "Seed"}
+
+
+def _run_refusal(exc: DomainError) -> str:
+    """The service's refusal in the form's words: its sentence, or, where the message is
+    only ``field: problem``, each problem under the label the form shows."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if any(exc.message.startswith(f"{field}:") for field in details):
+        text = "; ".join(
+            f"{FORM_LABELS.get(field, field)}: {'; '.join(map(str, problems))}"
+            for field, problems in details.items()
+        )
+        text += "."
+    else:
+        text = exc.message
+    return f"The run was not started. {text}"[:600]
 
 
 def _percent(share: float | None) -> float | None:

@@ -80,8 +80,16 @@ def _private(path: Path, *, exclusive: bool = False) -> IO[bytes]:
     return handle
 
 
-def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> StagedArtifact:
-    """Copy an uploaded stream to a private staging file, hashing it on the way."""
+def artifact_stage(
+    source: IO[bytes],
+    *,
+    max_bytes: int | None = None,
+    field: str = "artifact",
+    noun: str = "artifact file",
+) -> StagedArtifact:
+    """Copy an uploaded stream to a private staging file, hashing it on the way.
+    ``field`` and ``noun`` name the upload in a refusal (``population``, ``population
+    file``)."""
     limit = max_bytes if max_bytes is not None else settings.MODEL_ARTIFACT_MAX_BYTES
     staging = _root() / "staging"
     try:
@@ -98,8 +106,8 @@ def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> Staged
                 size += len(chunk)
                 if size > limit:
                     raise ValidationFailed(
-                        f"The artifact is larger than the limit of {limit} bytes.",
-                        details={"artifact": [f"larger than {limit} bytes"]},
+                        f"The {noun} is larger than the limit of {limit:,} bytes.",
+                        details={field: [f"larger than {limit:,} bytes"]},
                     )
                 digest.update(chunk)
                 out.write(chunk)
@@ -112,9 +120,7 @@ def artifact_stage(source: IO[bytes], *, max_bytes: int | None = None) -> Staged
         raise
     if size == 0:
         target.unlink(missing_ok=True)
-        raise ValidationFailed(
-            "The artifact file is empty.", details={"artifact": ["the file is empty"]}
-        )
+        raise ValidationFailed(f"The {noun} is empty.", details={field: ["the file is empty"]})
     return StagedArtifact(path=target, sha256=digest.hexdigest(), size=size)
 
 

@@ -128,6 +128,20 @@ def test_a_file_without_a_needed_column_is_refused_at_upload(users, settings):
     assert {p for p in Path(settings.ARTIFACT_ROOT).rglob("*") if p.is_file()} == stored
 
 
+def test_an_empty_file_is_refused_as_a_population_file(users):
+    upload = io.BytesIO(b"")
+    upload.name = "campaign.csv"
+    response = as_user(users["maker"]).post(
+        "/api/v1/optimisation-runs/",
+        {"population": upload, "deployment": "cross-sell"},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["details"] == {"population": ["The submitted file is empty."]}
+    assert not OptimisationRun.objects.exists()
+
+
 def test_a_bad_value_fails_the_run_and_its_decisions_are_refused(
     users, django_capture_on_commit_callbacks
 ):

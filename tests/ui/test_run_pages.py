@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from decisions.demo_setup import demo_load
@@ -84,6 +85,17 @@ def test_a_bad_start_shows_a_message_and_stores_nothing(users):
         "/optimisation/start/", {"deployment": "cross-sell", "customers": "lots"}, follow=True
     )
     assert "whole numbers" in response.content.decode()
+    too_many = maker.post(
+        "/optimisation/start/", {"deployment": "cross-sell", "customers": "0"}, follow=True
+    )
+    (message,) = [str(m) for m in too_many.context["messages"]]
+    assert message == "The run was not started. Customers: must be between 1 and 2000000."
+    empty = SimpleUploadedFile("people.csv", b"", content_type="text/csv")
+    response = maker.post(
+        "/optimisation/start/", {"deployment": "cross-sell", "population": empty}, follow=True
+    )
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message == "The run was not started. The population file is empty."
     assert not OptimisationRun.objects.exists()
 
 
