@@ -533,6 +533,7 @@ def test_audit_trail_filters_and_verifies(world: World, auditor):
     assert len(in_range.context["rows"]) == AuditEvent.objects.count()
     before = client.get("/audit/", {"until": (today - dt.timedelta(days=1)).isoformat()})
     assert before.context["rows"] == [] and "No events match." in text(before)
+    assert "0 events" not in text(before)
     backwards = client.get(
         "/audit/", {"since": today.isoformat(), "until": (today - dt.timedelta(days=1)).isoformat()}
     )
