@@ -9,6 +9,7 @@ typed. No page needs JavaScript.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib import messages
@@ -335,6 +336,41 @@ def _draft_kind(slug: str) -> Kind:
     return kind
 
 
+SAVED_DRAFTS = "drafts-saved"
+SAVED_DRAFTS_KEPT = 20
+
+
+def _new_form_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _saved_with(request: HttpRequest, form: DraftForm) -> HttpResponse | None:
+    """The draft this form's token already saved (the form sent again by the back button
+    or a reload), as a redirect to it with a note; None for a first sending."""
+    token = form.cleaned_data.get("form_token") or ""
+    saved = request.session.get(SAVED_DRAFTS, {}).get(token) if token else None
+    if saved is None:
+        return None
+    messages.info(
+        request,
+        f"This form was saved already, as {saved['label']}; here it is. To make another "
+        "draft, start a new one.",
+    )
+    return redirect(saved["url"])
+
+
+def _remember_saved(request: HttpRequest, form: DraftForm, version: Version) -> None:
+    token = form.cleaned_data.get("form_token") or ""
+    if not token:
+        return
+    saved = dict(request.session.get(SAVED_DRAFTS, {}))
+    saved[token] = {
+        "url": version_url(version),
+        "label": f"{version.item.name} v{version.number}",
+    }
+    request.session[SAVED_DRAFTS] = dict(list(saved.items())[-SAVED_DRAFTS_KEPT:])
+
+
 @require_http_methods(["GET", "POST"])
 @ui_page(roles=AUTHOR_ROLES, action="write drafts")
 def item_create(request: HttpRequest, slug: str) -> HttpResponse:
@@ -358,11 +394,15 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":
         example = kind.example() if kind.example else {}
         content = source.content if source is not None else example
-        form = NewItemForm(initial={"content": pretty_json(content)})
+        form = NewItemForm(
+            initial={"content": pretty_json(content), "form_token": _new_form_token()}
+        )
         return _draft_page(request, form=form, **page)
     form = NewItemForm(request.POST)
     if not form.is_valid():
         return _draft_page(request, form=form, **page)
+    if (again := _saved_with(request, form)) is not None:
+        return again
     try:
         version = services.version_create(
             actor=request.user,
@@ -374,6 +414,7 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except DomainError as exc:
         return _draft_page(request, form=form, error=exc, **page)
+    _remember_saved(request, form, version)
     messages.success(
         request,
         f"{kind.label.capitalize()} {version.item.name} created as draft v1. Submit it for "
@@ -397,7 +438,12 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     cancel_url = version_url(source) if source else reverse("ui:registry", args=[slug])
     heading = f"New draft of {kind.label} {name}"
     if request.method == "GET":
-        form = DraftForm(initial={"content": pretty_json(source.content) if source else "{}"})
+        form = DraftForm(
+            initial={
+                "content": pretty_json(source.content) if source else "{}",
+                "form_token": _new_form_token(),
+            }
+        )
         return _draft_page(
             request,
             kind=kind,
@@ -410,6 +456,8 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         )
     form = DraftForm(request.POST)
     if form.is_valid():
+        if (again := _saved_with(request, form)) is not None:
+            return again
         try:
             version = services.version_create(
                 actor=request.user,
@@ -430,6 +478,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
                 source=source,
                 error=exc,
             )
+        _remember_saved(request, form, version)
         messages.success(
             request, f"Draft v{version.number} created. Submit it for review when it is ready."
         )
@@ -482,6 +531,7 @@ def draft_edit(request: HttpRequest, slug: str, name: str, number: int) -> HttpR
         )
     except DomainError as exc:
         return _draft_page(request, form=form, error=exc, **page)
+    _remember_saved(request, form, version)
     messages.success(request, f"Draft v{number} saved.")
     return redirect(version_url(version))
 

@@ -366,6 +366,41 @@ def test_a_valid_draft_is_created_then_edited(world: World, maker, maker2):
     assert set(v3.contributors.values_list("username", flat=True)) == {"max-maker", "mia-maker"}
 
 
+def test_the_same_form_sent_twice_saves_one_draft(world: World, maker):
+    """The back button (or a reload) sends the saved form again: it leads to the draft
+    already saved instead of adding another version."""
+    client = logged_in(maker)
+    page = client.get("/registry/constraint-sets/cross-sell-limits/new/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    form = {"content": json.dumps(world.limits_draft.content), "change_note": "Same budget"}
+    first = client.post(
+        "/registry/constraint-sets/cross-sell-limits/new/",
+        {**form, "form_token": token},
+        follow=True,
+    )
+    assert messages_of(first) == ["Draft v3 created. Submit it for review when it is ready."]
+    before = Version.objects.count()
+    again = client.post(
+        "/registry/constraint-sets/cross-sell-limits/new/",
+        {**form, "form_token": token},
+        follow=True,
+    )
+    assert Version.objects.count() == before
+    assert messages_of(again) == [
+        "This form was saved already, as cross-sell-limits v3; here it is. To make another "
+        "draft, start a new one."
+    ]
+    assert again.redirect_chain[-1][0] == first.redirect_chain[-1][0]
+    # A new form is a new draft.
+    fresh = client.get("/registry/constraint-sets/cross-sell-limits/new/").content.decode()
+    assert token not in fresh
+    created = client.post(
+        "/registry/constraint-sets/cross-sell-limits/new/",
+        {**form, "form_token": re.search(r'name="form_token" value="([^"]+)"', fresh).group(1)},
+    )
+    assert created.status_code == 302 and Version.objects.count() == before + 1
+
+
 def test_a_submitted_version_cannot_be_edited(world: World, maker):
     response = logged_in(maker).get(f"{STRATEGY}/v2/edit/", follow=True)
     assert messages_of(response) == [
