@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from arbiter.api_errors import api_aware, bad_request
 from arbiter.metrics import metrics_view
@@ -19,6 +21,17 @@ class FaviconView(RedirectView):
 
     def get_redirect_url(self, *args: object, **kwargs: object) -> str:
         return static("favicon.svg")  # resolved per request: the manifest's hashed name
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document (YAML, or JSON with ``?format=json``); a refusal (401, 403) is
+    the API's JSON error body, as everywhere else, not the error written as YAML."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
 
 
 # The reviewer pages of the apps share one namespace, ``ui``, mounted at the site root.
@@ -43,7 +56,7 @@ urlpatterns = [
     path("api/v1/", include("governance.urls")),
     path("api/v1/", include("decisions.urls")),
     path("api/v1/", include("monitoring.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     # Swagger UI's set-up script comes from its own URL (?script), not inline: the CSP
     # allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
