@@ -148,12 +148,25 @@ def deployment_content_validate(
     }
 
 
-def deployment_check_versions_approved(version: Version) -> None:
-    """A deployment may be approved or activated only with approved versions in every arm."""
+def _arm_references(version: Version) -> list[tuple[str, dict[str, Any]]]:
+    """Every version a deployment decides with, in every arm: the strategy, the constraint
+    set, and the models the strategy predicts with."""
     arms = [version.content, *version.content.get("challengers", [])]
-    pending = unapproved_references(
-        [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
-    )
+    refs = [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
+    for arm in arms:
+        refs += [("model", model) for model in _strategy_models(arm.get("strategy"))]
+    unique: list[tuple[str, dict[str, Any]]] = []
+    for ref in refs:
+        if ref not in unique:
+            unique.append(ref)
+    return unique
+
+
+def deployment_check_versions_approved(version: Version) -> None:
+    """A deployment may be approved or activated only with approved versions in every arm,
+    down to the models its strategies predict with (one retired after its strategy was
+    approved would otherwise decide again)."""
+    pending = unapproved_references(_arm_references(version))
     if pending:
         raise PreconditionFailed(
             "The deployment uses versions that are not approved: " + ", ".join(pending),
@@ -165,10 +178,7 @@ def deployment_check_versions_approved(version: Version) -> None:
 def deployment_check_versions_reviewable(version: Version) -> None:
     """A deployment may be submitted only with versions under review or approved in every
     arm: over a draft a checker could not approve it, and its maker would be stuck."""
-    arms = [version.content, *version.content.get("challengers", [])]
-    pending = unreviewable_references(
-        [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
-    )
+    pending = unreviewable_references(_arm_references(version))
     if pending:
         raise PreconditionFailed(
             "The deployment uses versions that are not submitted or approved: "

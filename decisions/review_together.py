@@ -75,7 +75,7 @@ def related_versions(version: Version) -> list[Version]:
 
 
 def together_panel_context(request: HttpRequest, version: Version) -> dict[str, Any] | None:
-    from governance.views import move_buttons_for, version_url
+    from governance.views import move_buttons_for, typed_comment_pop, version_url
 
     related = related_versions(version)
     if not related:
@@ -92,6 +92,7 @@ def together_panel_context(request: HttpRequest, version: Version) -> dict[str, 
                 "base": base,
                 "changes": content_changes(kind, base.content, other.content) if base else None,
                 "sections": content_sections(kind, other.content),
+                "typed_comment": typed_comment_pop(request, other).get("comment", ""),
                 **move_buttons_for(request.user, other),
             }
         )

@@ -34,6 +34,7 @@ from typing import Any
 from decisions.engine.expressions import ExpressionError, parse_expression
 from decisions.feature_schema import feature_list_validate
 from governance.exceptions import PreconditionFailed
+from governance.kinds import kind_get
 from governance.models import Version, VersionStatus
 from governance.validation import FieldErrors, is_finite_number, is_number
 
@@ -321,8 +322,13 @@ def unreviewable_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]
             .first()
         )
         if status not in REVIEWABLE_STATUSES:
-            pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+            pending.append(_reference_label(kind, ref, status))
     return pending
+
+
+def _reference_label(kind: str, ref: dict[str, Any], status: str | None) -> str:
+    """``constraint set q3-limits v2 (draft)``: the kind in words, as pages name it."""
+    return f"{kind_get(kind).label} {ref['name']} v{ref['version']} ({status or 'missing'})"
 
 
 def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -335,5 +341,5 @@ def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
             .first()
         )
         if status not in USABLE_MODEL_STATUSES:
-            pending.append(f"{kind} {ref['name']} v{ref['version']} ({status or 'missing'})")
+            pending.append(_reference_label(kind, ref, status))
     return pending

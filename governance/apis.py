@@ -212,7 +212,13 @@ class VersionMoveApi(RegistryApi):
         responses={
             200: VersionDetailSerializer,
             409: conflict("no such move from the version's status, or another under review"),
-            422: unprocessable("a version it uses is not approved"),
+            422: unprocessable(
+                "submit: a version it uses is a draft, rejected, retired or missing "
+                "(dependency_not_submitted); approve / activate: a version it uses is not "
+                "approved (dependency_not_approved), or a KPI target set or alert rule set "
+                "names no deployment (unknown_deployment); retire: an active deployment "
+                "decides with it (version_in_use)"
+            ),
         },
     )
     def post(self, request: Request, kind: str, name: str, number: int, move: str) -> Response:

@@ -42,9 +42,6 @@ class DraftForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="What changed and why: the checker reads this first.",
     )
-    form_token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    """Given with the empty form; a second POST of the same token (the back button, a
-    reload) finds the draft the first one saved instead of making another."""
 
     def clean_content(self) -> dict[str, Any]:
         text = self.cleaned_data["content"]

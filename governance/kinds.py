@@ -62,6 +62,9 @@ class Kind:
     """What changed between two versions' content; None: a generic path-by-path diff."""
     plural_label: str = ""
     """The plural in words when the slug does not give it (``KPI targets``)."""
+    item_label: str = ""
+    """One item in words when the label is a plural (``alert rule set`` for the item
+    holding alert rules); empty: the label."""
     example: Callable[[], dict[str, Any]] | None = None
     """Content a new item of this kind starts from on the reviewer pages; None: ``{}``."""
     naming: str = ""
@@ -80,6 +83,17 @@ class Kind:
             "cannot be made active again: to restore it, activate another approved version, "
             "or take a new one through review."
         )
+
+    @property
+    def item_noun(self) -> str:
+        """One item of the kind in words: ``strategy``, ``alert rule set``."""
+        return self.item_label or self.label
+
+    @property
+    def an_item(self) -> str:
+        """``a strategy``, ``an alert rule set``."""
+        noun = self.item_noun
+        return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
     @property
     def plural(self) -> str:

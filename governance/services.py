@@ -130,6 +130,58 @@ def version_create(
     Locks the item row so concurrent drafts get distinct numbers. Raises
     ``PermissionDenied``, ``ValidationFailed``, ``NotFound`` (unknown kind).
     """
+    version, _ = _version_create(
+        actor=actor,
+        kind=kind,
+        name=name,
+        content=content,
+        artifact=artifact,
+        change_note=change_note,
+        new_item=new_item,
+        reuse_identical_draft=False,
+    )
+    return version
+
+
+def version_draft_save(
+    *,
+    actor: AbstractBaseUser,
+    kind: str,
+    name: str,
+    content: dict[str, Any],
+    change_note: str = "",
+    new_item: bool = False,
+) -> tuple[Version, bool]:
+    """``version_create`` for a person at a form: the same draft sent again (the back
+    button, a reload, a double click) is the draft already saved, not another version.
+
+    Returns ``(version, saved)``: ``saved`` is False when the item's newest version is
+    already a draft by ``actor`` with this content and change note, which is returned
+    as it is. Decided under the item's row lock, so two sendings at once save one.
+    """
+    return _version_create(
+        actor=actor,
+        kind=kind,
+        name=name,
+        content=content,
+        artifact=None,
+        change_note=change_note,
+        new_item=new_item,
+        reuse_identical_draft=True,
+    )
+
+
+def _version_create(
+    *,
+    actor: AbstractBaseUser,
+    kind: str,
+    name: str,
+    content: dict[str, Any],
+    artifact: IO[bytes] | None,
+    change_note: str,
+    new_item: bool,
+    reuse_identical_draft: bool,
+) -> tuple[Version, bool]:
     spec = kind_get(kind)
     require_role(actor, AUTHOR_ROLES, action=f"create a {spec.label} version")
     _check_name(name)
@@ -149,16 +201,28 @@ def version_create(
     staged: StagedArtifact | None = artifact_stage(artifact) if artifact is not None else None
     try:
         normalised = spec.validate(content, artifact=staged.path if staged else None)
+        content_hash = version_hash(normalised, staged.sha256 if staged else None)
         with transaction.atomic():
             item, created = Item.objects.select_for_update().get_or_create(
                 kind=spec.key, name=name, defaults={"created_by": actor}
             )
+            if reuse_identical_draft and not created:
+                newest = item.versions.order_by("-number").first()
+                if (
+                    newest is not None
+                    and newest.status == VersionStatus.DRAFT
+                    and newest.author_id == actor.pk
+                    and newest.content_hash == content_hash
+                    and newest.change_note == change_note
+                    and (not new_item or newest.number == 1)
+                ):
+                    return newest, False
             if new_item and not created:
                 raise Conflict(
-                    f"There is already a {spec.label} called {name!r}. Start a new draft "
+                    f"There is already {spec.an_item} called {name!r}. Start a new draft "
                     "from its latest version instead, or choose another name.",
                     code="item_exists",
-                    details={"name": [f"a {spec.label} of this name exists"]},
+                    details={"name": [f"{spec.an_item} of this name exists"]},
                 )
             last = item.versions.aggregate(last=Max("number"))["last"] or 0
             artifact_path = artifact_commit(staged, suffix=spec.artifact_suffix) if staged else ""
@@ -166,7 +230,7 @@ def version_create(
                 item=item,
                 number=last + 1,
                 content=normalised,
-                content_hash=version_hash(normalised, staged.sha256 if staged else None),
+                content_hash=content_hash,
                 artifact_path=artifact_path,
                 artifact_sha256=staged.sha256 if staged else "",
                 artifact_size=staged.size if staged else None,
@@ -188,7 +252,7 @@ def version_create(
     finally:
         if staged is not None:
             artifact_discard(staged)  # a no-op once committed (the file was moved)
-    return version
+    return version, True
 
 
 def version_update(

@@ -9,7 +9,6 @@ typed. No page needs JavaScript.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.contrib import messages
@@ -22,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.text import capfirst
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -195,7 +195,7 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
     siblings = [
         {"version": v, "url": version_url(v)} for v in selectors.version_list(item=version.item)
     ]
-    typed = request.session.pop(_typed_comment_key(version), None) or {}
+    typed = typed_comment_pop(request, version)
     buttons = _move_buttons(request.user, version)
     retire_typed = typed.get("move") == Move.RETIRE and bool(buttons["retire_active"])
     return render(
@@ -242,15 +242,24 @@ def _keep_typed_comment(request: HttpRequest, version: Version) -> None:
 def version_move(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
     kind = kind_get_by_slug(slug)
     version = selectors.version_get(kind=kind, name=name, number=number)
+    here = version_url(version)
+    # A version reviewed on another version's page (submitted together) returns there.
+    back = request.POST.get("next", "")
+    if not back or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = here
+    # On another version's page, a refusal says which version it is about.
+    about = "" if back == here else f"{capfirst(kind.label)} {name} v{number}: "
     form = MoveForm(request.POST)
     if not form.is_valid():
         _keep_typed_comment(request, version)
         if "move" in form.errors:
-            messages.error(request, "Choose one of the buttons to move this version.")
+            messages.error(request, f"{about}Choose one of the buttons to move this version.")
         else:  # the comment: too long, or a character a form cannot hold
             problems = " ".join(form.errors.get("comment", []))
-            messages.error(request, f"The comment was not accepted: {problems}")
-        return redirect(version_url(version))
+            messages.error(request, f"{about}The comment was not accepted: {problems}")
+        return redirect(back)
     move = Move(form.cleaned_data["move"])
     try:
         moved = services.version_move(
@@ -258,20 +267,20 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
         )
     except DomainError as exc:
         _keep_typed_comment(request, version)
-        messages.error(request, exc.message)
+        messages.error(request, f"{about}{exc.message}")
     else:
         messages.success(
             request,
             f"{move.label}: {kind.label} {name} v{number} is now "
             f"{VersionStatus(moved.status).label.lower()}.",
         )
-    # A version reviewed on another version's page (submitted together) returns there.
-    back = request.POST.get("next", "")
-    if back and url_has_allowed_host_and_scheme(
-        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(back)
-    return redirect(version_url(version))
+    return redirect(back)
+
+
+def typed_comment_pop(request: HttpRequest, version: Version) -> dict[str, str]:
+    """The move and comment of a refused move on ``version`` (once), for the form that
+    offers its moves to show the comment again; ``{}`` when there is none."""
+    return request.session.pop(_typed_comment_key(version), None) or {}
 
 
 def _field_errors(details: Any) -> list[tuple[str, str]]:
@@ -336,39 +345,23 @@ def _draft_kind(slug: str) -> Kind:
     return kind
 
 
-SAVED_DRAFTS = "drafts-saved"
-SAVED_DRAFTS_KEPT = 20
-
-
-def _new_form_token() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def _saved_with(request: HttpRequest, form: DraftForm) -> HttpResponse | None:
-    """The draft this form's token already saved (the form sent again by the back button
-    or a reload), as a redirect to it with a note; None for a first sending."""
-    token = form.cleaned_data.get("form_token") or ""
-    saved = request.session.get(SAVED_DRAFTS, {}).get(token) if token else None
-    if saved is None:
-        return None
-    messages.info(
-        request,
-        f"This form was saved already, as {saved['label']}; here it is. To make another "
-        "draft, start a new one.",
-    )
-    return redirect(saved["url"])
-
-
-def _remember_saved(request: HttpRequest, form: DraftForm, version: Version) -> None:
-    token = form.cleaned_data.get("form_token") or ""
-    if not token:
-        return
-    saved = dict(request.session.get(SAVED_DRAFTS, {}))
-    saved[token] = {
-        "url": version_url(version),
-        "label": f"{version.item.name} v{version.number}",
-    }
-    request.session[SAVED_DRAFTS] = dict(list(saved.items())[-SAVED_DRAFTS_KEPT:])
+def _draft_saved(request: HttpRequest, version: Version, saved: bool) -> HttpResponse:
+    """To the draft, saying whether it was saved now or is the same as one saved before
+    (the form sent again: the back button, a reload, a double click)."""
+    if saved:
+        if version.number == 1:
+            text = f"{capfirst(kind_get(version.item.kind).item_noun)} {version.item.name} "
+            text += "created as draft v1."
+        else:
+            text = f"Draft v{version.number} created."
+        messages.success(request, f"{text} Submit it for review when it is ready.")
+    else:
+        messages.info(
+            request,
+            f"Nothing new was saved: this is the same as your draft v{version.number}, "
+            "saved before. Here it is.",
+        )
+    return redirect(version_url(version))
 
 
 @require_http_methods(["GET", "POST"])
@@ -385,7 +378,7 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
     page = {
         "kind": kind,
         "name": "",
-        "heading": f"New {kind.label}",
+        "heading": f"New {kind.item_noun}",
         "action_url": request.get_full_path(),
         "cancel_url": reverse("ui:registry", args=[slug]),
         "source": source,
@@ -394,17 +387,13 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":
         example = kind.example() if kind.example else {}
         content = source.content if source is not None else example
-        form = NewItemForm(
-            initial={"content": pretty_json(content), "form_token": _new_form_token()}
-        )
+        form = NewItemForm(initial={"content": pretty_json(content)})
         return _draft_page(request, form=form, **page)
     form = NewItemForm(request.POST)
     if not form.is_valid():
         return _draft_page(request, form=form, **page)
-    if (again := _saved_with(request, form)) is not None:
-        return again
     try:
-        version = services.version_create(
+        version, saved = services.version_draft_save(
             actor=request.user,
             kind=kind.key,
             name=form.cleaned_data["name"],
@@ -414,13 +403,7 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except DomainError as exc:
         return _draft_page(request, form=form, error=exc, **page)
-    _remember_saved(request, form, version)
-    messages.success(
-        request,
-        f"{kind.label.capitalize()} {version.item.name} created as draft v1. Submit it for "
-        "review when it is ready.",
-    )
-    return redirect(version_url(version))
+    return _draft_saved(request, version, saved)
 
 
 @require_http_methods(["GET", "POST"])
@@ -438,12 +421,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     cancel_url = version_url(source) if source else reverse("ui:registry", args=[slug])
     heading = f"New draft of {kind.label} {name}"
     if request.method == "GET":
-        form = DraftForm(
-            initial={
-                "content": pretty_json(source.content) if source else "{}",
-                "form_token": _new_form_token(),
-            }
-        )
+        form = DraftForm(initial={"content": pretty_json(source.content) if source else "{}"})
         return _draft_page(
             request,
             kind=kind,
@@ -456,10 +434,8 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         )
     form = DraftForm(request.POST)
     if form.is_valid():
-        if (again := _saved_with(request, form)) is not None:
-            return again
         try:
-            version = services.version_create(
+            version, saved = services.version_draft_save(
                 actor=request.user,
                 kind=kind.key,
                 name=name,
@@ -478,11 +454,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
                 source=source,
                 error=exc,
             )
-        _remember_saved(request, form, version)
-        messages.success(
-            request, f"Draft v{version.number} created. Submit it for review when it is ready."
-        )
-        return redirect(version_url(version))
+        return _draft_saved(request, version, saved)
     return _draft_page(
         request,
         kind=kind,
@@ -531,7 +503,6 @@ def draft_edit(request: HttpRequest, slug: str, name: str, number: int) -> HttpR
         )
     except DomainError as exc:
         return _draft_page(request, form=form, error=exc, **page)
-    _remember_saved(request, form, version)
     messages.success(request, f"Draft v{number} saved.")
     return redirect(version_url(version))
 

@@ -129,6 +129,7 @@ def register_report_recipients_kind() -> None:
             slug="report-recipients",
             label="report recipients",
             plural_label="report recipients",
+            item_label="recipient list",
             validate=report_recipients_content_validate,
             example=report_recipients_example,
             naming=f"the report they receive ({DEFAULT_REPORT}, the weekly executive report)",

@@ -21,6 +21,7 @@ import email.policy
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
@@ -114,13 +115,17 @@ def _arm_text(key: str, arm: dict[str, Any] | None) -> tuple[str, str]:
     )
 
 
-def arm_rows(arms: dict[str, Any], use_case: str | None = None) -> list[dict[str, Any]]:
+def arm_rows(
+    arms: dict[str, Any], use_case: str | None = None, targeted: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """Champion against each challenger, per rate KPI with something measured that means
-    something for the deployment's use case."""
+    something for the deployment's use case or has a governed target."""
     rows = []
+    targeted = set(targeted)
     for entry in arms.get("rates", []):
         key = entry["kpi"]
-        if not KPIS[key].applies_to(use_case) or not any(a["trials"] for a in entry["arms"]):
+        shown = key in targeted or KPIS[key].applies_to(use_case)
+        if not shown or not any(a["trials"] for a in entry["arms"]):
             continue
         by_arm = {a["arm"]: a for a in entry["arms"]}
         champion, champion_n = _arm_text(key, by_arm.get(CHAMPION))
@@ -338,7 +343,7 @@ def deployment_overview(
             {**s, "share_text": charts.format_kpi("challenger_share", s["share"])}
             for s in report["arms"]["shares"]
         ],
-        "arms": arm_rows(report["arms"], use_case),
+        "arms": arm_rows(report["arms"], use_case, targeted),
         "drift": drift_rows(deployment),
         "alerts": alerts,
         "runs": runs,

@@ -159,8 +159,8 @@ def test_a_deployment_over_a_draft_arm_cannot_be_submitted(cross_sell_deployment
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "dependency_not_submitted"
-    assert "constraint_set new-limits v1 (draft)" in error["message"]
-    assert error["details"]["versions"] == ["constraint_set new-limits v1 (draft)"]
+    assert "constraint set new-limits v1 (draft)" in error["message"]
+    assert error["details"]["versions"] == ["constraint set new-limits v1 (draft)"]
     deployment.refresh_from_db()
     assert deployment.status == VersionStatus.DRAFT
 
@@ -168,3 +168,71 @@ def test_a_deployment_over_a_draft_arm_cannot_be_submitted(cross_sell_deployment
     assert client.post(url, {}).status_code == 200
     deployment.refresh_from_db()
     assert deployment.status == VersionStatus.SUBMITTED
+
+
+def test_a_deployment_cannot_go_live_over_a_retired_model(approved_model, maker, checker):
+    """The strategy was approved while its model was; the model was retired since (no
+    active deployment used it). A deployment over that strategy would decide with a
+    retired model: refused at submit, and at approve for one already submitted."""
+    from decisions.demo_portfolio import cross_sell_constraints, cross_sell_strategy
+
+    strategy = services.version_create(
+        actor=maker,
+        kind="strategy",
+        name="cross-sell",
+        content=cross_sell_strategy(model_name="take-up", model_version=approved_model.number),
+    )
+    services.version_submit(actor=maker, version=strategy)
+    services.version_approve(actor=checker, version=strategy, comment="Reviewed.")
+    limits = services.version_create(
+        actor=maker,
+        kind="constraint_set",
+        name="cross-sell-limits",
+        content=cross_sell_constraints(strategy_name="cross-sell"),
+    )
+    services.version_submit(actor=maker, version=limits)
+    services.version_approve(actor=checker, version=limits, comment="Reviewed.")
+    deployment = services.version_create(
+        actor=maker,
+        kind="deployment",
+        name="cross-sell",
+        content={
+            "strategy": {"name": "cross-sell", "version": 1},
+            "constraint_set": {"name": "cross-sell-limits", "version": 1},
+            "salt": "s",
+        },
+    )
+    submitted = services.version_submit(actor=maker, version=deployment)
+    services.version_retire(actor=checker, version=approved_model, comment="Superseded.")
+    with pytest.raises(PreconditionFailed) as refused:
+        services.version_approve(actor=checker, version=submitted, comment="Reviewed.")
+    assert refused.value.details == {"versions": ["model take-up v1 (retired)"]}
+    services.version_reject(actor=checker, version=submitted, comment="Its model is retired.")
+    again = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell", content=deployment.content
+    )
+    with pytest.raises(PreconditionFailed) as refused:
+        services.version_submit(actor=maker, version=again)
+    assert refused.value.code == "dependency_not_submitted"
+    assert refused.value.details == {"versions": ["model take-up v1 (retired)"]}
+
+
+@pytest.mark.parametrize("status", ["rejected", "retired"])
+def test_a_strategy_over_a_rejected_or_retired_model_cannot_be_submitted(
+    register_model, maker, checker, status
+):
+    from decisions.demo_portfolio import cross_sell_strategy
+
+    model = services.version_submit(actor=maker, version=register_model(maker))
+    content = cross_sell_strategy(model_name="take-up", model_version=model.number)
+    strategy = services.version_create(
+        actor=maker, kind="strategy", name="cross-sell", content=content
+    )
+    if status == "rejected":
+        services.version_reject(actor=checker, version=model, comment="No.")
+    else:
+        services.version_approve(actor=checker, version=model, comment="Yes.")
+        services.version_retire(actor=checker, version=model, comment="Gone.")
+    with pytest.raises(PreconditionFailed) as refused:
+        services.version_submit(actor=maker, version=strategy)
+    assert refused.value.details == {"models": [f"take-up v1 ({status})"]}

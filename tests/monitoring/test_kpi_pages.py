@@ -204,3 +204,30 @@ def test_kpis_of_another_use_case_are_left_out_unless_targeted():
     # A strategy outside the simulator's use cases: every KPI, nothing hidden.
     assert KPIS["cure_rate"].applies_to("mortgage-retention")
     assert KPIS["take_up_rate"].applies_to(None)
+
+
+def test_a_targeted_kpi_of_another_use_case_is_shown_with_its_arms(
+    deployment, maker, checker, make_decision, auditor
+):
+    """Cross-sell has no arrears, but a bank that sets a cure-rate target on it sees that
+    KPI, in the KPI table and between the arms."""
+    go_live(
+        services.version_create(
+            actor=maker,
+            kind="kpi_targets",
+            name="cross-sell",
+            content={"targets": {"cure_rate": {"target": 0.1}}},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    start = timezone.now() - timedelta(days=1)
+    for i, arm in enumerate(["champion"] * 3 + ["challenger"] * 2):
+        make_decision(at=start + timedelta(hours=i), arm=arm, customer=f"c-{i}")
+    client = Client()
+    client.force_login(auditor)
+    page = client.get("/monitoring/deployments/cross-sell/?days=7").content.decode()
+    assert "<code>cure_rate</code>" in page
+    assert "<code>recovery_rate</code>" not in page  # untargeted, and not cross-sell's
+    arms = page[page.index('id="arms"') :]
+    assert "Cure rate" in arms and "Recovery rate" not in arms

@@ -13,6 +13,7 @@ from governance.exceptions import (
     ValidationFailed,
 )
 from governance.kinds import kind_get
+from governance.models import Item
 from monitoring.selectors import kpi_report
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,7 @@ def test_four_eyes_and_roles_hold_for_targets(deployment, maker, checker, checke
     with pytest.raises(PermissionDenied):
         services.version_approve(actor=maker, version=submitted, comment="Reviewed.")
     both = make_user("mo-both", "maker", "checker")
+    Item.objects.create(kind="deployment", name="cross-sell-2", created_by=maker)
     own = services.version_submit(
         actor=both,
         version=services.version_create(
@@ -97,9 +99,16 @@ def test_four_eyes_and_roles_hold_for_targets(deployment, maker, checker, checke
 
 
 def test_targets_need_a_deployment_of_that_name(maker, checker):
-    version = services.version_submit(actor=maker, version=draft(maker, name="nowhere"))
+    """Refused at submit already: under review, no checker could approve them, and their
+    maker could not take them back."""
+    version = draft(maker, name="nowhere")
     with pytest.raises(PreconditionFailed, match="no deployment called 'nowhere'"):
-        services.version_approve(actor=checker, version=version, comment="Reviewed.")
+        services.version_submit(actor=maker, version=version)
+    version.refresh_from_db()
+    assert version.status == "draft"
+    # A deployment of that name, even a draft, is enough to submit them with it.
+    Item.objects.create(kind="deployment", name="nowhere", created_by=maker)
+    assert services.version_submit(actor=maker, version=version).status == "submitted"
 
 
 def test_active_targets_appear_in_the_kpi_report(
@@ -162,7 +171,7 @@ def test_the_registry_api_serves_kpi_targets(maker, client_of):
     assert "targets.take_up_rate.target" in bad.json()["error"]["details"]
 
 
-def test_the_reviewer_page_shows_the_targets(maker, checker, client):
+def test_the_reviewer_page_shows_the_targets(deployment, maker, checker, client):
     from django.urls import reverse
 
     version = services.version_submit(actor=maker, version=draft(maker))

@@ -367,38 +367,23 @@ def test_a_valid_draft_is_created_then_edited(world: World, maker, maker2):
 
 
 def test_the_same_form_sent_twice_saves_one_draft(world: World, maker):
-    """The back button (or a reload) sends the saved form again: it leads to the draft
-    already saved instead of adding another version."""
+    """The back button (or a reload, a double click) sends the saved form again: it
+    leads to the draft already saved instead of adding a copy of it."""
     client = logged_in(maker)
-    page = client.get("/registry/constraint-sets/cross-sell-limits/new/").content.decode()
-    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    url = "/registry/constraint-sets/cross-sell-limits/new/"
     form = {"content": json.dumps(world.limits_draft.content), "change_note": "Same budget"}
-    first = client.post(
-        "/registry/constraint-sets/cross-sell-limits/new/",
-        {**form, "form_token": token},
-        follow=True,
-    )
+    first = client.post(url, form, follow=True)
     assert messages_of(first) == ["Draft v3 created. Submit it for review when it is ready."]
     before = Version.objects.count()
-    again = client.post(
-        "/registry/constraint-sets/cross-sell-limits/new/",
-        {**form, "form_token": token},
-        follow=True,
-    )
+    again = client.post(url, form, follow=True)
     assert Version.objects.count() == before
     assert messages_of(again) == [
-        "This form was saved already, as cross-sell-limits v3; here it is. To make another "
-        "draft, start a new one."
+        "Nothing new was saved: this is the same as your draft v3, saved before. Here it is."
     ]
     assert again.redirect_chain[-1][0] == first.redirect_chain[-1][0]
-    # A new form is a new draft.
-    fresh = client.get("/registry/constraint-sets/cross-sell-limits/new/").content.decode()
-    assert token not in fresh
-    created = client.post(
-        "/registry/constraint-sets/cross-sell-limits/new/",
-        {**form, "form_token": re.search(r'name="form_token" value="([^"]+)"', fresh).group(1)},
-    )
-    assert created.status_code == 302 and Version.objects.count() == before + 1
+    # A different note (or content) is a new draft.
+    changed = client.post(url, {**form, "change_note": "Same budget, new note"})
+    assert changed.status_code == 302 and Version.objects.count() == before + 1
 
 
 def test_a_submitted_version_cannot_be_edited(world: World, maker):
@@ -449,10 +434,20 @@ def test_a_maker_creates_a_new_item_from_the_kinds_example(world: World, maker):
         follow=True,
     )
     assert messages_of(created) == [
-        "Alert rules cross-sell created as draft v1. Submit it for review when it is ready."
+        "Alert rule set cross-sell created as draft v1. Submit it for review when it is ready."
     ]
     version = Version.objects.get(item__kind="alert_rules", item__name="cross-sell")
     assert version.number == 1 and version.status == VersionStatus.DRAFT
+    # Sent again (the back button): the draft already saved, not "the name is taken".
+    again = client.post(
+        "/registry/alert-rules/new/",
+        {"name": "cross-sell", "content": example, "change_note": "First rules"},
+        follow=True,
+    )
+    assert messages_of(again) == [
+        "Nothing new was saved: this is the same as your draft v1, saved before. Here it is."
+    ]
+    assert Version.objects.filter(item__kind="alert_rules").count() == 1
     assert [r["name"] for r in version.content["rules"]] == ["complaints-high", "model-drift"]
 
 

@@ -198,6 +198,17 @@ def test_a_strategy_and_its_constraint_set_are_reviewed_together(
         f"{limits.item.name} v{new_limits.number} in place"
     ) in page
 
+    # A refusal there names the version it is about and keeps the reason typed.
+    client = logged_in(checker)
+    reason = "Budget up\u202e, reviewed with the strategy."
+    refused = client.post(
+        f"/registry/constraint-sets/{limits.item.name}/v{new_limits.number}/move/",
+        {"move": "approve", "comment": reason, "next": url},
+        follow=True,
+    )
+    (message,) = [str(m) for m in refused.context["messages"]]
+    assert message.startswith(f"Constraint set {limits.item.name} v{new_limits.number}: ")
+    assert f'name="comment" rows="2">{reason}</textarea>' in refused.content.decode()
     # Approving the constraint set from the strategy's page comes back to it.
     response = logged_in(checker).post(
         f"/registry/constraint-sets/{limits.item.name}/v{new_limits.number}/move/",
