@@ -31,6 +31,7 @@ from governance.roles import Role, require_role
 IMPACT_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.ADMIN})
 REFERENCE = {"customers": 5_000, "seed": 2026}
 KINDS = ("strategy", "constraint_set", "deployment")
+CANDIDATE_STATUSES = (VersionStatus.DRAFT, VersionStatus.SUBMITTED, VersionStatus.APPROVED)
 ACTIONED_LABEL = {
     "onboarding": "Applicants approved (approval rate)",
     "cross-sell": "Customers made an offer",
@@ -121,6 +122,10 @@ def impact_pair(version: Version) -> ImpactPair | None:
             return None
         if new_limits.content.get("strategy") != new_strategy.item.name:
             return None
+        if (new_strategy.pk, new_limits.pk) == (strategy.pk, limits.pk):
+            # The same strategy and limits (a deployment version changing only prices or
+            # shares, or the active versions themselves): the optimum cannot differ.
+            return None
         return ImpactPair(
             deployment=deployment,
             baseline=(strategy, limits),
@@ -194,11 +199,24 @@ def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[Optimisa
     population.
     """
     require_role(actor, IMPACT_ROLES, action="simulate the impact of a version")
+    if version.item.kind not in KINDS:
+        raise PreconditionFailed(
+            "The impact is simulated for strategies, constraint sets and deployments; a "
+            "model's shows on the page of the strategy version that uses it.",
+            code="no_impact_for_kind",
+        )
+    if version.status not in CANDIDATE_STATUSES:
+        raise PreconditionFailed(
+            f"{version.item.name} v{version.number} is {version.status}: the impact is "
+            "simulated for a draft, submitted or approved version, against what is active.",
+            code="not_a_candidate",
+        )
     pair = impact_pair(version)
     if pair is None:
         raise PreconditionFailed(
-            f"No active deployment uses {version.item.name}: there is nothing to compare "
-            "this version with.",
+            f"No active deployment decides with {version.item.name} in a way this version "
+            "would change (its strategy and constraint set are the ones in force, or no "
+            "active deployment uses the item): there is nothing to compare it with.",
             code="no_baseline",
         )
     if pair.population is None:

@@ -137,6 +137,10 @@ class RunTarget:
     constraint_set: Version
 
 
+DESCRIPTION_MAX = 300
+"""Characters of a run's description (the column's length)."""
+
+
 def _version_ref(kind: str, ref: Any, field: str) -> Version:
     if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
         raise ValidationFailed(
@@ -232,7 +236,7 @@ def _simulated_spec(target: RunTarget, raw: Any) -> dict[str, Any]:
             f"must be between 1 and {settings.OPTIMISATION_MAX_CUSTOMERS}"
         ]
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        problems["simulated.seed"] = ["must be an integer from 0 to 2**32 - 1"]
+        problems["simulated.seed"] = ["must be a whole number from 0 to 4294967295"]
     unknown = sorted(set(raw) - {"customers", "seed"})
     for name in unknown:
         problems[f"simulated.{name}"] = ["unknown field"]
@@ -336,6 +340,11 @@ def _run_create(
 
     ``population_spec`` reuses the population of an earlier run (its stored file, or its
     simulation) as it is."""
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationFailed(
+            f"The description is {len(description)} characters long; at most {DESCRIPTION_MAX}.",
+            details={"description": [f"at most {DESCRIPTION_MAX} characters"]},
+        )
     target = _target(
         deployment=deployment,
         strategy=strategy,
@@ -367,7 +376,7 @@ def _run_create(
         run = OptimisationRun.objects.create(
             created_by=actor,
             created_at=timezone.now(),
-            description=description[:300],
+            description=description,
             deployment_name=target.deployment.item.name if target.deployment else "",
             deployment_version=target.deployment,
             strategy_version=target.strategy,
@@ -531,16 +540,16 @@ def optimisation_prices_publish(
     content["prices"] = dict(run.prices)
     content["price_source"] = f"optimisation run {run.pk}"
     with transaction.atomic():
+        note = comment or f"Prices from optimisation run {run.pk}."
         version = governance.version_create(
             actor=actor,
             kind="deployment",
             name=run.deployment_name,
             content=content,
-            change_note=comment or f"Prices from optimisation run {run.pk}.",
+            change_note=note,
         )
-        version = governance.version_submit(
-            actor=actor, version=version, comment=f"Prices from optimisation run {run.pk}."
-        )
+        # The submit comment becomes the change note the checker reads: the maker's.
+        version = governance.version_submit(actor=actor, version=version, comment=note)
         OptimisationRun.objects.filter(pk=run.pk).update(published_version=version)
     run.published_version = version
     return version

@@ -49,6 +49,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         {
             "runs": runs,
             "page": page,
+            "typed": request.session.pop(TYPED_RUN, None) or {},
+            "max_customers": settings.OPTIMISATION_MAX_CUSTOMERS,
             "can_start": can_start,
             "deployments": [v.item.name for v in deployment_active_list()] if can_start else [],
             "refresh": page.number == 1
@@ -62,10 +64,14 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_start(request: HttpRequest) -> HttpResponse:
     data = request.POST
     upload = request.FILES.get("population")
+    # A refusal comes back to the form with what was typed (not the file: browsers do not
+    # let a page fill a file box).
+    typed = {k: data.get(k, "")[:400] for k in ("deployment", "customers", "seed", "description")}
     try:
         customers = int(data.get("customers") or 5000)
         seed = int(data.get("seed") or 1)
     except ValueError:
+        request.session[TYPED_RUN] = typed
         messages.error(request, "Customers and seed must be whole numbers.")
         return redirect("ui:run-list")
     try:
@@ -78,12 +84,18 @@ def run_start(request: HttpRequest) -> HttpResponse:
             description=data.get("description", "").strip(),
         )
     except DomainError as exc:
+        request.session[TYPED_RUN] = typed
         messages.error(request, _run_refusal(exc))
         return redirect("ui:run-list")
     return redirect("ui:run-detail", run_id=run.pk)
 
 
-FORM_LABELS = {"simulated.customers": "Customers", "simulated.seed": "Seed"}
+FORM_LABELS = {
+    "simulated.customers": "Customers",
+    "simulated.seed": "Seed",
+    "description": "Description",
+}
+TYPED_RUN = "run-form-typed"
 
 
 def _run_refusal(exc: DomainError) -> str:

@@ -55,6 +55,7 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
         item__kind="deployment", item__name="cross-sell", status="submitted"
     )
     assert version.content["price_source"] == f"optimisation run {run.pk}"
+    assert version.change_note == "Q3 prices"  # the maker's note, as typed
     page = maker.get(f"/optimisation/{run.pk}/").content.decode()
     assert "is submitted for review" in page and f"cross-sell v{version.number}" in page
     # The proposal's page leads back to the run its prices come from.
@@ -62,6 +63,8 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
     assert "Where these prices come from" in proposal
     assert f'<a href="/optimisation/{run.pk}/">optimisation run {run.pk}</a> (Q3)' in proposal
     assert "premium_card_quota" in proposal
+    # Only the prices change: there is no portfolio impact to simulate, so no panel.
+    assert "Simulated impact" not in proposal
 
     # The checker reads the run and its decisions, cannot publish, and finds the proposal
     # in the queue.
@@ -90,6 +93,20 @@ def test_a_bad_start_shows_a_message_and_stores_nothing(users):
     )
     (message,) = [str(m) for m in too_many.context["messages"]]
     assert message == "The run was not started. Customers: must be between 1 and 2000000."
+    long = maker.post(
+        "/optimisation/start/",
+        {"deployment": "onboarding", "customers": "700", "seed": "9", "description": "Q" * 301},
+        follow=True,
+    )
+    (message,) = [str(m) for m in long.context["messages"]]
+    assert (
+        message == "The run was not started. The description is 301 characters long; at most 300."
+    )
+    # The form comes back as typed.
+    form = long.content.decode()
+    assert '<option value="onboarding" selected>' in form
+    assert 'name="customers" min="1" max="2000000" value="700"' in form
+    assert 'value="9"' in form and f'value="{"Q" * 301}"' in form
     empty = SimpleUploadedFile("people.csv", b"", content_type="text/csv")
     response = maker.post(
         "/optimisation/start/", {"deployment": "cross-sell", "population": empty}, follow=True
@@ -157,6 +174,17 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     auditor = logged_in(users["auditor"])
     assert "Portfolio of 5000 customers" in auditor.get(url).content.decode()
     assert auditor.post(f"/impact/{candidate.pk}/").status_code == 403
+    # What is in force, or a model, has nothing to be compared with: said, nothing run.
+    active = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=1)
+    model = Version.objects.filter(item__kind="model").first()
+    for version, why in (
+        (active, "cross-sell v1 is active: the impact is simulated for a draft"),
+        (model, "a model's shows on the page of the strategy version that uses it"),
+    ):
+        refused = checker.post(f"/impact/{version.pk}/", follow=True)
+        (message,) = [str(m) for m in refused.context["messages"]]
+        assert why in message
+    assert OptimisationRun.objects.count() == 2
 
 
 def test_a_strategy_and_its_constraint_set_are_reviewed_together(
