@@ -8,6 +8,8 @@ from typing import Any
 
 from governance.exceptions import ValidationFailed
 
+REQUIRED = "this field is required"
+
 
 class FieldErrors:
     """Problems keyed by a field path such as ``actions[2].attributes.apr``."""
@@ -16,7 +18,12 @@ class FieldErrors:
         self._errors: dict[str, list[str]] = {}
 
     def add(self, path: str, message: str) -> None:
-        self._errors.setdefault(path or "content", []).append(message)
+        problems = self._errors.setdefault(path or "content", [])
+        # A missing field is only that: not also "must be a list", "unknown name", ...
+        if message == REQUIRED:
+            problems[:] = [REQUIRED]
+        elif REQUIRED not in problems:
+            problems.append(message)
 
     def __bool__(self) -> bool:
         return bool(self._errors)
@@ -40,7 +47,7 @@ class FieldErrors:
             return False
         required, optional = set(required), set(optional)
         for key in sorted(required - obj.keys()):
-            self.add(_join(path, key), "this field is required")
+            self.add(_join(path, key), REQUIRED)
         for key in sorted(obj.keys() - required - optional):
             allowed = ", ".join(sorted(required | optional))
             self.add(_join(path, key), f"unknown field (allowed: {allowed})")

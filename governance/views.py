@@ -314,6 +314,19 @@ def _draft_page(
     for field in ("name", "content"):
         field_errors += [(field, str(e)) for e in form.errors.get(field, [])]
     failed = bool(error) or bool(form.errors)
+    # The heading says what happened; the list below says each problem once.
+    if isinstance(error, ValidationFailed) and field_errors:
+        count = len(field_errors)
+        heading = (
+            f"The {kind.item_noun} was not saved: "
+            f"{'one problem' if count == 1 else f'{count} problems'} to correct below."
+        )
+    elif error is not None:
+        heading = error.message
+    elif form.errors.get("content"):
+        heading = "The content could not be read."
+    else:
+        heading = f"The {kind.item_noun} was not saved: correct the name."
     return render(
         request,
         "governance/draft_form.html",
@@ -328,7 +341,10 @@ def _draft_page(
             "source_url": version_url(source) if source else "",
             "error": error,
             "field_errors": field_errors,
+            "error_heading": heading if failed else "",
             "name_invalid": any(path == "name" for path, _ in field_errors),
+            "content_invalid": any(path != "name" for path, _ in field_errors)
+            or (bool(error) and not field_errors),
             "new_item": new_item,
         },
         status=(error.status if error is not None else 400) if failed else 200,

@@ -326,7 +326,9 @@ def test_field_errors_from_the_service_are_shown_and_the_text_is_kept(world: Wor
     page = logged_in(maker).post(f"{STRATEGY}/new/", {"content": typed, "change_note": "typo"})
     assert page.status_code == 400
     body = text(page)
-    assert "The strategy is not valid" in body
+    assert "The strategy was not saved: 3 problems to correct below." in body
+    # Each problem once: not also in the heading.
+    assert body.count("unknown name 'p_acept'") == 1
     assert "value : unknown name 'p_acept' at position 0; did you mean 'p_accept'?" in body
     assert "actions[4].id : duplicate action 'card'" in body
     assert html.escape(typed, quote=True) in page.content.decode()  # nothing lost
@@ -469,6 +471,13 @@ def test_a_new_item_copies_another_and_refuses_a_taken_or_bad_name(world: World,
     bad = client.post("/registry/constraint-sets/new/", {"name": "Q1 Limits", "content": content})
     assert bad.status_code == 400
     assert "name : use 1-100 lower-case letters" in text(bad)
+    # Only the name is marked wrong; the content is fine.
+    page = bad.content.decode()
+    assert 'id="id_name" value="Q1 Limits"' in page
+    assert page.split('id="id_name"')[1].split(">")[0].endswith('aria-invalid="true"')
+    assert 'aria-invalid="true">' not in page.split('id="id_content"')[1].split("</textarea>")[0]
+    unnamed = client.post("/registry/constraint-sets/new/", {"name": "", "content": content})
+    assert "The constraint set was not saved: correct the name." in text(unnamed)
     assert Version.objects.count() == before
     made = client.post(
         "/registry/constraint-sets/new/",
