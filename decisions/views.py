@@ -76,7 +76,10 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "limit": SEARCH_LIMIT,
             "csv_url": csv_url,
             "verification": LogVerification.objects.first(),
-            "replay_form": ReplaySampleForm(initial=replay_initial, deployments=deployments),
+            # Its own ids: the search form on the same page has fields of the same names.
+            "replay_form": ReplaySampleForm(
+                initial=replay_initial, deployments=deployments, auto_id="replay_%s"
+            ),
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
         },
     )

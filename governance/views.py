@@ -391,6 +391,15 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
     from_name = request.GET.get("from", "")
     if from_name:
         source = selectors.version_latest(item=selectors.item_get(kind=kind, name=from_name))
+    elif kind.example is None:
+        # No example that could stand alone (a strategy names its models, a deployment
+        # its versions): start from the newest active one of the kind, if any.
+        source = (
+            Version.objects.select_related("item")
+            .filter(item__kind=kind.key, status=VersionStatus.ACTIVE)
+            .order_by("-id")
+            .first()
+        )
     page = {
         "kind": kind,
         "name": "",

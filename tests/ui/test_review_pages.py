@@ -487,6 +487,15 @@ def test_a_new_item_copies_another_and_refuses_a_taken_or_bad_name(world: World,
     assert Version.objects.get(item__name="cross-sell-q1").content == world.limits_draft.content
 
 
+def test_a_new_strategy_starts_from_an_active_one(world: World, maker):
+    """A strategy has no example that could stand alone (it names its models): the page
+    starts from the newest active strategy, and says so."""
+    page = logged_in(maker).get("/registry/strategies/new/")
+    assert "Starting from the content of cross-sell v1 (active)" in text(page)
+    textarea = html.unescape(page.content.decode().split("</textarea>")[0].rsplit(">", 1)[1])
+    assert json.loads(textarea) == world.strategy_v1.content
+
+
 def test_only_makers_create_items(world: World, checker):
     assert logged_in(checker).get("/registry/alert-rules/new/").status_code == 403
     assert (
@@ -615,9 +624,14 @@ class _Controls(HTMLParser):
         self.controls: list[tuple[str, dict]] = []
         self.landmarks: list[str] = []
         self.lang = ""
+        self.ids: list[str] = []
+        self.described_by: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.append(attrs["id"])
+        self.described_by += (attrs.get("aria-describedby") or "").split()
         if tag == "html":
             self.lang = attrs.get("lang", "")
         if tag == "label" and attrs.get("for"):
@@ -648,6 +662,8 @@ def test_every_form_control_has_a_label_and_pages_have_landmarks(world: World, m
             "/registry/deployments/cross-sell/v1/",
             "/audit/",
             "/decisions/",
+            "/decisions/?since=2026-13-01",
+            "/audit/?since=nonsense",
             f"/decisions/{world.decision.decision_id}/",
         ],
     }
@@ -657,6 +673,9 @@ def test_every_form_control_has_a_label_and_pages_have_landmarks(world: World, m
             parser = _Controls()
             parser.feed(client.get(url).content.decode())
             assert parser.lang == "en", url
+            # A label names one box only when ids are unique on the page.
+            assert len(parser.ids) == len(set(parser.ids)), (url, sorted(parser.ids))
+            assert set(parser.described_by) <= set(parser.ids), (url, parser.described_by)
             assert parser.landmarks.count("main") == 1 and "nav" in parser.landmarks, url
             for tag, attrs in parser.controls:
                 assert attrs.get("id") in parser.labels or attrs.get("aria-label"), (
