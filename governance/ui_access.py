@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from governance.exceptions import DomainError, NotFound, PermissionDenied
-from governance.roles import Role, require_role
+from governance.roles import Role, require_role, roles_of
 
 # People. The api_client role belongs to downstream systems, which use the REST API.
 UI_ROLES = frozenset({Role.MAKER, Role.CHECKER, Role.AUDITOR, Role.ADMIN})
@@ -34,7 +34,15 @@ def error_page(request: HttpRequest, exc: DomainError) -> HttpResponse:
         template, title = "governance/not_found.html", "Not found"
     else:
         template, title = "governance/error.html", "Cannot do that"
-    return render(request, template, {"error": exc, "title": title}, status=exc.status)
+    is_admin = getattr(request.user, "is_authenticated", False) and Role.ADMIN in roles_of(
+        request.user
+    )
+    return render(
+        request,
+        template,
+        {"error": exc, "title": title, "is_admin": is_admin},
+        status=exc.status,
+    )
 
 
 def ui_page(*, roles: Iterable[str], action: str) -> Callable[[View], View]:

@@ -496,8 +496,14 @@ def test_a_new_strategy_starts_from_an_active_one(world: World, maker):
     assert json.loads(textarea) == world.strategy_v1.content
 
 
-def test_only_makers_create_items(world: World, checker):
-    assert logged_in(checker).get("/registry/alert-rules/new/").status_code == 403
+def test_only_makers_create_items(world: World, checker, admin_user):
+    refused = logged_in(checker).get("/registry/alert-rules/new/")
+    assert refused.status_code == 403
+    assert "Ask an administrator if you need this role." in text(refused)
+    # An administrator is not sent to ask themselves.
+    admin_page = text(logged_in(admin_user).get("/registry/alert-rules/new/"))
+    assert "Ask an administrator" not in admin_page
+    assert "Roles are granted in the admin" in admin_page
     assert (
         "New alert rules" not in logged_in(checker).get("/registry/alert-rules/").content.decode()
     )
