@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from decisions.strategies import (
+    approve_guidance,
     expression_check,
     strategy_vocabulary,
     unapproved_references,
@@ -169,7 +170,10 @@ def deployment_check_versions_approved(version: Version) -> None:
     pending = unapproved_references(_arm_references(version))
     if pending:
         raise PreconditionFailed(
-            "The deployment uses versions that are not approved: " + ", ".join(pending),
+            "The deployment uses versions that are not approved: "
+            + ", ".join(pending)
+            + ". "
+            + approve_guidance(pending),
             code="dependency_not_approved",
             details={"versions": pending},
         )

@@ -285,10 +285,24 @@ def strategy_check_models_approved(version: Version) -> None:
     pending = [label.removeprefix("model ") for label in unapproved_references(refs)]
     if pending:
         raise PreconditionFailed(
-            "The strategy uses model versions that are not approved: " + ", ".join(pending),
+            "The strategy uses model versions that are not approved: "
+            + ", ".join(pending)
+            + ". "
+            + approve_guidance(pending),
             code="dependency_not_approved",
             details={"models": pending},
         )
+
+
+def approve_guidance(pending: list[str]) -> str:
+    """What the checker can do about versions that block an approval: wait for those
+    under review, or reject this one when one of them can never be approved."""
+    if all(label.endswith("(submitted)") for label in pending):
+        return "Approve those first; they are under review."
+    return (
+        "A rejected, retired or missing version can never be approved: reject this one "
+        "with that reason, and its maker drafts another over approved versions."
+    )
 
 
 REVIEWABLE_STATUSES = frozenset(

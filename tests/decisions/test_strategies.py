@@ -123,6 +123,7 @@ def test_strategy_cannot_be_approved_before_its_model(strategy_content, maker, c
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "dependency_not_approved"
     assert "take-up v1 (submitted)" in response.json()["error"]["message"]
+    assert "Approve those first" in response.json()["error"]["message"]
     strategy.refresh_from_db()
     assert strategy.status == VersionStatus.SUBMITTED
 

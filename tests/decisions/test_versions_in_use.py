@@ -207,6 +207,7 @@ def test_a_deployment_cannot_go_live_over_a_retired_model(approved_model, maker,
     with pytest.raises(PreconditionFailed) as refused:
         services.version_approve(actor=checker, version=submitted, comment="Reviewed.")
     assert refused.value.details == {"versions": ["model take-up v1 (retired)"]}
+    assert "can never be approved: reject this one" in refused.value.message
     services.version_reject(actor=checker, version=submitted, comment="Its model is retired.")
     again = services.version_create(
         actor=maker, kind="deployment", name="cross-sell", content=deployment.content
