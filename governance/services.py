@@ -88,12 +88,19 @@ def _check_json(content: Any) -> None:
             "The content must be a JSON object.", details={"content": ["must be an object"]}
         )
     try:
-        canonical_json(content)
+        text = canonical_json(content)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(
             "The content is not plain JSON (NaN, infinity or a non-JSON value).",
             details={"content": [str(exc)]},
         ) from exc
+    limit = settings.VERSION_CONTENT_MAX_BYTES
+    if len(text) > limit:
+        raise ValidationFailed(
+            f"The content is {len(text):,} bytes as JSON; a version holds at most "
+            f"{limit:,} (a reviewer reads it whole).",
+            details={"content": [f"larger than {limit:,} bytes"]},
+        )
 
 
 def _refuse_direction_controls(content: Any = None, **texts: str | None) -> None:

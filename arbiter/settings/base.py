@@ -221,6 +221,9 @@ ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default=str(BASE_DIR / "var" / "ar
 # Largest model file accepted by an upload (bytes).
 MODEL_ARTIFACT_MAX_BYTES = 200 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# Largest version content (canonical JSON, bytes): reviewers read it whole, and every
+# page and diff of the version carries it.
+VERSION_CONTENT_MAX_BYTES = 1024 * 1024
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ui:dashboard"

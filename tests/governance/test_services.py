@@ -168,3 +168,17 @@ def test_user_create_refuses_weak_passwords_and_unknown_roles(db):
         services.user_create(actor=None, username="u", password="123", roles=["maker"])
     with pytest.raises(ValidationFailed):
         services.user_create(actor=None, username="u", password="a-long-passphrase", roles=["god"])
+
+
+def test_content_larger_than_a_reviewer_can_read_is_refused(maker, settings):
+    settings.VERSION_CONTENT_MAX_BYTES = 1000
+    with pytest.raises(ValidationFailed) as refused:
+        services.version_create(actor=maker, kind="note", name="big", content={"text": "x" * 990})
+    assert refused.value.details == {"content": ["larger than 1,000 bytes"]}
+    assert not Item.objects.filter(name="big").exists()
+    # An edit is held to the same limit.
+    draft = services.version_create(actor=maker, kind="note", name="big", content={"text": "x"})
+    with pytest.raises(ValidationFailed):
+        services.version_update(actor=maker, version=draft, content={"text": "x" * 990})
+    draft.refresh_from_db()
+    assert draft.content == {"text": "x"}
