@@ -110,6 +110,8 @@ def _run_refusal(exc: DomainError) -> str:
         text += "."
     else:
         text = exc.message
+    if "not started" in text:  # the service's sentence says so already (a broker down)
+        return text[:600]
     return f"The run was not started. {text}"[:600]
 
 
