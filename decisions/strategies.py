@@ -28,6 +28,7 @@ features of the models' schemas and the extra features.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,14 @@ def strategy_check_models_reviewable(version: Version) -> None:
 def unreviewable_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """``kind name vN (status)`` for each referenced version that is not submitted,
     approved or active (a draft, rejected, retired or missing one)."""
+    return _references_not_in(refs, REVIEWABLE_STATUSES)
+
+
+def _references_not_in(
+    refs: list[tuple[str, dict[str, Any]]], statuses: Collection[str]
+) -> list[str]:
+    """``kind name vN (status)`` for each referenced version whose status is not one of
+    ``statuses`` (a missing one: ``(missing)``)."""
     pending = []
     for kind, ref in refs:
         status = (
@@ -335,7 +344,7 @@ def unreviewable_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]
             .values_list("status", flat=True)
             .first()
         )
-        if status not in REVIEWABLE_STATUSES:
+        if status not in statuses:
             pending.append(_reference_label(kind, ref, status))
     return pending
 
@@ -347,13 +356,4 @@ def _reference_label(kind: str, ref: dict[str, Any], status: str | None) -> str:
 
 def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """``kind name vN (status)`` for each referenced version not approved or active."""
-    pending = []
-    for kind, ref in refs:
-        status = (
-            Version.objects.filter(item__kind=kind, item__name=ref["name"], number=ref["version"])
-            .values_list("status", flat=True)
-            .first()
-        )
-        if status not in USABLE_MODEL_STATUSES:
-            pending.append(_reference_label(kind, ref, status))
-    return pending
+    return _references_not_in(refs, USABLE_MODEL_STATUSES)
