@@ -24,7 +24,7 @@ from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
 from decisions.serializers import DecisionSerializer
 from governance.apis import FORM_FIELDS_BYTES, HasRole, refuse_body_over
-from governance.serializers import StrictSerializer
+from governance.serializers import QueryParamsSerializer, StrictSerializer
 
 
 class VersionRefSerializer(StrictSerializer):
@@ -175,7 +175,7 @@ class RunSerializer(serializers.ModelSerializer):
         return data
 
 
-class RunFilterSerializer(StrictSerializer):
+class RunFilterSerializer(QueryParamsSerializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     deployment = serializers.CharField(max_length=100, required=False)
     cursor = serializers.CharField(required=False)

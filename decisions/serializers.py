@@ -10,7 +10,7 @@ from rest_framework import serializers
 from arbiter.moments import BoundedDateTimeField
 from decisions.models import Decision, LogVerification, ReplayCheck
 from decisions.replays import MAX_SAMPLE
-from governance.serializers import StrictSerializer
+from governance.serializers import QueryParamsSerializer, StrictSerializer
 
 
 class DecisionRequestSerializer(StrictSerializer):
@@ -82,7 +82,7 @@ class DecisionDetailSerializer(DecisionSerializer):
         )
 
 
-class DecisionFilterSerializer(StrictSerializer):
+class DecisionFilterSerializer(QueryParamsSerializer):
     customer_id = serializers.CharField(required=False)
     deployment = serializers.CharField(required=False)
     since = BoundedDateTimeField(required=False)

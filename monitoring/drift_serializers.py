@@ -7,13 +7,13 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.serializers import StrictSerializer
+from governance.serializers import QueryParamsSerializer
 from monitoring.models import DriftReport, DriftStatus
 
 _STATUSES = ", ".join(DriftStatus.values)
 
 
-class DriftFilterSerializer(StrictSerializer):
+class DriftFilterSerializer(QueryParamsSerializer):
     model = serializers.CharField(required=False, max_length=100, help_text="model name")
     version = serializers.IntegerField(required=False, min_value=1, help_text="model version")
     status = serializers.ChoiceField(

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from arbiter.moments import BoundedDateField, BoundedDateTimeField
-from governance.serializers import StrictSerializer
+from governance.serializers import QueryParamsSerializer, StrictSerializer
 from monitoring.models import Outcome, OutcomeEvent
 from monitoring.services import MAX_BATCH
 
@@ -113,7 +113,7 @@ class OutcomeSerializer(serializers.ModelSerializer):
         )
 
 
-class OutcomeFilterSerializer(StrictSerializer):
+class OutcomeFilterSerializer(QueryParamsSerializer):
     decision_id = serializers.UUIDField(required=False)
     deployment = serializers.CharField(required=False)
     event = serializers.ChoiceField(choices=OutcomeEvent.choices, required=False)
@@ -123,7 +123,7 @@ class OutcomeFilterSerializer(StrictSerializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
 
-class KpiFilterSerializer(StrictSerializer):
+class KpiFilterSerializer(QueryParamsSerializer):
     deployment = serializers.CharField(max_length=100)
     since = BoundedDateTimeField(
         required=False, help_text="decisions made at or after (default: 28 days before until)"
