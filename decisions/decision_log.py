@@ -34,7 +34,7 @@ from decisions.models import (
     LogVerification,
 )
 from governance.hashing import GENESIS_HASH, canonical_json, canonical_json_plain, sha256_hex
-from governance.models import ChainHead
+from governance.models import ChainHead, Version, VersionStatus
 
 CHAIN = "decision-blocks"
 HASHED_FIELDS = (
@@ -144,46 +144,73 @@ def _as_is(text: bytes) -> bytes:
     return text
 
 
+class DeploymentChanged(Exception):
+    """``decision_write(while_active=True)``: the decision's deployment version is no
+    longer active, so nothing was written."""
+
+
 @dataclass(frozen=True)
 class _Insert:
     sql: str
     fields: tuple[Any, ...]
 
 
-_inserts: dict[str, _Insert] = {}
+_inserts: dict[tuple[str, bool], _Insert] = {}
 
 
-def _insert_of(using: str) -> _Insert:
-    found = _inserts.get(using)
+def _insert_of(using: str, while_active: bool) -> _Insert:
+    found = _inserts.get((using, while_active))
     if found is None:
         qn = connections[using].ops.quote_name
         meta = Decision._meta
         fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
-        # Only quoted names from the model's metadata go into the text; values are parameters.
+        values = ", ".join(["%s"] * len(fields))
+        if while_active:
+            # PostgreSQL types an INSERT's SELECT list by the columns it fills.
+            version = Version._meta
+            status = qn(version.get_field("status").column)
+            rows = (
+                f"SELECT {values} WHERE EXISTS (SELECT 1 FROM {qn(version.db_table)} "  # noqa: S608
+                f"WHERE {qn(version.pk.column)} = %s AND {status} = %s)"
+            )
+        else:
+            rows = f"VALUES ({values})"
+        # Only quoted names from the models' metadata go into the text; values are parameters.
         sql = (
-            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(meta.pk.column)}"
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"{rows} RETURNING {qn(meta.pk.column)}"
         )
-        found = _inserts.setdefault(using, _Insert(sql, fields))
+        found = _inserts.setdefault((using, while_active), _Insert(sql, fields))
     return found
 
 
-def decision_write(decision: Decision, *, using: str = "default") -> None:
+def decision_write(
+    decision: Decision, *, using: str = "default", while_active: bool = False
+) -> None:
     """Hash ``decision`` and INSERT it: one statement, committed by itself when no
     transaction is open (autocommit), so one round trip.
 
     Each JSON field is serialised once, for the hash and for its column (``json`` on
     PostgreSQL keeps the text as sent), and on PostgreSQL the INSERT runs prepared.
-    Raises Django's ``IntegrityError`` (a repeated idempotency key) and ``DatabaseError``.
+    ``while_active``: only if its ``deployment_version`` is still the active one, checked
+    by the INSERT itself on PostgreSQL (so the decision service need not ask first), else
+    ``DeploymentChanged`` and nothing written. Raises Django's ``IntegrityError`` (a
+    repeated idempotency key) and ``DatabaseError``.
     """
     texts = decision_texts(decision)
     decision.content_hash = decision_hash_of_texts(texts) or decision_hash(decision)
     if not prepares_statements(using):
-        decision.save(force_insert=True, using=using)
+        if not while_active:
+            decision.save(force_insert=True, using=using)
+            return
+        with transaction.atomic(using=using):
+            if not _still_active(decision, using):
+                raise DeploymentChanged(decision.deployment_name)
+            decision.save(force_insert=True, using=using)
         return
     from psycopg.types.json import Json
 
-    insert = _insert_of(using)
+    insert = _insert_of(using, while_active)
     connection = connections[using]
     params = []
     for column in insert.fields:
@@ -191,11 +218,24 @@ def decision_write(decision: Decision, *, using: str = "default") -> None:
             params.append(Json(texts[column.attname], dumps=_as_is))
         else:
             params.append(column.get_db_prep_save(column.pre_save(decision, True), connection))
+    if while_active:
+        params += [decision.deployment_version_id, VersionStatus.ACTIVE.value]
     with prepared_cursor(using) as cursor:
         cursor.execute(insert.sql, params)
-        decision.seq = cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        raise DeploymentChanged(decision.deployment_name)
+    decision.seq = row[0]
     decision._state.adding = False
     decision._state.db = using
+
+
+def _still_active(decision: Decision, using: str) -> bool:
+    return (
+        Version.objects.using(using)
+        .filter(pk=decision.deployment_version_id, status=VersionStatus.ACTIVE)
+        .exists()
+    )
 
 
 def _block_hash(block: DecisionBlock) -> str:

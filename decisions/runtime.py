@@ -24,6 +24,9 @@ _functions: dict[tuple[str, str], DecisionFunction] = {}
 _explainers: dict[str, Any] = {}
 _versions: dict[tuple[str, str, int], Version] = {}
 _features: dict[str, dict[str, dict[str, Any]]] = {}
+# name -> (pk, number) of the deployment's active version when last looked up: only for
+# callers whose write re-checks it (``active_deployment(remembered=True)``).
+_active_rows: dict[str, tuple[int, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -166,10 +169,19 @@ def _active_row(name: str) -> tuple[int, int] | None:
         return cursor.fetchone()
 
 
-def active_deployment(name: str) -> Version:
-    """The deployment's active version. One indexed query for its id on every call (so an
-    activation takes effect at once); the version itself, immutable, comes from the cache."""
-    row = _active_row(name)
+def active_deployment(name: str, *, remembered: bool = False) -> Version:
+    """The deployment's active version. One indexed query for its id (so an activation
+    takes effect at once); the version itself, immutable, comes from the cache.
+
+    ``remembered``: the version this process found last time, without the query, for a
+    caller that writes only while that version is still active and asks again with
+    ``active_deployment_forget`` when it is not (``decision_write(while_active=True)``).
+    """
+    row = _active_rows.get(name) if remembered else None
+    if row is None:
+        row = _active_row(name)
+        if row is not None:
+            _active_rows[name] = row
     if row is None:
         exists = Version.objects.filter(item__kind="deployment", item__name=name).exists()
         raise NotFound(
@@ -184,6 +196,11 @@ def active_deployment(name: str) -> Version:
             _versions.pop(("deployment", name, number), None)
         version = _version("deployment", {"name": name, "version": number})
     return version
+
+
+def active_deployment_forget(name: str) -> None:
+    """Look the deployment's active version up again next time: it is no longer active."""
+    _active_rows.pop(name, None)
 
 
 def deployment_features(version: Version) -> dict[str, dict[str, Any]]:
@@ -228,3 +245,4 @@ def clear_caches() -> None:
         _explainers.clear()
         _versions.clear()
         _features.clear()
+        _active_rows.clear()

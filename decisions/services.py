@@ -25,8 +25,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from arbiter.db import prepares_statements
 from decisions import runtime
-from decisions.decision_log import decision_write
+from decisions.decision_log import DeploymentChanged, decision_write
 from decisions.deployments import arm_for
 from decisions.engine.decision_function import NO_ACTION, DecisionFunction, Evaluation
 from decisions.exceptions import (
@@ -341,6 +342,57 @@ def _evaluate(
     return result, index, record
 
 
+def _decision_of(
+    *,
+    deployment: str,
+    version: Version,
+    actor: AbstractBaseUser,
+    customer_id: str,
+    features: Any,
+    channel: str,
+    idempotency_key: str | None,
+    request_id: str | None,
+    started: float,
+) -> Decision:
+    """The decision of ``version``, the deployment's active version, for one customer:
+    made, not yet logged."""
+    arm_name, arm_content = arm_for(content=version.content, customer_id=customer_id)
+    try:
+        arm = runtime.arm_runtime(arm_name, arm_content)
+    except ArtifactIntegrityError as exc:
+        # The server's fault, not the client's: 503, and an ERROR for the operators.
+        logger.error("deployment %s (%s) cannot decide: %s", deployment, arm_name, exc.message)
+        raise DeploymentUnavailable(
+            f"The deployment {deployment} cannot decide now: a model file it needs is "
+            "missing or no longer matches its sealed hash. No decision was made; the "
+            "server's log names the file for Arbiter's administrators."
+        ) from None
+    clean = features_check(
+        function=arm.function, features=features, known=runtime.deployment_features(version)
+    )
+    _, _, record = _evaluate(arm=arm, features=clean)
+    decision = Decision(
+        decision_id=uuid.uuid4(),
+        request_id=request_id or uuid.uuid4().hex,
+        idempotency_key=idempotency_key or None,
+        client=actor,
+        customer_id=customer_id,
+        channel=channel,
+        deployment_name=deployment,
+        deployment_version=version,
+        strategy_version=arm.strategy,
+        constraint_set_version=arm.constraint_set,
+        versions=_versions(version, arm),
+        arm=arm_name,
+        features=clean,
+        created_at=timezone.now(),
+        latency_ms=0.0,
+        **record,
+    )
+    decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return decision
+
+
 def decision_make(
     *,
     actor: AbstractBaseUser,
@@ -368,58 +420,49 @@ def decision_make(
                 _same_request(existing, deployment, customer_id, channel, features), False
             )
 
-    version = runtime.active_deployment(deployment)
-    arm_name, arm_content = arm_for(content=version.content, customer_id=customer_id)
-    try:
-        arm = runtime.arm_runtime(arm_name, arm_content)
-    except ArtifactIntegrityError as exc:
-        # The server's fault, not the client's: 503, and an ERROR for the operators.
-        logger.error("deployment %s (%s) cannot decide: %s", deployment, arm_name, exc.message)
-        raise DeploymentUnavailable(
-            f"The deployment {deployment} cannot decide now: a model file it needs is "
-            "missing or no longer matches its sealed hash. No decision was made; the "
-            "server's log names the file for Arbiter's administrators."
-        ) from None
-    clean = features_check(
-        function=arm.function, features=features, known=runtime.deployment_features(version)
-    )
-    _, _, record = _evaluate(arm=arm, features=clean)
-
-    decision = Decision(
-        decision_id=uuid.uuid4(),
-        request_id=request_id or uuid.uuid4().hex,
-        idempotency_key=idempotency_key or None,
-        client=actor,
-        customer_id=customer_id,
-        channel=channel,
-        deployment_name=deployment,
-        deployment_version=version,
-        strategy_version=arm.strategy,
-        constraint_set_version=arm.constraint_set,
-        versions=_versions(version, arm),
-        arm=arm_name,
-        features=clean,
-        created_at=timezone.now(),
-        latency_ms=0.0,
-        **record,
-    )
-    decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    try:
-        # One INSERT, committed by itself (autocommit): no BEGIN/COMMIT round trips.
-        decision_write(decision)
-    except IntegrityError:
-        existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
-        if idempotency_key and existing is not None:
-            return DecisionOutcome(
-                _same_request(existing, deployment, customer_id, channel, features), False
-            )
+    # On PostgreSQL the log's INSERT checks that the deployment version is still active,
+    # so the version this process found last time serves without a query of its own; if
+    # it was superseded since, nothing is written and the decision is made again.
+    guarded = prepares_statements()
+    for attempt in range(3):
+        version = runtime.active_deployment(deployment, remembered=guarded and attempt == 0)
+        decision = _decision_of(
+            deployment=deployment,
+            version=version,
+            actor=actor,
+            customer_id=customer_id,
+            features=features,
+            channel=channel,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            started=started,
+        )
+        try:
+            # One INSERT, committed by itself (autocommit): no BEGIN/COMMIT round trips.
+            decision_write(decision, while_active=guarded)
+            break
+        except DeploymentChanged:
+            runtime.active_deployment_forget(deployment)
+        except IntegrityError:
+            existing = Decision.objects.filter(
+                client=actor, idempotency_key=idempotency_key
+            ).first()
+            if idempotency_key and existing is not None:
+                return DecisionOutcome(
+                    _same_request(existing, deployment, customer_id, channel, features), False
+                )
+            raise ServiceUnavailable(
+                "The decision could not be logged; no decision was made."
+            ) from None
+        except DatabaseError:
+            raise ServiceUnavailable(
+                "The decision could not be logged; no decision was made."
+            ) from None
+    else:  # activated, superseded and activated again while deciding, three times over
         raise ServiceUnavailable(
-            "The decision could not be logged; no decision was made."
-        ) from None
-    except DatabaseError:
-        raise ServiceUnavailable(
-            "The decision could not be logged; no decision was made."
-        ) from None
+            f"The deployment {deployment} changed while deciding; no decision was made. "
+            "Send the request again."
+        )
     if decision.seq % settings.DECISION_BLOCK_ROWS == 0:
         # A block's worth has accumulated: seal now rather than wait for beat.
         transaction.on_commit(_seal_soon)
