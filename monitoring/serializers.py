@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from typing import Any
 
 from rest_framework import serializers
@@ -22,10 +24,12 @@ class OutcomeInSerializer(StrictSerializer):
         max_digits=16,
         decimal_places=2,
         min_value=0,
+        max_value=Decimal("999999999999.99"),
         required=False,
         allow_null=True,
         coerce_to_string=False,
-        help_text="USD; required for paid, allowed for accepted and defaulted, else absent",
+        help_text="USD, less than a trillion; required for paid, allowed for accepted and "
+        "defaulted, else absent",
     )
     occurred_at = BoundedDateTimeField(
         help_text="when it happened, ISO 8601 with a time zone; not before the decision"

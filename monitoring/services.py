@@ -37,7 +37,10 @@ ITEM_FIELDS = ("decision_id", "event", "amount", "occurred_at")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 AMOUNT_REQUIRED = frozenset({OutcomeEvent.PAID})
 AMOUNT_ALLOWED = frozenset({OutcomeEvent.PAID, OutcomeEvent.DEFAULTED, OutcomeEvent.ACCEPTED})
-MAX_AMOUNT = Decimal("1e14")
+# A trillion: every amount below it comes back to the cent on every database, SQLite's
+# REAL (15 significant digits) included; 99999999999999.99 came back as 1e14 there, and
+# reading it failed every outcome list and KPI report that met the row.
+MAX_AMOUNT = Decimal("1e12")
 # Rows per IN (...) query: below SQLite's limit on bound variables.
 _QUERY_CHUNK = 900
 _INSERT_ATTEMPTS = 3
@@ -91,7 +94,7 @@ def _money(value: Any) -> Decimal | str:
     if amount < 0:
         return "must be 0 or more"
     if amount >= MAX_AMOUNT:
-        return "is too large"
+        return f"must be less than {MAX_AMOUNT:,.0f}"
     cents = amount.quantize(Decimal("0.01"))
     if isinstance(value, float) and abs(amount - cents) < Decimal("1e-6"):
         return cents  # binary floating point: 12.3 arrives as 12.300000000000001

@@ -305,3 +305,31 @@ def test_the_schema_documents_the_monitoring_endpoints(client_of, maker):
     paths = client_of(maker).get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
     assert {"post", "get"} <= set(paths["/api/v1/outcomes/"])
     assert "get" in paths["/api/v1/monitoring/kpis/"]
+
+
+def test_the_largest_amount_comes_back_to_the_cent_and_larger_ones_are_refused(
+    make_decision, api, client_of, auditor
+):
+    # SQLite keeps decimals as 15-digit floats: 99999999999999.99 was accepted, came back as
+    # 1e14, and reading it failed the outcome list and the KPI report with a 500.
+    decision = make_decision(at=DECIDED)
+    largest = {
+        "decision_id": str(decision.decision_id),
+        "event": "paid",
+        "amount": 999_999_999_999.99,
+        "occurred_at": at(1),
+    }
+    assert api.post(URL, largest, format="json").status_code == 201
+    reader = client_of(auditor)
+    listed = reader.get(URL)
+    assert listed.status_code == 200, listed.content
+    assert [o["amount"] for o in listed.json()["results"]] == [999_999_999_999.99]
+    assert Outcome.objects.get().amount == Decimal("999999999999.99")
+    kpis = reader.get(f"/api/v1/monitoring/kpis/?deployment={decision.deployment_name}")
+    assert kpis.status_code == 200, kpis.content
+    for amount in (1e12, 99_999_999_999_999.99):
+        refused = api.post(URL, {**largest, "amount": amount}, format="json")
+        assert assert_error(refused, 400, "invalid")["details"] == {
+            "amount": ["must be less than 1,000,000,000,000"]
+        }
+    assert Outcome.objects.count() == 1
