@@ -548,6 +548,10 @@ def optimisation_prices_publish(
             content=content,
             change_note=note,
         )
+        if run.created_by_id is not None and run.created_by_id != actor.pk:
+            # Whoever started the run chose the population the prices come from: four
+            # eyes keep them, as any contributor, from approving the prices themselves.
+            version.contributors.add(run.created_by_id)
         # The submit comment becomes the change note the checker reads: the maker's.
         version = governance.version_submit(actor=actor, version=version, comment=note)
         OptimisationRun.objects.filter(pk=run.pk).update(published_version=version)

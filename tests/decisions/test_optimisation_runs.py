@@ -142,6 +142,19 @@ def test_published_prices_make_real_time_agree_with_the_run(demo):
     assert agree / len(ids) >= 0.99, agree / len(ids)
 
 
+def test_whoever_started_the_run_cannot_approve_its_prices(demo, make_user):
+    # The prices come from the population the run's starter chose (or uploaded): four
+    # eyes count them among the version's writers, though another maker published it.
+    both = make_user("mo-both", "maker", "checker")
+    run = run_now(both, deployment="cross-sell", simulated={"customers": 300, "seed": 4})
+    version = optimisation.optimisation_prices_publish(actor=demo["maker"], run=run)
+    assert set(version.contributors.values_list("username", flat=True)) == {"maker", "mo-both"}
+    with pytest.raises(PermissionDenied, match="four eyes|own|wrote"):
+        governance.version_approve(actor=both, version=version, comment="Looks right.")
+    approved = governance.version_approve(actor=demo["checker"], version=version, comment="ok")
+    assert approved.status == "approved"
+
+
 def test_publishing_needs_a_succeeded_run_on_the_current_deployment(demo):
     maker = demo["maker"]
     run = run_now(maker, deployment="cross-sell", simulated={"customers": 300, "seed": 2})
