@@ -511,6 +511,7 @@ def optimisation_prices_publish(
     """Propose the run's prices for its deployment: a new deployment version, submitted
     for review. A checker approves and activates it like any other change (four eyes)."""
     require_role(actor, PUBLISHER_ROLES, action="publish optimisation prices")
+    governance.direction_controls_refuse(comment=comment)
     if run.status != RunStatus.SUCCEEDED:
         raise PreconditionFailed(
             f"Optimisation run {run.pk} is {run.status}; only a succeeded run has prices.",

@@ -103,7 +103,7 @@ def _check_json(content: Any) -> None:
         )
 
 
-def _refuse_direction_controls(content: Any = None, **texts: str | None) -> None:
+def direction_controls_refuse(content: Any = None, **texts: str | None) -> None:
     """Refuse a Unicode direction control in ``content`` or a note: it would make the
     text display in another order than it is stored, to a reviewer above all."""
     paths = bidi_controls_in(content, "") if content is not None else []
@@ -193,7 +193,7 @@ def _version_create(
     require_role(actor, AUTHOR_ROLES, action=f"create a {spec.label} version")
     _check_name(name)
     _check_json(content)
-    _refuse_direction_controls(content, change_note=change_note)
+    direction_controls_refuse(content, change_note=change_note)
     if spec.has_artifact and artifact is None:
         raise ValidationFailed(
             f"A {spec.label} version needs an artifact file.",
@@ -277,7 +277,7 @@ def version_update(
     spec = kind_get(version.item.kind)
     require_role(actor, AUTHOR_ROLES, action=f"edit a {spec.label} version")
     _check_json(content)
-    _refuse_direction_controls(content, change_note=change_note)
+    direction_controls_refuse(content, change_note=change_note)
     with transaction.atomic():
         locked = Version.objects.select_for_update().select_related("item").get(pk=version.pk)
         _refuse_if_locked(locked)
@@ -332,7 +332,7 @@ def _transition(
     spec = kind_get(version.item.kind)
     require_role(actor, transition.roles, action=f"{move.value} a {spec.label} version")
     comment = (comment or "").strip()
-    _refuse_direction_controls(comment=comment)
+    direction_controls_refuse(comment=comment)
 
     with transaction.atomic():
         # Lock the item first: activation touches the item's other versions.

@@ -231,6 +231,13 @@ def test_cancel_and_publish(users, django_capture_on_commit_callbacks):
         created = start(maker, deployment="collections", simulated={"customers": 5000}).json()
     run = maker.get(f"/api/v1/optimisation-runs/{created['id']}/").json()
     assert run["status"] == "succeeded", run["error"]
+    tricky = maker.post(
+        f"/api/v1/optimisation-runs/{run['id']}/publish-prices/",
+        {"comment": "Prices \u202eOK"},
+        format="json",
+    )
+    assert tricky.status_code == 400  # the field the client sent is named, not change_note
+    assert list(tricky.json()["error"]["details"]) == ["comment"]
     response = maker.post(f"/api/v1/optimisation-runs/{run['id']}/publish-prices/", {})
     assert response.status_code == 201, response.json()
     published = response.json()
