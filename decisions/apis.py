@@ -38,6 +38,7 @@ from governance.apis import content_length
 from governance.exceptions import ValidationFailed
 from governance.lifecycle import READER_ROLES
 from governance.roles import require_role
+from governance.serializers import CursorParamsSerializer, query_params_check
 
 
 def _token_header(request: Request, name: str) -> str | None:
@@ -273,6 +274,7 @@ class LogVerificationListApi(APIView):
         responses=LogVerificationSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
+        query_params_check(request, CursorParamsSerializer)
         checks = selectors.log_verification_list(actor=request.user)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(checks, request, view=self)

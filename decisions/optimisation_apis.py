@@ -24,7 +24,12 @@ from decisions.exports import run_csv_rows
 from decisions.models import OptimisationRun, RunStatus
 from decisions.serializers import DecisionSerializer
 from governance.apis import FORM_FIELDS_BYTES, HasRole, refuse_body_over
-from governance.serializers import QueryParamsSerializer, StrictSerializer
+from governance.serializers import (
+    CursorParamsSerializer,
+    QueryParamsSerializer,
+    StrictSerializer,
+    query_params_check,
+)
 
 
 class VersionRefSerializer(StrictSerializer):
@@ -198,6 +203,10 @@ class RunCursor(Cursor):
     ordering = "-id"
     page_size = 20
     max_page_size = 200
+
+
+class RunDecisionParamsSerializer(CursorParamsSerializer):
+    format = serializers.ChoiceField(choices=["json", "csv"], required=False)
 
 
 class RunDecisionCursor(Cursor):
@@ -374,6 +383,7 @@ class RunDecisionsApi(CSVErrorsAsJSON, APIView):
         },
     )
     def get(self, request: Request, run_id: int) -> Any:
+        query_params_check(request, RunDecisionParamsSerializer)
         run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
         decisions = optimisation.optimisation_run_decisions(actor=request.user, run=run)
         if request.accepted_renderer.format == "csv":

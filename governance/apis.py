@@ -31,11 +31,13 @@ from governance.serializers import (
     ChainReportSerializer,
     ItemSerializer,
     MoveSerializer,
+    PagesParamsSerializer,
     VersionCreateSerializer,
     VersionDetailSerializer,
     VersionSummarySerializer,
     VersionUpdateSerializer,
     VersionUploadSerializer,
+    query_params_check,
 )
 
 KIND_PARAMETER = OpenApiParameter(
@@ -102,6 +104,7 @@ class ItemListApi(RegistryApi):
         responses=ItemSerializer(many=True),
     )
     def get(self, request: Request, kind: str) -> Response:
+        query_params_check(request, PagesParamsSerializer)
         items = selectors.item_list(kind=kind_get_by_slug(kind))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(items, request, view=self)

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from arbiter.moments import BoundedDateTimeField
 from arbiter.pagination import MAX_PAGE
 from arbiter.parsers import JSONRefused, json_loads
+from governance.kinds import kinds_all
 from governance.models import AuditAction, AuditEvent, Item, Version
 
 
@@ -27,7 +28,8 @@ class StrictSerializer(serializers.Serializer):
 
 
 class QueryParamsSerializer(StrictSerializer):
-    """A list's query parameters: unknown ones, empty ones and repeated ones answer 400.
+    """A list's query parameters: unknown ones, empty ones, repeated ones and a ``since``
+    not before ``until`` answer 400.
 
     DRF takes ``?customer_id=`` as if the parameter were left out, so a client whose
     customer id came out empty would get every customer's decisions; and of
@@ -48,7 +50,35 @@ class QueryParamsSerializer(StrictSerializer):
                     errors[name] = ["must not be empty (leave the parameter out instead)"]
             if errors:
                 raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
+        values = super().to_internal_value(data)
+        since, until = values.get("since"), values.get("until")
+        if since is not None and until is not None and since >= until:
+            # An empty answer would read as "nothing happened then".
+            raise serializers.ValidationError({"since": ["must be before until"]})
+        return values
+
+
+class CursorParamsSerializer(QueryParamsSerializer):
+    """A cursor-paged list without filters: only its paging parameters (their ranges are
+    the paginator's to check), so that a mistyped one (``?pagesize=``) is a 400."""
+
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.CharField(required=False)
+
+
+class PagesParamsSerializer(QueryParamsSerializer):
+    """A ``limit``/``offset`` list without filters: as ``CursorParamsSerializer``."""
+
+    limit = serializers.CharField(required=False)
+    offset = serializers.CharField(required=False)
+
+
+def query_params_check(request: Any, serializer: type[serializers.Serializer]) -> dict:
+    """The request's query parameters as ``serializer`` reads them, or a 400 naming each
+    bad one."""
+    checked = serializer(data=request.query_params)
+    checked.is_valid(raise_exception=True)
+    return checked.validated_data
 
 
 def _username(user: Any) -> str | None:
@@ -177,7 +207,9 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AuditFilterSerializer(QueryParamsSerializer):
-    kind = serializers.CharField(required=False)
+    kind = serializers.CharField(
+        required=False, help_text="a kind (model, strategy, ...) or its registry (models, ...)"
+    )
     item = serializers.CharField(required=False)
     actor = serializers.CharField(required=False)
     action = serializers.ChoiceField(
@@ -190,6 +222,15 @@ class AuditFilterSerializer(QueryParamsSerializer):
     format = serializers.ChoiceField(
         choices=["json", "csv"], required=False, help_text="csv: every event selected"
     )
+
+    def validate_kind(self, value: str) -> str:
+        """The kind's key; its registry's URL slug (``strategies``) is taken for it. A kind
+        no registry has would only ever list nothing, so it is refused."""
+        kinds = kinds_all()
+        for kind in kinds:
+            if value in (kind.key, kind.slug):
+                return kind.key
+        raise serializers.ValidationError(f"not a kind: one of {', '.join(k.key for k in kinds)}")
 
 
 class ChainReportSerializer(serializers.Serializer):
