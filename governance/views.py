@@ -314,8 +314,10 @@ def _draft_page(
     for field in ("name", "content"):
         field_errors += [(field, str(e)) for e in form.errors.get(field, [])]
     failed = bool(error) or bool(form.errors)
-    # The heading says what happened; the list below says each problem once.
-    if isinstance(error, ValidationFailed) and field_errors:
+    # After a refusal the heading says what happened; the list below says each problem once.
+    if not failed:
+        pass
+    elif isinstance(error, ValidationFailed) and field_errors:
         count = len(field_errors)
         heading = (
             f"The {kind.item_noun} was not saved: "

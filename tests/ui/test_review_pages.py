@@ -420,6 +420,28 @@ def test_a_refused_move_gives_back_the_reason_typed(world: World, checker):
     assert html.escape(reason) not in again
 
 
+@pytest.mark.parametrize(
+    ("url", "heading"),
+    [
+        ("/registry/alert-rules/new/", "New alert rule set"),
+        (f"{STRATEGY}/new/", "New draft of strategy cross-sell"),
+        (
+            "/registry/constraint-sets/cross-sell-limits/v2/edit/",
+            "Edit draft v2 of constraint set cross-sell-limits",
+        ),
+    ],
+)
+def test_a_draft_form_opens_with_its_own_heading_not_an_error(
+    world: World, maker, url, heading
+):
+    page = logged_in(maker).get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert f"<h1>{heading}</h1>" in body
+    assert f"<title>{heading} · Arbiter</title>" in body
+    assert "not saved" not in text(page) and 'role="alert"' not in body
+
+
 def test_a_maker_creates_a_new_item_from_the_kinds_example(world: World, maker):
     """Alert rules exist nowhere in a fresh install: the registry page offers a new one,
     starting from an example that validates as it stands."""
