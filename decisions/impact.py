@@ -77,6 +77,18 @@ class ImpactPair:
             return f"{name} ({' and '.join(changed)})" if changed else name
         return " and ".join(changed) or "this version"
 
+    @property
+    def drafts(self) -> list[Version]:
+        """Candidate versions still in draft: a simulation needs them submitted, since a
+        draft can change after its runs (which are kept per pair of versions)."""
+        return [v for v in self.candidate if v.status == VersionStatus.DRAFT]
+
+    @property
+    def drafts_label(self) -> str:
+        return " and ".join(
+            f"{v.item.kind.replace('_', ' ')} {v.item.name} v{v.number}" for v in self.drafts
+        )
+
 
 def _ref(version: Version) -> dict[str, Any]:
     return {"name": version.item.name, "version": version.number}
@@ -218,6 +230,12 @@ def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[Optimisa
             "would change (its strategy and constraint set are the ones in force, or no "
             "active deployment uses the item): there is nothing to compare it with.",
             code="no_baseline",
+        )
+    if pair.drafts:
+        raise PreconditionFailed(
+            f"The impact is simulated once {pair.drafts_label} is submitted: a draft can "
+            "still change, and the simulations are kept for the versions they ran on.",
+            code="draft_candidate",
         )
     if pair.population is None:
         raise PreconditionFailed(

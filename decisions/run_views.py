@@ -289,6 +289,7 @@ def impact_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] |
             "comparison": impact_comparison(pair, baseline, candidate) if done else None,
             "can_start": bool(roles_of(request.user) & IMPACT_ROLES)
             and pair.population is not None
+            and not pair.drafts
             and len(runs) < 2,
             "version": version,
         },

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from decisions.selectors import deployment_active_list
 from governance.exceptions import DomainError, NotFound
+from governance.lifecycle import AUTHOR_ROLES
 from governance.models import Item, VersionStatus
 from governance.presentation import VersionRef
 from governance.roles import has_role
@@ -133,6 +134,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
             "cleared": cleared,
             "limit": ALERT_LIST_LIMIT,
             "can_evaluate": has_role(request.user, *alerts.EVALUATOR_ROLES),
+            "can_draft": has_role(request.user, *AUTHOR_ROLES),
             "rule_sets": [
                 {
                     "ref": VersionRef(RULES_KIND, v.item.name, v.number),

@@ -432,3 +432,13 @@ def test_open_alerts_are_on_the_dashboard_and_the_alerts_page(
     assert "Evaluate the rules now" in client.get("/monitoring/alerts/").content.decode()
     response = client.post("/monitoring/alerts/evaluate/", follow=True)
     assert "Evaluated: 2 rules checked" in response.content.decode()
+
+
+def test_only_makers_are_offered_the_link_to_write_alert_rules(auditor, maker):
+    # It led checkers, auditors and admins to a 403.
+    client = Client()
+    client.force_login(auditor)
+    page = client.get("/monitoring/alerts/").content.decode()
+    assert "No active alert rules" in page and "/registry/alert-rules/new/" not in page
+    client.force_login(maker)
+    assert "/registry/alert-rules/new/" in client.get("/monitoring/alerts/").content.decode()

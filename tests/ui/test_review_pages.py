@@ -431,9 +431,7 @@ def test_a_refused_move_gives_back_the_reason_typed(world: World, checker):
         ),
     ],
 )
-def test_a_draft_form_opens_with_its_own_heading_not_an_error(
-    world: World, maker, url, heading
-):
+def test_a_draft_form_opens_with_its_own_heading_not_an_error(world: World, maker, url, heading):
     page = logged_in(maker).get(url)
     assert page.status_code == 200
     body = page.content.decode()

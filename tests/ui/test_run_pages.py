@@ -187,6 +187,36 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     assert OptimisationRun.objects.count() == 2
 
 
+def test_a_draft_s_impact_waits_for_its_submission(users, django_capture_on_commit_callbacks):
+    """A draft can still change, and simulations are kept per pair of versions: the page
+    says to submit it first rather than offer a button that is always refused."""
+    from decisions import runtime
+    from governance import services
+
+    limits = runtime.arm_runtime(
+        "champion", runtime.active_deployment("cross-sell").content
+    ).constraint_set
+    content = dict(limits.content)
+    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
+    content["portfolio"][0]["bound"] = content["portfolio"][0]["bound"] * 1.5
+    draft = services.version_create(
+        actor=users["maker"], kind="constraint_set", name=limits.item.name, content=content
+    )
+    url = f"/registry/constraint-sets/{limits.item.name}/v{draft.number}/"
+    page = logged_in(users["maker"]).get(url).content.decode()
+    assert "Simulate the impact" not in page
+    label = f"constraint set {limits.item.name} v{draft.number}"
+    assert f"The impact can be simulated once {label} is submitted" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = logged_in(users["maker"]).post(f"/impact/{draft.pk}/", follow=True)
+    (message,) = [str(m) for m in refused.context["messages"]]
+    assert message.startswith(f"The impact is simulated once {label} is submitted")
+    assert not OptimisationRun.objects.filter(constraint_set_version=draft).exists()
+    services.version_submit(actor=users["maker"], version=draft)
+    page = logged_in(users["checker"]).get(url).content.decode()
+    assert "Simulate the impact" in page and "is submitted: a draft" not in page
+
+
 def test_a_strategy_and_its_constraint_set_are_reviewed_together(
     users, django_capture_on_commit_callbacks
 ):
