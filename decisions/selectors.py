@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from decisions.models import Decision, LogVerification, ReplayCheck
+from decisions.models import Decision, LogVerification, OptimisationRun, ReplayCheck
 from decisions.services import READER_ROLES, REPLAY_ROLES, check_visible, require_reader
 from governance.exceptions import NotFound
 from governance.models import Item, Version
@@ -78,6 +78,14 @@ def decision_search(
     if key is not None:
         decisions = decisions.filter(decision_id=key)
     return decisions.order_by("-seq")
+
+
+def customer_decisions() -> QuerySet[Decision]:
+    """Decisions about real customers: real time, and optimisation runs on a population
+    file. A run on simulated customers logs its decisions too (to explain and replay
+    them), but nobody was offered anything: monitoring leaves them out."""
+    simulated = OptimisationRun.objects.filter(population__kind="simulated").values("pk")
+    return Decision.objects.filter(Q(run__isnull=True) | ~Q(run_id__in=simulated))
 
 
 def deployment_active_list() -> QuerySet[Version]:

@@ -42,6 +42,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from decisions.models import Decision
+from decisions.selectors import customer_decisions
 from governance.exceptions import NotFound, ValidationFailed
 from governance.models import Version, VersionStatus
 from monitoring import psi
@@ -229,8 +230,9 @@ def at_reference_actions(
 
 
 def window_decisions(model_version: Version, window: DriftWindow) -> QuerySet[Decision]:
-    """The decisions of deployed traffic made in ``window`` with ``model_version``."""
-    return Decision.objects.filter(
+    """The decisions of deployed traffic made in ``window`` with ``model_version`` (runs
+    on simulated customers left out)."""
+    return customer_decisions().filter(
         strategy_version_id__in=_strategy_ids_using(model_version),
         deployment_version__isnull=False,
         created_at__gte=window.since,

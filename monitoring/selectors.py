@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from decisions.models import Decision, OptimisationRun, RunStatus
+from decisions.selectors import customer_decisions
 from decisions.services import READER_ROLES as DECISION_READER_ROLES
 from decisions.services import check_visible
 from governance.exceptions import NotFound, ValidationFailed
@@ -120,7 +121,8 @@ def decision_frame(*, deployment: str, window: Window) -> pd.DataFrame:
     """One row per decision of ``deployment`` made in ``window``, with its outcomes so far
     (the columns ``monitoring.kpis`` describes)."""
     rows = list(
-        Decision.objects.filter(
+        customer_decisions()
+        .filter(
             deployment_name=deployment,
             created_at__gte=window.since,
             created_at__lt=window.until,

@@ -136,7 +136,7 @@ def test_optimisation_runs_count_in_operations_but_not_in_latency(
 ):
     strategy, limits = cohort[0].strategy_version, cohort[0].constraint_set_version
 
-    def run(minutes, gap, status="succeeded", day=0):
+    def run(minutes, gap, status="succeeded", day=0, population=None):
         started = MON + timedelta(days=day, hours=8)
         return OptimisationRun.objects.create(
             created_by=maker,
@@ -144,7 +144,7 @@ def test_optimisation_runs_count_in_operations_but_not_in_latency(
             deployment_name="cross-sell",
             strategy_version=strategy,
             constraint_set_version=limits,
-            population={"kind": "simulated"},
+            population=population or {"kind": "simulated"},
             time_limit_seconds=600,
             status=status,
             started_at=started,
@@ -152,13 +152,15 @@ def test_optimisation_runs_count_in_operations_but_not_in_latency(
             gap=gap,
         )
 
-    first = run(10, 1e-6)
-    run(20, 3e-6, day=1)
+    first = run(10, 1e-6, population={"kind": "file", "name": "march.csv", "sha256": "0" * 64})
+    simulated = run(20, 3e-6, day=1)
     run(90, 0.5, status="failed", day=2)  # failed runs do not count
     run(5, 0.2, day=30)  # outside the window
     # A decision of a run: its latency (none: it was not a request) stays out of p50/p99.
     decision = make_decision(at=MON + timedelta(hours=9), latency_ms=5000.0, run=first)
     assert decision.run_id == first.pk
+    # A run on simulated customers offered nobody anything: its decisions are no traffic.
+    make_decision(at=MON + timedelta(hours=10), latency_ms=5000.0, run=simulated)
     got = values(report_for(auditor))
     assert got["optimisation_run_minutes"] == pytest.approx(15.0)
     assert got["optimisation_gap"] == pytest.approx(3e-6)
