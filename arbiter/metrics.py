@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
@@ -121,16 +122,28 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
+def bearer_token(request: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None
+
+
+def monitor_token_matches(given: str | None) -> bool:
+    """Whether ``given`` is ``METRICS_TOKEN``, the monitoring systems' shared secret (never
+    when none is set)."""
+    token = settings.METRICS_TOKEN
+    if not token or given is None:
+        return False
+    # As bytes: compare_digest refuses str with characters beyond ASCII (a 500, not a 401).
+    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The metrics, for a scraper holding ``METRICS_TOKEN``; 404 when none is set (off)."""
-    token = settings.METRICS_TOKEN
-    if not token:
+    if not settings.METRICS_TOKEN:
         raise Http404("Metrics are off: set METRICS_TOKEN.")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # As bytes: compare_digest refuses str with characters beyond ASCII (a 500, not a 401).
-    given_bytes, token_bytes = given.strip().encode("utf-8"), token.encode("utf-8")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token_bytes):
+    if not monitor_token_matches(bearer_token(request)):
         response = HttpResponse("A bearer token (METRICS_TOKEN) is needed.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="arbiter-metrics"'
         response["Content-Type"] = "text/plain; charset=utf-8"
@@ -138,4 +151,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ["API_ERRORS", "DECISIONS", "DECISION_SECONDS", "metrics_view"]
+__all__ = [
+    "API_ERRORS",
+    "DECISIONS",
+    "DECISION_SECONDS",
+    "bearer_token",
+    "metrics_view",
+    "monitor_token_matches",
+]

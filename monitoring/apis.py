@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
-from rest_framework import permissions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arbiter.metrics import bearer_token, monitor_token_matches
 from arbiter.openapi import not_found
 from arbiter.pagination import Cursor
 from governance.exceptions import ValidationFailed
@@ -148,9 +150,22 @@ class StatusSerializer(serializers.Serializer):
     checks = StatusCheckSerializer(many=True)
 
 
+class SignedInOrMonitor(permissions.BasePermission):
+    """Signed in (the service checks the role), or sending ``Authorization: Bearer
+    <METRICS_TOKEN>`` as Prometheus does for /metrics; a wrong token is a 401."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        given = bearer_token(request)
+        if given is not None and not request.user.is_authenticated:
+            if not monitor_token_matches(given):
+                raise exceptions.AuthenticationFailed("That is not the monitoring token.")
+            return True
+        return bool(request.user and request.user.is_authenticated)
+
+
 @extend_schema(tags=["monitoring"])
 class StatusApi(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [SignedInOrMonitor]
 
     @extend_schema(
         operation_id="status",
@@ -161,12 +176,12 @@ class StatusApi(APIView):
             "runs and API keys, each `ok`, `warning` or `failing` with a sentence. Answers "
             "200 when nothing is failing and 503 (with the same body) when something is, so "
             "that an HTTP monitor can poll it. Takes about 2 s (the workers' ping). "
-            "Administrators only."
+            "Administrators, or a monitor sending `Authorization: Bearer <METRICS_TOKEN>`."
         ),
         responses={200: StatusSerializer, 503: StatusSerializer},
     )
     def get(self, request: Request) -> Response:
         from monitoring.status import FAILING, status_report
 
-        report = status_report(actor=request.user)
+        report = status_report(actor=request.user, monitor_token=bearer_token(request))
         return Response(report, status=503 if report["state"] == FAILING else 200)

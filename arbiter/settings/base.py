@@ -45,7 +45,7 @@ ENVIRONMENT_VARIABLES = {
     "API_KEY_DAYS": "days a new API key lasts unless asked otherwise; 0 never expires (365)",
     "DECISION_LOG_VERIFY_DAYS": "days over which the daily log check re-hashes every row (1)",
     "DECISION_REPLAY_DAILY_SAMPLE": "decisions replayed from a random daily sample (200)",
-    "METRICS_TOKEN": "bearer token a Prometheus scraper sends to /metrics; unset: no /metrics",
+    "METRICS_TOKEN": "bearer token for /metrics and the status API; unset: no /metrics",
     "LOGIN_FAILURE_LIMIT": "failed sign-ins of one user from one address before a lockout (5)",
     "LOGIN_ACCOUNT_FAILURE_LIMIT": "failed sign-ins of one user from all addresses "
     "together before a lockout everywhere (25)",

@@ -260,6 +260,25 @@ def test_the_api_gives_administrators_the_checks_and_503_when_one_fails(demo):  
     assert client.get("/api/v1/monitoring/status/").status_code == 401
 
 
+def test_an_http_monitor_reads_the_status_with_the_monitoring_token(demo, settings):  # noqa: F811
+    # Administrators cannot hold API keys, so a monitor could not reach it at all.
+    from rest_framework.test import APIClient
+
+    settings.METRICS_TOKEN = "m0nitor-token-for-tests"
+    monitor = APIClient()
+    monitor.credentials(HTTP_AUTHORIZATION="Bearer m0nitor-token-for-tests")
+    response = monitor.get("/api/v1/monitoring/status/")
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "warning"
+    monitor.credentials(HTTP_AUTHORIZATION="Bearer not-the-token")
+    wrong = monitor.get("/api/v1/monitoring/status/")
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["message"] == "That is not the monitoring token."
+    settings.METRICS_TOKEN = ""  # no token set: no way in but an administrator's session
+    monitor.credentials(HTTP_AUTHORIZATION="Bearer ")
+    assert monitor.get("/api/v1/monitoring/status/").status_code == 401
+
+
 def test_the_status_page_is_for_administrators(demo):  # noqa: F811
     from django.test import Client
 
