@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.template import loader
+from django.urls import get_resolver
 
 from arbiter.api_errors import DATABASE_ERRORS, DATABASE_UNAVAILABLE, error_body, logger
 
@@ -83,3 +85,17 @@ class CommonMiddleware(DjangoCommonMiddleware):
         if request.path_info.startswith("/api/"):
             return False
         return super().should_redirect_with_slash(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response = super().process_response(request, response)
+        if (
+            settings.DEBUG
+            and response.status_code == 404
+            and request.path_info.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            # Under DEBUG (the demo) Django answers a URL no route matches with its HTML
+            # page, not ``handler404``: a client written against the demo would meet a
+            # body it cannot parse where production answers in JSON.
+            return get_resolver().resolve_error_handler(404)(request, exception=None)
+        return response

@@ -93,6 +93,18 @@ def test_a_content_length_that_is_not_a_number_is_a_400_not_an_empty_body(api):
     }
 
 
+@override_settings(DEBUG=True)
+@pytest.mark.parametrize("path", ["/api/v1/no-such-endpoint/", "/api/v1/decisions"])
+def test_under_debug_too_a_url_the_api_does_not_have_is_a_json_404(api, path):
+    # The demo runs with DEBUG on, where Django answers with its HTML page instead.
+    response = api.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["message"].startswith(f"There is no API endpoint at {path}.")
+    page = Client().get("/no-such-page/")
+    assert page.status_code == 404 and "text/html" in page["Content-Type"]
+
+
 def test_the_pages_still_add_the_slash(checker):
     browser = Client()
     browser.force_login(checker)
