@@ -21,6 +21,7 @@ from arbiter.pagination import Cursor
 from decisions import replays, runtime, selectors, services
 from decisions.deployments import CHAMPION
 from decisions.exports import log_csv_filename, log_csv_rows
+from decisions.models import LogVerification
 from decisions.serializers import (
     DecisionDetailSerializer,
     DecisionFilterSerializer,
@@ -294,7 +295,9 @@ class LogVerificationListApi(APIView):
         responses={201: LogVerificationSerializer, 202: VerificationQueuedSerializer},
     )
     def post(self, request: Request) -> Response:
-        record = services.decision_log_verify_request(actor=request.user)
+        record = services.decision_log_verify_request(
+            actor=request.user, source=LogVerification.Source.API
+        )
         if record is None:
             queued = {"queued": True, "detail": "The check is queued; list the checks later."}
             return Response(VerificationQueuedSerializer(queued).data, status=202)

@@ -169,6 +169,7 @@ class LogVerification(models.Model):
         DAILY = "daily", "the daily check"
         COMMAND = "command", "manage.py verify_decisions"
         PAGE = "page", "Verify now"
+        API = "api", "the API (POST /api/v1/decision-log/verifications/)"
 
     started_at = models.DateTimeField()
     seconds = models.FloatField()

@@ -602,8 +602,11 @@ def check_visible(actor: AbstractBaseUser, decision: Decision) -> None:
         raise PermissionDenied("This decision was made for another client.")
 
 
-def decision_log_verify_request(*, actor: AbstractBaseUser) -> LogVerification | None:
-    """Check the whole decision log now, for the decision pages' "Verify now".
+def decision_log_verify_request(
+    *, actor: AbstractBaseUser, source: str = LogVerification.Source.PAGE
+) -> LogVerification | None:
+    """Check the whole decision log now, for the decision pages' "Verify now" or the API
+    (``source``).
 
     With a broker the check is queued (a large log takes minutes: about 0.1 ms a
     decision) and None is returned; its ``LogVerification`` appears when a worker is
@@ -618,7 +621,7 @@ def decision_log_verify_request(*, actor: AbstractBaseUser) -> LogVerification |
     require_role(actor, REPLAY_ROLES, action="verify the decision log")
     try:
         decision_log_verify_task.delay(
-            source=LogVerification.Source.PAGE, requested_by=actor.get_username()
+            source=LogVerification.Source(source), requested_by=actor.get_username()
         )
     except OperationalError:
         raise QueueUnavailable(

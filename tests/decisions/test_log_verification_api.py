@@ -30,7 +30,7 @@ def test_an_auditor_asks_for_a_check_and_lists_the_checks(sealed_log, auditor): 
     check = answer.json()
     assert check["ok"] is True and check["problems"] == []
     assert (check["blocks"], check["rows"], check["unsealed"]) == (3, 6, 0)
-    assert check["source"] == "page" and check["requested_by"] == auditor.username
+    assert check["source"] == "api" and check["requested_by"] == auditor.username
     listed = client.get(URL).json()
     assert [c["id"] for c in listed["results"]] == [check["id"]]
 
