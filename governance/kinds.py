@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.utils.text import capfirst
+
 from governance.exceptions import NotFound
 
 if TYPE_CHECKING:
@@ -82,6 +84,15 @@ class Kind:
             f"with no active version{f', and {effect}' if effect else ''}. A retired version "
             "cannot be made active again: to restore it, activate another approved version, "
             "or take a new one through review."
+        )
+
+    def retire_approved_warning(self, name: str, number: int) -> str:
+        """The sentence the version page shows before an approved (not active) version is
+        retired."""
+        return (
+            f"{capfirst(self.label)} {name} v{number} is approved and can still be activated. "
+            "A retired version never can: to use this content later, a maker writes it "
+            "again as a new version and it goes through review again."
         )
 
     @property

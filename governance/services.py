@@ -364,11 +364,22 @@ def _transition(
                 f"A comment is required to {move.value}.",
                 details={"comment": ["this field is required"]},
             )
-        if move == Move.RETIRE and locked.status == VersionStatus.ACTIVE and not comment:
-            # A kill switch needs no second person, but the trail must say why.
+        if move == Move.RETIRE and not comment:
+            # A kill switch needs no second person, but the trail must say why; and a
+            # retired version is gone for good, active or not.
+            active = locked.status == VersionStatus.ACTIVE
             raise ValidationFailed(
-                "Say why you retire it. " + spec.retire_active_warning(locked.item.name),
-                details={"comment": ["a reason is required to retire the active version"]},
+                "Say why you retire it. "
+                + (
+                    spec.retire_active_warning(locked.item.name)
+                    if active
+                    else spec.retire_approved_warning(locked.item.name, locked.number)
+                ),
+                details={
+                    "comment": [
+                        f"a reason is required to retire {'the active' if active else 'a'} version"
+                    ]
+                },
             )
 
         now = timezone.now()

@@ -172,16 +172,22 @@ def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
     review = [m for m in moves if TRANSITIONS[m].four_eyes]
     conflict = selectors.four_eyes_conflict(user=user, version=version) if review else None
     others = [m for m in moves if not TRANSITIONS[m].four_eyes]
-    retire_active = ""
-    if version.status == VersionStatus.ACTIVE and Move.RETIRE in others:
-        # Its own form: what stops, a reason required, and a confirmation.
+    retire_warning = ""
+    if Move.RETIRE in others:
+        # Its own form: what stops (or what cannot come back), a reason required, and a
+        # confirmation. Retired is final.
         others.remove(Move.RETIRE)
-        retire_active = kind_get(version.item.kind).retire_active_warning(version.item.name)
+        kind = kind_get(version.item.kind)
+        retire_warning = (
+            kind.retire_active_warning(version.item.name)
+            if version.status == VersionStatus.ACTIVE
+            else kind.retire_approved_warning(version.item.name, version.number)
+        )
     return {
         "review_moves": [] if conflict else review,
         "four_eyes": conflict,
         "other_moves": others,
-        "retire_active": retire_active,
+        "retire_warning": retire_warning,
     }
 
 
@@ -197,7 +203,7 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
     ]
     typed = typed_comment_pop(request, version)
     buttons = _move_buttons(request.user, version)
-    retire_typed = typed.get("move") == Move.RETIRE and bool(buttons["retire_active"])
+    retire_typed = typed.get("move") == Move.RETIRE and bool(buttons["retire_warning"])
     return render(
         request,
         "governance/version_detail.html",

@@ -228,6 +228,28 @@ def test_retiring_the_live_deployment_says_what_stops_and_needs_a_reason(world: 
     assert event.comment == "Take-up model misbehaving."
 
 
+def test_retiring_an_approved_version_asks_why_and_says_it_cannot_come_back(
+    world: World, checker, checker2
+):
+    # It sat beside "Activate" in one form: one click retired it for good, with no reason.
+    logged_in(checker2).post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": "Reviewed."})
+    client = logged_in(checker)
+    page = client.get(f"{STRATEGY}/v2/")
+    shown = text(page)
+    assert "Retire this version" in shown
+    assert (
+        "Strategy cross-sell v2 is approved and can still be activated. A retired version never can"
+    ) in shown
+    assert "I understand it cannot be activated again" in shown
+    body = page.content.decode()
+    assert body.count('value="retire"') == 1 and 'id="retire-comment"' in body
+    refused = client.post(f"{STRATEGY}/v2/move/", {"move": "retire", "comment": ""}, follow=True)
+    assert messages_of(refused)[0].startswith("Say why you retire it. Strategy cross-sell v2")
+    assert Version.objects.get(item__name="cross-sell", number=2).status == "approved"
+    client.post(f"{STRATEGY}/v2/move/", {"move": "retire", "comment": "Superseded by v3."})
+    assert Version.objects.get(item__name="cross-sell", number=2).status == "retired"
+
+
 def test_navigation_shows_each_role_only_the_pages_it_may_open(world: World, maker, auditor):
     def links(user):
         return {link["label"] for link in logged_in(user).get("/").context["nav_links"]}
