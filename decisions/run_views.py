@@ -96,6 +96,7 @@ FORM_LABELS = {
     "description": "Description",
 }
 TYPED_RUN = "run-form-typed"
+TYPED_NOTE = "run-publish-note"
 
 
 def _run_refusal(exc: DomainError) -> str:
@@ -162,6 +163,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "decisions/run_detail.html",
         {
             "run": run,
+            # A refused proposal's change note, typed again for the next try.
+            "typed_note": request.session.pop(f"{TYPED_NOTE}-{run.pk}", ""),
             "purged": purged,
             "going": going,
             "max_attempts": settings.OPTIMISATION_MAX_ATTEMPTS,
@@ -226,12 +229,14 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @ui_page(roles=optimisation.PUBLISHER_ROLES, action="publish optimisation prices")
 def run_publish(request: HttpRequest, run_id: int) -> HttpResponse:
     run = optimisation.optimisation_run_get(actor=request.user, run_id=run_id)
+    note = request.POST.get("comment", "").strip()
     try:
         version = optimisation.optimisation_prices_publish(
-            actor=request.user, run=run, comment=request.POST.get("comment", "").strip()
+            actor=request.user, run=run, comment=note
         )
     except DomainError as exc:
         messages.error(request, exc.message)
+        request.session[f"{TYPED_NOTE}-{run.pk}"] = note[:1000]
         return redirect("ui:run-detail", run_id=run_id)
     messages.success(
         request,

@@ -78,7 +78,10 @@ def decision_search(request: HttpRequest) -> HttpResponse:
             "verification": LogVerification.objects.first(),
             # Its own ids: the search form on the same page has fields of the same names.
             "replay_form": ReplaySampleForm(
-                initial=replay_initial, deployments=deployments, auto_id="replay_%s"
+                # What was typed into a refused replay, else the search's selection.
+                initial=request.session.pop(TYPED_REPLAY, None) or replay_initial,
+                deployments=deployments,
+                auto_id="replay_%s",
             ),
             "replay_checks": list(selectors.replay_check_list(actor=request.user)[:5]),
         },
@@ -109,6 +112,7 @@ def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
             for name, errors in form.errors.items()
         )
         messages.error(request, f"The replay was not started. {problems}")
+        _keep_typed_replay(request, form)
         return redirect("ui:decision-search")
     try:
         check = replays.replay_check_request(actor=request.user, **form.request_arguments())
@@ -118,8 +122,17 @@ def decision_replay_check_start(request: HttpRequest) -> HttpResponse:
             f" {k}: {'; '.join(map(str, v))}." for k, v in details.items() if k != "filters"
         )
         messages.error(request, exc.message + named)
+        _keep_typed_replay(request, form)
         return redirect("ui:decision-search")
     return redirect("ui:decision-replay-check", check_id=check.pk)
+
+
+TYPED_REPLAY = "replay-form-typed"
+
+
+def _keep_typed_replay(request: HttpRequest, form: ReplaySampleForm) -> None:
+    """The refused replay form's values, shown again on the decisions page (once)."""
+    request.session[TYPED_REPLAY] = {name: request.POST.get(name, "")[:100] for name in form.fields}
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import UTC, timedelta
 from urllib.parse import urlencode
@@ -194,3 +195,16 @@ def test_a_replay_asked_for_with_an_odd_run_says_which_field(world: World, audit
     page.force_login(auditor)
     answer = page.post("/decisions/replays/", {"size": "5", "run": "abc"}, follow=True)
     assert "The replay was not started. run: Enter a whole number." in text(answer)
+
+
+def test_a_refused_replay_keeps_what_was_typed(world: World, auditor):
+    page = Client()
+    page.force_login(auditor)
+    typed = {"size": "0", "seed": "abc", "since": "2026-05-02", "until": "2026-05-01"}
+    answer = page.post("/decisions/replays/", typed, follow=True)
+    assert "The replay was not started." in text(answer)
+    body = answer.content.decode()
+    for name, value in typed.items():
+        assert re.search(rf'name="{name}" value="{value}"[^>]*id="replay_{name}"', body), name
+    # Once: the page read again starts afresh.
+    assert 'value="abc"' not in page.get("/decisions/").content.decode()

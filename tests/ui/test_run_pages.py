@@ -65,6 +65,16 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
     assert "premium_card_quota" in proposal
     # Only the prices change: there is no portfolio impact to simulate, so no panel.
     assert "Simulated impact" not in proposal
+    # A proposal while another is under review (as if from another run) is refused, and
+    # the note typed is kept for the next try.
+    OptimisationRun.objects.filter(pk=run.pk).update(published_version=None)
+    refused = maker.post(
+        f"/optimisation/{run.pk}/publish/", {"comment": "Q3 prices, again"}, follow=True
+    )
+    assert "already" in " ".join(str(m) for m in refused.context["messages"])
+    assert 'maxlength="1000" value="Q3 prices, again"' in refused.content.decode()
+    assert 'value="Q3 prices, again"' not in maker.get(f"/optimisation/{run.pk}/").content.decode()
+    OptimisationRun.objects.filter(pk=run.pk).update(published_version=version)
 
     # The checker reads the run and its decisions, cannot publish, and finds the proposal
     # in the queue.
