@@ -214,6 +214,19 @@ def deployment_users_of(version: Version) -> list[str]:
     return users
 
 
+def deployment_model_names(name: str) -> set[str] | None:
+    """The models deployment ``name`` decides with, in every arm, by its active version (or
+    its newest one when none is active); None when there is no such deployment."""
+    versions = Version.objects.filter(item__kind="deployment", item__name=name)
+    version = (
+        versions.filter(status=VersionStatus.ACTIVE).first()
+        or versions.exclude(status=VersionStatus.REJECTED).order_by("-number").first()
+    )
+    if version is None:
+        return None
+    return {ref["name"] for kind, ref in _arm_references(version) if kind == "model"}
+
+
 def _same(a: Any, b: dict[str, Any]) -> bool:
     return isinstance(a, dict) and a.get("name") == b["name"] and a.get("version") == b["version"]
 

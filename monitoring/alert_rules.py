@@ -176,7 +176,11 @@ def alert_rules_content_validate(
 
 
 def alert_rules_check_deployment(version: Version) -> None:
-    """Rules may be approved or activated only for a deployment that exists."""
+    """Rules may be submitted, approved or activated only for a deployment that exists, and
+    their drift rules only for models it decides with: a rule on another model would
+    never find its drift report, and never fire."""
+    from decisions.deployments import deployment_model_names
+
     name = version.item.name
     if not Item.objects.filter(kind="deployment", name=name).exists():
         raise PreconditionFailed(
@@ -184,6 +188,20 @@ def alert_rules_check_deployment(version: Version) -> None:
             "deployment they watch.",
             code="unknown_deployment",
             details={"deployment": name},
+        )
+    models = deployment_model_names(name) or set()
+    strangers = {
+        rule.get("name"): rule.get("model")
+        for rule in version.content.get("rules", [])
+        if rule.get("kind") in ("drift_share", "psi") and rule.get("model") not in models
+    }
+    if strangers:
+        listed = "; ".join(f"rule {r} watches model {m}" for r, m in strangers.items())
+        raise PreconditionFailed(
+            f"Deployment {name} does not decide with the model these rules watch ({listed}), "
+            "so they would never fire. Its models: " + (", ".join(sorted(models)) or "none") + ".",
+            code="unknown_model",
+            details={f"rules.{r}.model": [f"not a model of deployment {name}"] for r in strangers},
         )
 
 

@@ -155,6 +155,13 @@ def alert_evaluate(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Evaluated: " + evaluation.summary())
+        # Why a rule was not evaluated (no KPI target, no drift report yet, too few
+        # decisions): otherwise the count is all a reader learns.
+        for result in evaluation.results:
+            if result.state == "not_evaluated":
+                messages.warning(
+                    request, f"Rule {result.rule} ({result.deployment}): {result.message}"
+                )
     return redirect("ui:alert-list")
 
 

@@ -208,6 +208,29 @@ def test_rules_need_an_existing_deployment(maker, checker):
     assert caught.value.code == "unknown_deployment"
 
 
+def test_drift_rules_on_a_model_the_deployment_does_not_use_are_refused(deployment, maker):
+    # The page's example watches a model named take-up; a deployment deciding with other
+    # models would never have its drift report, and the rule would never fire.
+    content = {
+        **RULES,
+        "rules": [RULES["rules"][0], {**RULES["rules"][1], "model": "cross-sell-pd"}],
+    }
+    version = services.version_create(
+        actor=maker, kind="alert_rules", name="cross-sell", content=content
+    )
+    with pytest.raises(PreconditionFailed) as caught:
+        services.version_submit(actor=maker, version=version)
+    assert caught.value.code == "unknown_model"
+    assert caught.value.message == (
+        "Deployment cross-sell does not decide with the model these rules watch (rule "
+        "inputs-drift watches model cross-sell-pd), so they would never fire. Its models: "
+        "take-up."
+    )
+    assert caught.value.details == {
+        "rules.inputs-drift.model": ["not a model of deployment cross-sell"]
+    }
+
+
 # --- once per breach --------------------------------------------------------------------
 
 
@@ -432,6 +455,9 @@ def test_open_alerts_are_on_the_dashboard_and_the_alerts_page(
     assert "Evaluate the rules now" in client.get("/monitoring/alerts/").content.decode()
     response = client.post("/monitoring/alerts/evaluate/", follow=True)
     assert "Evaluated: 2 rules checked" in response.content.decode()
+    # What was not evaluated says why, not only how many.
+    said = [str(m) for m in response.context["messages"]]
+    assert "Rule inputs-drift (cross-sell): model take-up: no drift report yet" in said
 
 
 def test_only_makers_are_offered_the_link_to_write_alert_rules(auditor, maker):
