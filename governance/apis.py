@@ -218,9 +218,11 @@ class VersionMoveApi(RegistryApi):
             422: unprocessable(
                 "submit: a version it uses is a draft, rejected, retired or missing "
                 "(dependency_not_submitted); approve / activate: a version it uses is not "
-                "approved (dependency_not_approved), or a KPI target set or alert rule set "
-                "names no deployment (unknown_deployment); retire: an active deployment "
-                "decides with it (version_in_use)"
+                "approved (dependency_not_approved); submit / approve / activate: a KPI "
+                "target set or alert rule set names no deployment (unknown_deployment), or "
+                "an alert rule watches a model the deployment does not decide with "
+                "(unknown_model); retire: an active deployment decides with it "
+                "(version_in_use)"
             ),
         },
     )
