@@ -121,8 +121,20 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             "deployment needs is missing or altered (no decision is made either way)."
         ),
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-            OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "maxLength": 200},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="printable ASCII; the same key again returns the same decision",
+            ),
+            OpenApiParameter(
+                "X-Request-ID",
+                {"type": "string", "maxLength": 100},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="printable ASCII, logged with the decision (a new id if absent)",
+            ),
         ],
         request=DecisionRequestSerializer,
         responses={
@@ -150,6 +162,12 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
                 details={"Idempotency-Key": ["at most 200 characters"]},
             )
         request_id = _token_header(request, "X-Request-ID")
+        if request_id is not None and len(request_id) > 100:
+            # Not cut to fit: a correlation id the log holds cut short matches nothing.
+            raise ValidationFailed(
+                "The X-Request-ID is longer than 100 characters.",
+                details={"X-Request-ID": ["at most 100 characters"]},
+            )
         outcome = services.decision_make(
             actor=request.user,
             deployment=data["deployment"],
@@ -157,7 +175,7 @@ class DecisionListApi(CSVErrorsAsJSON, APIView):
             features=data["features"],
             channel=data["channel"],
             idempotency_key=key,
-            request_id=request_id[:100] if request_id else None,
+            request_id=request_id,
         )
         decision = outcome.decision
         DECISIONS.labels(

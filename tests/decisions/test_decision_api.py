@@ -94,6 +94,25 @@ def test_a_header_the_log_keeps_must_be_printable_ascii(
     assert decide(client, customer(1), **{header: "order-17 / retry 2"}).status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("header", "name", "most"),
+    [("HTTP_IDEMPOTENCY_KEY", "Idempotency-Key", 200), ("HTTP_X_REQUEST_ID", "X-Request-ID", 100)],
+)
+def test_a_header_the_log_keeps_is_refused_when_too_long_not_cut(
+    cross_sell_deployment, client, header, name, most
+):
+    # The request id used to be cut to 100 characters: the log then held an id that
+    # matched nothing the client had.
+    answer = decide(client, customer(1), **{header: "r" * (most + 1)})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["details"] == {name: [f"at most {most} characters"]}
+    assert not Decision.objects.exists()
+    kept = decide(client, customer(1), **{header: "r" * most})
+    assert kept.status_code == 201
+    if name == "X-Request-ID":
+        assert Decision.objects.get().request_id == "r" * most
+
+
 def test_idempotency_key_returns_the_same_decision(cross_sell_deployment, client):
     first = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
     again = decide(client, customer(1), HTTP_IDEMPOTENCY_KEY="k-1")
