@@ -23,7 +23,13 @@ from governance.audit import audit_chain_verify
 from governance.exceptions import ValidationFailed
 from governance.exports import audit_csv_filename, audit_csv_rows
 from governance.kinds import kind_get_by_slug, kinds_all
-from governance.lifecycle import AUDIT_READER_ROLES, AUTHOR_ROLES, READER_ROLES, Move
+from governance.lifecycle import (
+    AUDIT_READER_ROLES,
+    AUTHOR_ROLES,
+    READER_ROLES,
+    REGISTRY_READER_ROLES,
+    Move,
+)
 from governance.roles import require_role, roles_of
 from governance.serializers import (
     AuditEventSerializer,
@@ -91,7 +97,7 @@ FORM_FIELDS_BYTES = 1024 * 1024  # the content JSON and other fields beside an u
 
 class RegistryApi(APIView):
     permission_classes = [permissions.IsAuthenticated, HasRole]
-    read_roles = READER_ROLES
+    read_roles = REGISTRY_READER_ROLES
 
 
 @extend_schema(tags=["registry"], parameters=[KIND_PARAMETER])

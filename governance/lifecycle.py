@@ -96,4 +96,8 @@ def moves_open_to(roles: frozenset[str] | set[str], status: str) -> list[Move]:
 AUTHOR_ROLES = frozenset({Role.MAKER})
 # Who may read the registry and the audit trail.
 READER_ROLES = frozenset(Role.values)
+# The registry's content: everyone who works with it, not a downstream system (an
+# ``api_client`` asks for decisions; a model version's reference sample holds rows of
+# customer data it has no need to read). The pages were never open to it either.
+REGISTRY_READER_ROLES = READER_ROLES - {Role.API_CLIENT}
 AUDIT_READER_ROLES = frozenset({Role.AUDITOR, Role.CHECKER, Role.ADMIN})

@@ -166,16 +166,26 @@ def test_api_keys_authenticate_until_revoked(api_client_user, admin_user):
     row, key = services.api_key_create(actor=admin_user, user=api_client_user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert client.get(f"{BASE}/").status_code == 200
+    assert client.get("/api/v1/decisions/").status_code == 200
     row.refresh_from_db()
     assert row.last_used_at is not None
 
     wrong = APIClient()
     wrong.credentials(HTTP_AUTHORIZATION=f"Api-Key {row.prefix}.not-the-secret")
-    assert_error(wrong.get(f"{BASE}/"), 401, "authentication_failed")
+    assert_error(wrong.get("/api/v1/decisions/"), 401, "authentication_failed")
 
     services.api_key_revoke(actor=admin_user, key=row)
-    assert_error(client.get(f"{BASE}/"), 401, "authentication_failed")
+    assert_error(client.get("/api/v1/decisions/"), 401, "authentication_failed")
+
+
+def test_api_client_does_not_read_the_registry(api_client_user, maker):
+    # A downstream system needs a deployment's schema, not the registry's content (a
+    # model version's reference sample is rows of customer data).
+    services.version_create(actor=maker, kind="note", name="n", content={"text": "x"})
+    client = client_for(api_client_user)
+    for path in (f"{BASE}/", f"{BASE}/n/versions/", f"{BASE}/n/versions/1/"):
+        error = assert_error(client.get(path), 403, "permission_denied")
+        assert "api_client" not in error["message"] or "maker" in error["message"]
 
 
 def test_api_client_cannot_write(api_client_user):

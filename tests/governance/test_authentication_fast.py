@@ -19,7 +19,7 @@ from governance.roles import Role, require_role, roles_of
 
 pytestmark = pytest.mark.django_db
 
-URL = "/api/v1/registry/notes/"
+URL = "/api/v1/decisions/"  # a list an api_client reads (its own decisions)
 
 
 @pytest.fixture

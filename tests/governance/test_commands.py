@@ -60,7 +60,7 @@ def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     assert f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC" in err.getvalue()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert client.get("/api/v1/registry/models/").status_code == 200
+    assert client.get("/api/v1/decisions/").status_code == 200
     with pytest.raises(CommandError, match="no user called"):
         call_command("create_api_key", "--user", "ghost")
     err = io.StringIO()

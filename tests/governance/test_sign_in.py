@@ -142,9 +142,9 @@ def test_api_keys_are_not_counted_as_sign_ins(alice, api_client_user, admin_user
     client = APIClient(REMOTE_ADDR="10.0.0.9")
     client.credentials(HTTP_AUTHORIZATION="Api-Key wrongprefix.secret")
     for _ in range(10):
-        assert client.get("/api/v1/registry/notes/").status_code == 401
+        assert client.get("/api/v1/decisions/").status_code == 401
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert client.get("/api/v1/registry/notes/").status_code == 200
+    assert client.get("/api/v1/decisions/").status_code == 200
     assert not AccessAttempt.objects.exists()
 
 
