@@ -32,7 +32,7 @@ from monitoring.kpis import KPIS
 from monitoring.models import Alert, AlertStatus, ReportTrigger
 from monitoring.report_recipients import DEFAULT_REPORT
 from monitoring.report_recipients import KIND as RECIPIENTS_KIND
-from monitoring.selectors import KPI_READER_ROLES, kpi_report
+from monitoring.selectors import KPI_READER_ROLES, kpi_headline
 
 WINDOWS = (7, 28, 90)
 DEFAULT_DAYS = 28
@@ -62,7 +62,7 @@ def monitoring_index(request: HttpRequest) -> HttpResponse:
     rows = []
     for version in deployment_active_list():
         name = version.item.name
-        report = kpi_report(
+        report = kpi_headline(
             actor=request.user, deployment=name, since=now - timedelta(days=days), until=now
         )
         rows.append(

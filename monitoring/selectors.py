@@ -315,6 +315,30 @@ def kpi_report(
     Raises ``PermissionDenied`` (API clients and people without a role), ``NotFound``
     (no such deployment), ``ValidationFailed`` (a bad window).
     """
+    return _kpis(actor=actor, deployment=deployment, since=since, until=until, trends=True)
+
+
+def kpi_headline(
+    *,
+    actor: AbstractBaseUser,
+    deployment: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """``kpi_report`` without what only a deployment's own page shows: the daily and
+    weekly series (each KPI again for every day: most of the report's cost), the figures
+    by action and the arms. For the monitoring index, one row per deployment."""
+    return _kpis(actor=actor, deployment=deployment, since=since, until=until, trends=False)
+
+
+def _kpis(
+    *,
+    actor: AbstractBaseUser,
+    deployment: str,
+    since: datetime | None,
+    until: datetime | None,
+    trends: bool,
+) -> dict[str, Any]:
     require_role(actor, KPI_READER_ROLES, action="read KPIs")
     if not Item.objects.filter(kind="deployment", name=deployment).exists():
         raise NotFound(f"There is no deployment called {deployment!r}.")
@@ -327,8 +351,9 @@ def kpi_report(
     values.update(optimisation_run_kpis(runs))
     targets_version = kpi_targets_active(deployment=deployment)
     targets = targets_version.content["targets"] if targets_version else {}
-    daily = _series(frame, cycles, runs, window, weekly=False)
-    weekly = _series(frame, cycles, runs, window, weekly=True)
+    none: dict[str, list[dict[str, Any]]] = {key: [] for key in kpis.KPIS}
+    daily = _series(frame, cycles, runs, window, weekly=False) if trends else none
+    weekly = _series(frame, cycles, runs, window, weekly=True) if trends else none
     return {
         "deployment": deployment,
         "since": window.since,
@@ -359,8 +384,8 @@ def kpi_report(
             }
             for kpi in kpis.KPIS.values()
         ],
-        "by_action": kpis.action_table(frame),
-        "arms": kpis.arm_comparison(frame),
+        "by_action": kpis.action_table(frame) if trends else [],
+        "arms": kpis.arm_comparison(frame) if trends else {},
         "methods": {
             "rate_interval": intervals.METHOD_RATE,
             "difference_interval": intervals.METHOD_DIFFERENCE,
