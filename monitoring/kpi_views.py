@@ -191,6 +191,12 @@ def report_list(request: HttpRequest) -> HttpResponse:
 @ui_page(roles=reports.SENDER_ROLES, action="send the executive report")
 def report_send(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("report", "").strip() or DEFAULT_REPORT
+    if request.POST.get("confirm") != "yes":
+        # Browsers ask first; a form sent without the tick (or by hand) sends nothing.
+        messages.error(
+            request, "Nothing was sent: tick the box to e-mail the report to its recipients."
+        )
+        return redirect("ui:report-list")
     try:
         archived = reports.report_send(
             actor=request.user, report=name, trigger=ReportTrigger.MANUAL

@@ -89,7 +89,13 @@ def test_only_admins_send_now_and_the_report_is_archived_and_viewable(
 
     admin = client_for(admin_user)
     assert "Send now" in admin.get("/monitoring/reports/").content.decode()
-    response = admin.post("/monitoring/reports/send/", {"report": "executive"}, follow=True)
+    # Without the tick nothing goes out: the e-mail cannot be called back.
+    unticked = admin.post("/monitoring/reports/send/", {"report": "executive"}, follow=True)
+    assert "Nothing was sent: tick the box" in unticked.content.decode()
+    assert not mail.outbox and not ExecutiveReport.objects.exists()
+    response = admin.post(
+        "/monitoring/reports/send/", {"report": "executive", "confirm": "yes"}, follow=True
+    )
     archived = ExecutiveReport.objects.get()
     assert response.redirect_chain[-1][0] == f"/monitoring/reports/{archived.pk}/"
     assert "Report sent to 1 recipients and archived." in response.content.decode()

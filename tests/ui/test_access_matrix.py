@@ -183,6 +183,7 @@ PAGES = [
         lambda w: "/monitoring/reports/send/",
         frozenset({ADMIN}),
         ok_status=302,
+        data=lambda w: {"confirm": "yes"},
     ),
     Page(
         "report-detail",
