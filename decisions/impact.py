@@ -370,4 +370,18 @@ def impact_comparison(
         "limits": limits,
         "actions": actions,
         "gaps": (baseline.gap, candidate.gap),
+        "within_tolerance": _within_tolerance(baseline, candidate),
     }
+
+
+def _within_tolerance(baseline: OptimisationRun, candidate: OptimisationRun) -> bool:
+    """Whether the two optima differ by no more than the solvers certify each to be from
+    its best: then the difference is the optimiser's tolerance, not the versions' doing
+    (a change to a description alone still runs both, and may differ by a customer)."""
+    values = (baseline.objective, candidate.objective, baseline.bound, candidate.bound)
+    if any(v is None for v in values):
+        return False
+    slack = (baseline.bound - baseline.objective) + (candidate.bound - candidate.objective)
+    return abs(candidate.objective - baseline.objective) <= slack + 1e-9 * max(
+        1.0, abs(baseline.objective)
+    )

@@ -175,6 +175,7 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     assert re.search(r"<td>\d+\.\d%</td>", page)
     assert "percentage points" in page
     assert "Simulate the impact" not in page  # computed once per pair
+    assert "within the optimiser's tolerance" not in page  # a real change
     assert 'http-equiv="refresh"' not in page
     # Asking again reuses the runs: still two.
     with django_capture_on_commit_callbacks(execute=True):
@@ -195,6 +196,29 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
         (message,) = [str(m) for m in refused.context["messages"]]
         assert why in message
     assert OptimisationRun.objects.count() == 2
+
+
+def test_an_impact_within_the_solvers_tolerance_says_so(users, django_capture_on_commit_callbacks):
+    """A new description alone runs both simulations too; a customer or two may land
+    differently within the certified gaps, which the page must not present as the
+    version's doing."""
+    from decisions import runtime
+    from governance import services
+
+    active = runtime.arm_runtime(
+        "champion", runtime.active_deployment("collections").content
+    ).strategy
+    content = {**active.content, "description": "Same strategy, clearer words."}
+    candidate = services.version_create(
+        actor=users["maker"], kind="strategy", name=active.item.name, content=content
+    )
+    services.version_submit(actor=users["maker"], version=candidate)
+    checker = logged_in(users["checker"])
+    with django_capture_on_commit_callbacks(execute=True):
+        checker.post(f"/impact/{candidate.pk}/")
+    page = checker.get(f"/registry/strategies/{active.item.name}/v{candidate.number}/")
+    assert "Portfolio of 5000 customers" in page.content.decode()
+    assert "within the optimiser's tolerance" in page.content.decode()
 
 
 def test_a_draft_s_impact_waits_for_its_submission(users, django_capture_on_commit_callbacks):
