@@ -148,6 +148,13 @@ class VersionListApi(RegistryApi):
     def post(self, request: Request, kind: str, name: str) -> Response:
         spec = kind_get_by_slug(kind)
         refuse_body_over(request, settings.MODEL_ARTIFACT_MAX_BYTES + FORM_FIELDS_BYTES)
+        if spec.has_artifact and not request.content_type.startswith("multipart/form-data"):
+            # Read as JSON, the upload's form would say "content: Not a valid string".
+            raise ValidationFailed(
+                f"A {spec.label} version comes with its file: send multipart/form-data with "
+                "artifact (the file), content (the JSON as text) and change_note.",
+                details={"artifact": ["this field is required (multipart/form-data)"]},
+            )
         if spec.has_artifact or "artifact" in request.FILES:
             form = VersionUploadSerializer(data=request.data)
         else:

@@ -205,6 +205,15 @@ def test_rest_upload_is_multipart(trained_model, maker):
     )
     assert missing.status_code == 400
     assert "artifact" in missing.json()["error"]["details"]
+    # JSON had answered "content: Not a valid string"; it says how to send a model.
+    as_json = client.post(
+        "/api/v1/registry/models/take-up/versions/", {"content": content}, format="json"
+    )
+    assert as_json.status_code == 400
+    error = as_json.json()["error"]
+    assert error["message"].startswith("A model version comes with its file: send multipart")
+    assert error["details"] == {"artifact": ["this field is required (multipart/form-data)"]}
+    assert Version.objects.count() == 1
 
 
 def test_register_model_command(trained_model, maker, tmp_path):
