@@ -122,6 +122,4 @@ class Command(BaseCommand):
 
 
 def _sentence(exc: DomainError) -> str:
-    details = exc.details if isinstance(exc.details, dict) else {}
-    extra = "".join(f"\n  {k}: {'; '.join(map(str, v))}" for k, v in details.items())
-    return exc.message + extra
+    return exc.message + "".join(f"\n  {field}: {text}" for field, text in exc.field_problems())
