@@ -547,6 +547,7 @@ def user_create(
     if User.objects.filter(username=username).exists():
         raise Conflict(f"A user called {username!r} already exists.")
     candidate = User(username=username, email=email)
+    _refuse_unencodable_password(password, field="password")
     try:
         candidate.full_clean(exclude=["password"])
         validate_password(password, user=candidate)
@@ -571,6 +572,15 @@ def user_create(
             details={"roles": roles},
         )
     return user
+
+
+def _refuse_unencodable_password(password: str, *, field: str) -> None:
+    # Lone surrogates (bytes that were not UTF-8, carried on by Python) cannot be hashed.
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "The password is not valid UTF-8 text."
+        raise ValidationFailed(message, details={field: [message]}) from None
 
 
 def _known_roles(roles: Iterable[str]) -> list[str]:
@@ -758,6 +768,7 @@ def password_reset(
     e-mail. They should change it on the pages at once (*Change password*)."""
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="reset passwords")
+    _refuse_unencodable_password(new_password, field="new_password")
     try:
         validate_password(new_password, user=user)
     except DjangoValidationError as exc:

@@ -49,6 +49,27 @@ def test_create_user_refuses_clearly(monkeypatch):
     assert get_user_model().objects.count() == 1
 
 
+NOT_UTF8 = b"\xff\xfe\xe9abcdefgh\n"
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        # What Python hands on in a POSIX locale (surrogateescape) ...
+        io.StringIO(NOT_UTF8.decode("utf-8", "surrogateescape")),
+        # ... and in a UTF-8 locale, where reading the bytes fails.
+        io.TextIOWrapper(io.BytesIO(NOT_UTF8), encoding="utf-8"),
+    ],
+    ids=["surrogates", "strict"],
+)
+def test_create_user_refuses_a_password_that_is_not_utf8(monkeypatch, stdin):
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(CommandError, match=r"^The password on standard input is not valid UTF-8"):
+        call_command("create_user", "newbie5", "--role", "maker", "--password-stdin")
+    assert not get_user_model().objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
 def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     create_user(monkeypatch, "lending-svc", "--role", "api_client", "--password-stdin")
     out, err = io.StringIO(), io.StringIO()
