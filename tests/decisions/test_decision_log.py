@@ -488,6 +488,21 @@ def test_a_full_block_is_sealed_without_waiting_for_beat(
     assert report.blocks >= 1 and report.rows >= 3 and report.unsealed <= 3
 
 
+@pytest.mark.parametrize("grace", ["1e400", "nan", "99999999999999999999", "-5", "86401"])
+def test_seal_decisions_refuses_a_grace_that_is_no_sane_number_of_seconds(
+    cross_sell_deployment, api_client_user, grace
+):
+    decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="g-1", features=features(1)
+    )
+    with pytest.raises(CommandError, match=r"^--grace is a number of seconds from 0 to 86400"):
+        call_command("seal_decisions", "--grace", grace, stdout=io.StringIO())
+    assert not DecisionBlock.objects.exists()
+    out = io.StringIO()
+    call_command("seal_decisions", "--grace", "0", stdout=out)
+    assert out.getvalue().strip() == "Sealed 1 decisions in 1 block(s)."
+
+
 @pytest.mark.django_db(transaction=True)
 def test_numbers_the_database_normalises_still_verify(cross_sell_deployment, api_client_user):
     """jsonb keeps -0.0 as 0.0 and 1e+16 as 10000000000000000: rows holding such numbers
