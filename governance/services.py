@@ -802,10 +802,21 @@ def api_key_create(
     The key reads ``<prefix>.<secret>``; the prefix finds the row, the secret's SHA-256
     is compared in constant time. It expires after ``days`` (default ``API_KEY_DAYS``;
     0: never), so that keys are rotated: issue the new key, move the client to it, then
-    revoke the old one.
+    revoke the old one. Raises ``ValidationFailed`` for a ``name`` the column cannot hold.
     """
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="create API keys")
+    most = ApiKey._meta.get_field("name").max_length
+    if len(name) > most:
+        raise ValidationFailed(
+            f"An API key's name is at most {most} characters; this one has {len(name)}.",
+            details={"name": [f"at most {most} characters"]},
+        )
+    if "\x00" in name:  # PostgreSQL stores no NUL in text
+        raise ValidationFailed(
+            "An API key's name cannot contain a NUL character.",
+            details={"name": ["no NUL characters"]},
+        )
     if not user.is_active:
         raise ValidationFailed(
             f"{user.username} is deactivated.", details={"user": ["deactivated"]}

@@ -93,6 +93,23 @@ def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
         call_command("create_api_key", "--user", "lending-svc", "--days", "5000")
 
 
+def test_create_api_key_refuses_a_name_longer_than_100_characters(monkeypatch):
+    create_user(monkeypatch, "lending-svc", "--role", "api_client", "--password-stdin")
+    with pytest.raises(
+        CommandError, match=r"^An API key's name is at most 100 characters; this one has 500\.$"
+    ):
+        call_command("create_api_key", "--user", "lending-svc", "--name", "x" * 500)
+    with pytest.raises(CommandError, match="cannot contain a NUL character"):
+        call_command("create_api_key", "--user", "lending-svc", "--name", "nightly\x00batch")
+    assert not ApiKey.objects.exists()
+    assert not AuditEvent.objects.filter(action="api_key_create").exists()
+    call_command(
+        "create_api_key", "--user", "lending-svc", "--name", "n" * 100,
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+    assert ApiKey.objects.get().name == "n" * 100
+
+
 def test_verify_audit_proves_a_recorded_head_is_still_in_the_chain(monkeypatch):
     from django.db import connection
 
