@@ -7,11 +7,20 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbiter.settings.local")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
     from django.db import InterfaceError, OperationalError
 
     try:
         execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:
+        if settings.configured or "--traceback" in sys.argv:
+            raise  # not the settings failing to load: a bug, whose traceback helps
+        # The settings refused to load (production without SECRET_KEY, ...); their message
+        # says what to set, and a traceback through importlib would only bury it.
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(1)
     except (OperationalError, InterfaceError) as exc:
         # A database that is down, unreachable or not migrated: a sentence, not a traceback.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -346,7 +346,7 @@ class LogReport:
     skipped_blocks: int = 0  # blocks whose links were checked but rows not re-hashed (rolling)
     skipped_rows: int = 0
     unsealed: int = 0
-    head_hash: str = GENESIS_HASH
+    head_hash: str = ""  # the verified head of the block chain; "" when the chain is broken
     first_bad_block: int | None = None
     first_bad_row: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -551,7 +551,8 @@ def _verify(rehash: Callable[[int], bool] | None = None) -> LogReport:
             "from the end",
             block=report.blocks + 1,
         )
-    report.head_hash = previous
+    else:
+        report.head_hash = previous
     for seq, decision_id, content_hash, recomputed in _stored_hashes(seq__gt=after):
         report.unsealed += 1
         if recomputed != content_hash:

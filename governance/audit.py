@@ -100,11 +100,16 @@ def audit_record(
 
 @dataclass
 class ChainReport:
-    """What ``audit_chain_verify`` found. ``ok`` only when nothing at all was wrong."""
+    """What ``audit_chain_verify`` found. ``ok`` only when nothing at all was wrong.
+
+    ``events`` counts the events that verify, from #1 up to the first bad one. ``head_seq``
+    and ``head_hash`` are the chain's head only once every event and the head row verify;
+    on a broken chain they are None: there is no head anyone could record.
+    """
 
     events: int = 0
-    head_seq: int = 0
-    head_hash: str = GENESIS_HASH
+    head_seq: int | None = None
+    head_hash: str | None = None
     versions_checked: int = 0
     first_bad_event: int | None = None
     problems: list[str] = field(default_factory=list)
@@ -141,13 +146,14 @@ def _check_events(report: ChainReport) -> None:
     head = ChainHead.objects.filter(name=CHAIN_NAME).first()
     head_seq = head.seq if head else 0
     head_hash = head.hash if head else GENESIS_HASH
-    report.head_seq, report.head_hash = head_seq, head_hash
     if head_seq != report.events or head_hash != previous_hash:
         report.first_bad_event = report.events + 1 if head_seq > report.events else head_seq
         report.problems.append(
             f"the chain ends at event #{report.events} but its head records #{head_seq}: "
             "events were removed from the end, or the head was altered"
         )
+        return
+    report.head_seq, report.head_hash = head_seq, head_hash
 
 
 def _submitted_hashes() -> Iterator[tuple[tuple[str, str, int | None], str]]:

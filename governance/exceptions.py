@@ -23,6 +23,18 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
 
+    def field_problems(self) -> list[tuple[str, str]]:
+        """The field messages of ``details`` as ``(field, "message; message")`` pairs, for
+        a command that lists them under its sentence. Other details (``{"under_review": 1}``)
+        are data for API clients, already said in the message, and are left out."""
+        if not isinstance(self.details, dict):
+            return []
+        return [
+            (str(field), "; ".join(map(str, problems)))
+            for field, problems in self.details.items()
+            if isinstance(problems, list | tuple) and problems
+        ]
+
 
 class ValidationFailed(DomainError):
     """Input is malformed; ``details`` maps field paths to lists of messages."""

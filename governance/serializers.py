@@ -236,8 +236,12 @@ class AuditFilterSerializer(QueryParamsSerializer):
 class ChainReportSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     events = serializers.IntegerField()
-    head_seq = serializers.IntegerField()
-    head_hash = serializers.CharField()
+    head_seq = serializers.IntegerField(
+        allow_null=True, help_text="null when the chain is broken: it has no head to record"
+    )
+    head_hash = serializers.CharField(
+        allow_null=True, help_text="null when the chain is broken: it has no head to record"
+    )
     versions_checked = serializers.IntegerField()
     first_bad_event = serializers.IntegerField(allow_null=True)
     problems = serializers.ListField(child=serializers.CharField())

@@ -558,6 +558,7 @@ def user_create(
     if User.objects.filter(username=username).exists():
         raise Conflict(f"A user called {username!r} already exists.")
     candidate = User(username=username, email=email)
+    _refuse_unencodable_password(password, field="password")
     try:
         candidate.full_clean(exclude=["password"])
         validate_password(password, user=candidate)
@@ -582,6 +583,15 @@ def user_create(
             details={"roles": roles},
         )
     return user
+
+
+def _refuse_unencodable_password(password: str, *, field: str) -> None:
+    # Lone surrogates (bytes that were not UTF-8, carried on by Python) cannot be hashed.
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "The password is not valid UTF-8 text."
+        raise ValidationFailed(message, details={field: [message]}) from None
 
 
 def _known_roles(roles: Iterable[str]) -> list[str]:
@@ -769,6 +779,7 @@ def password_reset(
     e-mail. They should change it on the pages at once (*Change password*)."""
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="reset passwords")
+    _refuse_unencodable_password(new_password, field="new_password")
     try:
         validate_password(new_password, user=user)
     except DjangoValidationError as exc:
@@ -802,10 +813,21 @@ def api_key_create(
     The key reads ``<prefix>.<secret>``; the prefix finds the row, the secret's SHA-256
     is compared in constant time. It expires after ``days`` (default ``API_KEY_DAYS``;
     0: never), so that keys are rotated: issue the new key, move the client to it, then
-    revoke the old one.
+    revoke the old one. Raises ``ValidationFailed`` for a ``name`` the column cannot hold.
     """
     if actor is not None:
         require_role(actor, {Role.ADMIN}, action="create API keys")
+    most = ApiKey._meta.get_field("name").max_length
+    if len(name) > most:
+        raise ValidationFailed(
+            f"An API key's name is at most {most} characters; this one has {len(name)}.",
+            details={"name": [f"at most {most} characters"]},
+        )
+    if "\x00" in name:  # PostgreSQL stores no NUL in text
+        raise ValidationFailed(
+            "An API key's name cannot contain a NUL character.",
+            details={"name": ["no NUL characters"]},
+        )
     if not user.is_active:
         raise ValidationFailed(
             f"{user.username} is deactivated.", details={"user": ["deactivated"]}

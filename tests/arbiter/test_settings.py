@@ -84,6 +84,23 @@ def test_debug_off_needs_a_secret_key_even_outside_production():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def test_production_without_a_usable_secret_key_says_so_in_one_sentence(tmp_path):
+    for command, key, sentence in (
+        ("migrate", None, "SECRET_KEY must be set in the environment when DEBUG is off."),
+        ("create_user", "short", "SECRET_KEY must be at least 50 characters of random text."),
+    ):
+        result = run_manage(
+            command,
+            DJANGO_SETTINGS_MODULE="arbiter.settings.production",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            **({"SECRET_KEY": key} if key else {}),
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == sentence + "\n"
+        assert result.stdout == ""
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
 def test_environment_drives_database_broker_and_mail(tmp_path):
     code = (
         "from django.conf import settings as s;"

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 
 from decisions import decision_log
 from decisions.decision_log import decision_blocks_seal, decision_hash, decision_log_verify
@@ -100,13 +101,23 @@ def test_intact_log_verifies(sealed_log):
     assert "3 blocks, 6 sealed decisions" in output
 
 
-def test_altered_decision_is_named(sealed_log):
+def test_altered_decision_is_named(sealed_log, auditor):
     victim = sealed_log[3]
     tamper("UPDATE decisions_decision SET action_id = %s WHERE seq = %s", ("forged", victim.seq))
     code, output = verify()
     assert code == 1
     assert f"First bad decision: {victim.decision_id}" in output
     assert "First bad block: 2" in output
+    # No head is printed as if verified: not the genesis hash, not the last block's.
+    assert "the log's head could not be established: record no head" in output
+    assert "0" * 64 not in output
+    assert DecisionBlock.objects.get(number=3).hash not in output
+    assert LogVerification.objects.latest("started_at").head_hash == ""
+    browser = Client()
+    browser.force_login(auditor)
+    page = browser.get("/decisions/").content.decode()
+    assert "The head of the block chain could not be established then" in page
+    assert "Head of the block chain then:" not in page
 
 
 def test_removed_decision_is_named_by_its_block(sealed_log):
@@ -114,6 +125,8 @@ def test_removed_decision_is_named_by_its_block(sealed_log):
     code, output = verify()
     assert code == 1
     assert "First bad block: 3" in output and "removed from" in output
+    assert "head could not be established" in output
+    assert DecisionBlock.objects.get(number=2).hash not in output
 
 
 def test_a_log_cut_back_to_an_earlier_intact_state_is_caught_by_a_recorded_head(sealed_log):
@@ -486,6 +499,21 @@ def test_a_full_block_is_sealed_without_waiting_for_beat(
     report = decision_log_verify()
     assert report.ok
     assert report.blocks >= 1 and report.rows >= 3 and report.unsealed <= 3
+
+
+@pytest.mark.parametrize("grace", ["1e400", "nan", "99999999999999999999", "-5", "86401"])
+def test_seal_decisions_refuses_a_grace_that_is_no_sane_number_of_seconds(
+    cross_sell_deployment, api_client_user, grace
+):
+    decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="g-1", features=features(1)
+    )
+    with pytest.raises(CommandError, match=r"^--grace is a number of seconds from 0 to 86400"):
+        call_command("seal_decisions", "--grace", grace, stdout=io.StringIO())
+    assert not DecisionBlock.objects.exists()
+    out = io.StringIO()
+    call_command("seal_decisions", "--grace", "0", stdout=out)
+    assert out.getvalue().strip() == "Sealed 1 decisions in 1 block(s)."
 
 
 @pytest.mark.django_db(transaction=True)

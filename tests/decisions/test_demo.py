@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -70,3 +71,36 @@ def test_demo_loads_once_and_can_be_run_again():
 def test_demo_refuses_without_debug():
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("demo", "--no-serve")
+
+
+@override_settings(DEBUG=True)
+@pytest.mark.parametrize(
+    ("addrport", "sentence"),
+    [
+        ("127.0.0.1:99999", "is not a port from 1 to 65535"),
+        ("notaport", "is not a port from 1 to 65535"),
+        ("127.0.0.1:0", "is not a port from 1 to 65535"),
+        ("999.1.1.1:8000", "names no valid IP address"),
+        ("[::g]:8000", "is not a port from 1 to 65535"),
+    ],
+)
+def test_demo_refuses_a_bad_addrport_before_loading_anything(addrport, sentence):
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=rf"^--addrport '{re.escape(addrport)}' {sentence}"):
+        call_command("demo", "--addrport", addrport, stdout=out)
+    assert out.getvalue() == ""
+    assert not Version.objects.exists()
+
+
+@override_settings(DEBUG=True)
+def test_demo_serves_where_addrport_says(monkeypatch):
+    from django.core.management.commands import runserver
+
+    served = []
+    monkeypatch.setattr(
+        runserver.Command, "handle", lambda self, *args, **options: served.append(options)
+    )
+    out = io.StringIO()
+    call_command("demo", "--addrport", "8123", stdout=out)
+    assert "Serving on http://127.0.0.1:8123/" in out.getvalue()
+    assert served[0]["addrport"] == "8123"

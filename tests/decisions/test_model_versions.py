@@ -26,7 +26,7 @@ from governance import services
 from governance.artifacts import ArtifactIntegrityError
 from governance.exceptions import ValidationFailed
 from governance.hashing import version_hash
-from governance.models import Item, Version
+from governance.models import AuditEvent, Item, Version
 
 pytestmark = pytest.mark.django_db
 
@@ -254,6 +254,22 @@ def test_register_model_command(trained_model, maker, tmp_path):
             "register_model", "take-up", "--artifact", str(path), "--content", str(latin),
             "--user", maker.username,
         )  # fmt: skip
+
+
+def test_register_model_submit_while_a_version_is_under_review_leaves_no_draft(
+    trained_model, maker, tmp_path
+):
+    path, content = trained_model
+    metadata = tmp_path / "model.json"
+    metadata.write_text(json.dumps(content))
+    arguments = ["register_model", "take-up", "--artifact", str(path), "--content", str(metadata)]
+    call_command(*arguments, "--user", maker.username, "--submit", stdout=io.StringIO())
+    for _ in range(2):
+        with pytest.raises(CommandError) as refused:
+            call_command(*arguments, "--user", maker.username, "--submit", stdout=io.StringIO())
+        assert str(refused.value).startswith("Version 1 of take-up is already under review")
+    assert list(Version.objects.values_list("number", "status")) == [(1, "submitted")]
+    assert AuditEvent.objects.filter(action="create").count() == 1
 
 
 def test_tree_models_register_and_list_the_types_they_needed(trained_model, maker, tmp_path):

@@ -487,6 +487,17 @@ def test_optimise_command_runs_with_a_progress_bar(demo, tmp_path, capsys):
         )
 
 
+def test_optimise_queue_without_a_broker_is_refused_before_a_run_is_created(demo):
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"^--queue needs a task queue and CELERY_BROKER_URL"):
+        call_command(
+            "optimise", "--deployment", "collections", "--simulated", "300", "--user", "maker",
+            "--queue", stdout=out,
+        )  # fmt: skip
+    assert "queued" not in out.getvalue()
+    assert not OptimisationRun.objects.exists()
+
+
 def test_price_agreement_is_reported(demo):
     run = run_now(demo["maker"], deployment="collections", simulated={"customers": 1000})
     assert run.kpis["price_agreement"] >= 0.99

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from decisions import runtime
 from decisions.models import Decision, ReplayCheck
@@ -134,6 +135,23 @@ def test_roles_and_bad_arguments_get_a_sentence(logged, auditor, maker):
         with pytest.raises(Exception) as raised:
             call_command("replay_decisions", *args, stdout=io.StringIO(), stderr=io.StringIO())
         assert sentence in str(raised.value), args
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_any_replay_is_kept(
+    logged, auditor, tmp_path
+):
+    with pytest.raises(CommandError, match=r"^Cannot write the report /proc/rev.csv \("):
+        replay("--user", auditor.username, "--report", "/proc/rev.csv")
+    assert not ReplayCheck.objects.exists()
+    # A refused replay leaves an earlier report as it was, and no scratch file beside it.
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    report = folder / "replay.csv"
+    report.write_text("the examiner's earlier report\n")
+    with pytest.raises(CommandError, match="No logged decision matches"):
+        replay("--user", auditor.username, "--deployment", "nope", "--report", str(report))
+    assert report.read_text() == "the examiner's earlier report\n"
+    assert [p.name for p in folder.iterdir()] == ["replay.csv"]
 
 
 def test_a_decision_whose_replay_breaks_is_a_finding_not_the_end(logged, auditor, caplog):

@@ -69,6 +69,13 @@ def test_altered_event_is_named(history):
     assert code == 1
     assert f"First bad event: #{victim.seq}" in output
     assert "was altered" in output
+    # No head is printed as if verified: not the genesis hash, not the one in the table.
+    assert f"{victim.seq - 1} events verify before the break" in output
+    assert "The chain's head could not be established: record no head" in output
+    assert "head #" not in output and GENESIS_HASH not in output
+    assert AuditEvent.objects.latest("seq").hash not in output
+    report = audit_chain_verify()
+    assert (report.head_seq, report.head_hash) == (None, None)
 
 
 def test_removed_event_is_named(history):
@@ -85,6 +92,25 @@ def test_event_cut_from_the_end_is_detected(history):
     report = audit_chain_verify()
     assert not report.ok
     assert "removed from the end" in report.problems[0]
+    assert report.head_hash is None  # neither the head row's hash nor the last event's
+    code, output = verify_command()
+    assert code == 1
+    assert "head could not be established" in output
+    assert AuditEvent.objects.latest("seq").hash not in output
+    assert history[-1].hash not in output  # the head row's
+
+
+def test_a_broken_chain_shows_no_head_on_the_audit_trail_page(history, auditor):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(auditor)
+    head = AuditEvent.objects.latest("seq").hash
+    assert f"Head of the chain: <code>{head}</code>" in browser.get("/audit/").content.decode()
+    tamper("UPDATE governance_auditevent SET comment = %s WHERE seq = %s", ("ok", history[2].seq))
+    page = browser.get("/audit/").content.decode()
+    assert "The head of the chain could not be established" in page
+    assert "Head of the chain:" not in page and GENESIS_HASH not in page
 
 
 def test_event_inserted_out_of_chain_is_detected(history, maker):

@@ -49,6 +49,27 @@ def test_create_user_refuses_clearly(monkeypatch):
     assert get_user_model().objects.count() == 1
 
 
+NOT_UTF8 = b"\xff\xfe\xe9abcdefgh\n"
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        # What Python hands on in a POSIX locale (surrogateescape) ...
+        io.StringIO(NOT_UTF8.decode("utf-8", "surrogateescape")),
+        # ... and in a UTF-8 locale, where reading the bytes fails.
+        io.TextIOWrapper(io.BytesIO(NOT_UTF8), encoding="utf-8"),
+    ],
+    ids=["surrogates", "strict"],
+)
+def test_create_user_refuses_a_password_that_is_not_utf8(monkeypatch, stdin):
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(CommandError, match=r"^The password on standard input is not valid UTF-8"):
+        call_command("create_user", "newbie5", "--role", "maker", "--password-stdin")
+    assert not get_user_model().objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
 def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     create_user(monkeypatch, "lending-svc", "--role", "api_client", "--password-stdin")
     out, err = io.StringIO(), io.StringIO()
@@ -70,6 +91,23 @@ def test_create_api_key_prints_the_key_once_and_stores_its_hash(monkeypatch):
     assert "never expires" in err.getvalue()
     with pytest.raises(CommandError, match="from 1 to 3650, or 0 for never"):
         call_command("create_api_key", "--user", "lending-svc", "--days", "5000")
+
+
+def test_create_api_key_refuses_a_name_longer_than_100_characters(monkeypatch):
+    create_user(monkeypatch, "lending-svc", "--role", "api_client", "--password-stdin")
+    with pytest.raises(
+        CommandError, match=r"^An API key's name is at most 100 characters; this one has 500\.$"
+    ):
+        call_command("create_api_key", "--user", "lending-svc", "--name", "x" * 500)
+    with pytest.raises(CommandError, match="cannot contain a NUL character"):
+        call_command("create_api_key", "--user", "lending-svc", "--name", "nightly\x00batch")
+    assert not ApiKey.objects.exists()
+    assert not AuditEvent.objects.filter(action="api_key_create").exists()
+    call_command(
+        "create_api_key", "--user", "lending-svc", "--name", "n" * 100,
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+    assert ApiKey.objects.get().name == "n" * 100
 
 
 def test_verify_audit_proves_a_recorded_head_is_still_in_the_chain(monkeypatch):

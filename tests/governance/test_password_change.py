@@ -184,6 +184,11 @@ def test_an_operator_resets_a_lost_password_which_ends_the_sign_ins_and_is_told(
         (("nobody", "--password-stdin"), NEW + "\n", "There is no user called 'nobody'."),
         (("cy-checker", "--password-stdin"), "\n", "No password was given"),
         (("cy-checker", "--password-stdin"), "12345678\n", "entirely numeric"),
+        (
+            ("cy-checker", "--password-stdin"),
+            b"\xff\xfe\xe9abcdefgh\n".decode("utf-8", "surrogateescape"),
+            "The password on standard input is not valid UTF-8 text",
+        ),
     ],
 )
 def test_a_refused_reset_says_why_and_changes_nothing(make_user, monkeypatch, args, stdin, message):
@@ -198,6 +203,8 @@ def test_a_refused_reset_says_why_and_changes_nothing(make_user, monkeypatch, ar
 def test_only_administrators_reset_passwords(cy, maker, admin_user):
     with pytest.raises(PermissionDenied):
         services.password_reset(actor=maker, user=cy, new_password=NEW)
+    with pytest.raises(ValidationFailed, match="not valid UTF-8"):
+        services.password_reset(actor=admin_user, user=cy, new_password="\udcff" + NEW)
     services.password_reset(actor=admin_user, user=cy, new_password=NEW)
     cy.refresh_from_db()
     assert cy.check_password(NEW)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.commands.runserver import naiveip_re
 
 from decisions.decision_log import decision_blocks_seal
 from decisions.demo_setup import demo_load, demo_steps_run
@@ -20,13 +23,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-serve", action="store_true", help="load the data and stop")
-        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--addrport", default="127.0.0.1:8000", help="PORT or ADDRESS:PORT to serve on"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError(
                 "The demo creates users with a published password; it runs only with DEBUG on."
             )
+        # Checked before any data is loaded: runserver would only find out after it.
+        serving = None if options["no_serve"] else _served_at(options["addrport"])
         call_command("migrate", interactive=False, verbosity=0)
         report = demo_load()
         self.stdout.write(
@@ -50,9 +57,9 @@ class Command(BaseCommand):
                 "python manage.py verify_decisions checks them."
             )
         self._replay_sample()
-        if options["no_serve"]:
+        if serving is None:
             return
-        self.stdout.write(f"Serving on http://{options['addrport']}/  (Ctrl-C to stop)")
+        self.stdout.write(f"Serving on http://{serving}/  (Ctrl-C to stop)")
         call_command("runserver", options["addrport"], use_reloader=False)
 
     def _replay_sample(self) -> None:
@@ -70,3 +77,23 @@ class Command(BaseCommand):
             f"Replay: {check.size} decisions drawn at random by auditor, {verdict} (/decisions/"
             f"replays/{check.pk}/; python manage.py replay_decisions does the same)."
         )
+
+
+def _served_at(addrport: str) -> str:
+    """``addrport`` as the ``host:port`` runserver will serve on; ``CommandError`` when it
+    is no port from 1 to 65535, optionally after an IP address or host name and a colon."""
+    match = re.match(naiveip_re, addrport)
+    port = int(match["port"]) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise CommandError(
+            f"--addrport {addrport!r} is not a port from 1 to 65535 or an address and such "
+            "a port, e.g. 8000 or 127.0.0.1:8000."
+        )
+    if match["ipv4"] or match["ipv6"]:
+        try:
+            ipaddress.ip_address(match["ipv4"] or match["ipv6"][1:-1])
+        except ValueError:
+            raise CommandError(
+                f"--addrport {addrport!r} names no valid IP address, e.g. 127.0.0.1:8000."
+            ) from None
+    return f"{match['addr'] or '127.0.0.1'}:{port}"

@@ -1,7 +1,8 @@
 """manage.py optimise --deployment NAME --population FILE --user MAKER: run an optimisation.
 
 Runs in this process with a progress bar (``--queue`` hands it to the Celery workers
-instead and prints the run's id). Exits 1 with the reason when the run fails.
+instead and prints the run's id; without a broker there are none, and ``--queue`` is
+refused). Exits 1 with the reason when the run fails.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
@@ -40,13 +42,22 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
         parser.add_argument("--no-log", action="store_true", help="simulate only: log no decisions")
         parser.add_argument(
-            "--queue", action="store_true", help="hand the run to the Celery workers"
+            "--queue",
+            action="store_true",
+            help="hand the run to the Celery workers (needs CELERY_BROKER_URL)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = get_user_model().objects.filter(username=options["user"]).first()
         if user is None:
             raise CommandError(f"There is no user called {options['user']!r}.")
+        if options["queue"] and current_app.conf.task_always_eager:
+            # Without a broker the task would run here, without a progress bar, and a run
+            # reported "queued" would already have ended: refuse before creating it.
+            raise CommandError(
+                "--queue needs a task queue and CELERY_BROKER_URL is not set, so there are "
+                "no workers to take the run: leave out --queue to run it here and wait for it."
+            )
         path: Path | None = options["population"]
         if path is not None and not path.is_file():
             raise CommandError(f"The population file {path} does not exist.")
@@ -122,6 +133,4 @@ class Command(BaseCommand):
 
 
 def _sentence(exc: DomainError) -> str:
-    details = exc.details if isinstance(exc.details, dict) else {}
-    extra = "".join(f"\n  {k}: {'; '.join(map(str, v))}" for k, v in details.items())
-    return exc.message + extra
+    return exc.message + "".join(f"\n  {field}: {text}" for field, text in exc.field_problems())

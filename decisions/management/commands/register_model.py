@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from arbiter.parsers import json_loads
 from governance.exceptions import DomainError
@@ -41,7 +42,9 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"Cannot read the content file: {exc}") from None
         try:
-            with open(options["artifact"], "rb") as artifact:
+            # One transaction: a refused --submit (another version under review, ...) must
+            # not leave behind the draft it was asked to submit.
+            with transaction.atomic(), open(options["artifact"], "rb") as artifact:
                 version = version_create(
                     actor=user,
                     kind="model",
@@ -50,15 +53,12 @@ class Command(BaseCommand):
                     artifact=artifact,
                     change_note=options["note"],
                 )
-            if options["submit"]:
-                version = version_submit(actor=user, version=version)
+                if options["submit"]:
+                    version = version_submit(actor=user, version=version)
         except OSError as exc:
             raise CommandError(f"Cannot read the artifact: {exc}") from None
         except DomainError as exc:
-            problems = "".join(
-                f"\n  {field}: {'; '.join(map(str, msgs))}"
-                for field, msgs in (exc.details.items() if isinstance(exc.details, dict) else [])
-            )
+            problems = "".join(f"\n  {field}: {text}" for field, text in exc.field_problems())
             raise CommandError(f"{exc.message}{problems}") from None
         self.stdout.write(
             self.style.SUCCESS(

@@ -11,11 +11,12 @@ be replayed.
 from __future__ import annotations
 
 import csv
+import os
+import secrets
 import sys
-from contextlib import nullcontext
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -113,6 +114,54 @@ class Command(BaseCommand):
             raise CommandError(f"The folder {report_path.parent} does not exist.")
         if report_path is not None and report_path.is_dir():
             raise CommandError(f"{report_path} is a folder: name the report's file in it.")
+        # Opened before the replay is created: a report that cannot be written is refused
+        # without leaving a replay queued for ever. It becomes report_path once complete.
+        scratch = _report_scratch(report_path) if report_path is not None else None
+        try:
+            check = self._replay_to(scratch, user=user, run=run, times=times, options=options)
+            if scratch is not None:
+                scratch.close()
+                try:
+                    os.replace(scratch.name, report_path)
+                except OSError as exc:
+                    raise CommandError(
+                        f"Replay {check.pk} is done but its report could not be saved as "
+                        f"{report_path} ({exc.strerror})."
+                    ) from None
+        finally:
+            if scratch is not None:
+                scratch.close()
+                Path(scratch.name).unlink(missing_ok=True)
+        summary = (
+            f"{check.replayed:,} replayed: {check.identical:,} identical, "
+            f"{check.differs:,} differ, {check.not_replayed:,} could not be replayed "
+            f"(kept as replay {check.pk}: /decisions/replays/{check.pk}/)."
+        )
+        if report_path:
+            self.stdout.write(f"One row per decision in {report_path}.")
+        if check.ok:
+            self.stdout.write(self.style.SUCCESS(summary))
+            return
+        self.stderr.write(summary)
+        for line in self.shown:
+            self.stderr.write(line)
+        missing = check.replayed - check.identical - len(self.shown)
+        if missing > 0:
+            where = " (see the report)" if report_path else ""
+            self.stderr.write(f"  and {missing:,} more{where}.")
+        raise SystemExit(1)
+
+    def _replay_to(
+        self,
+        report: IO[str] | None,
+        *,
+        user: Any,
+        run: int | None,
+        times: dict[str, datetime],
+        options: dict[str, Any],
+    ) -> ReplayCheck:
+        """Create and run the replay, one CSV row per decision to ``report``; the first
+        differing decisions are kept in ``self.shown``. A replay that fails is an error."""
         try:
             check = replay_check_create(
                 actor=user,
@@ -132,56 +181,43 @@ class Command(BaseCommand):
                 if isinstance(problems, list)
             )
             raise CommandError(exc.message + named) from None
-        shown: list[str] = []
-        with (
-            open(report_path, "w", newline="", encoding="utf-8") if report_path else nullcontext()
-        ) as handle:
-            writer = csv.writer(handle) if handle else None
-            if writer:
-                writer.writerow(REPORT_COLUMNS)
-            with tqdm(unit="decision", file=sys.stderr, leave=False) as bar:
+        self.shown: list[str] = []
+        writer = csv.writer(report) if report is not None else None
+        if writer:
+            writer.writerow(REPORT_COLUMNS)
+        with tqdm(unit="decision", file=sys.stderr, leave=False) as bar:
 
-                def each(outcome: ReplayOutcome, sample: ReplaySample) -> None:
-                    if bar.total is None:  # the first: the sample is drawn
-                        self.stdout.write(_drawn(sample))
-                        bar.total = sample.size
-                    bar.update()
-                    if writer:
-                        writer.writerow([spreadsheet_safe(c) for c in _report_row(outcome)])
-                    if outcome.result != IDENTICAL and len(shown) < SHOWN:
-                        shown.append(_named(outcome))
+            def each(outcome: ReplayOutcome, sample: ReplaySample) -> None:
+                if bar.total is None:  # the first: the sample is drawn
+                    self.stdout.write(_drawn(sample))
+                    bar.total = sample.size
+                bar.update()
+                if writer:
+                    writer.writerow([spreadsheet_safe(c) for c in _report_row(outcome)])
+                if outcome.result != IDENTICAL and len(self.shown) < SHOWN:
+                    self.shown.append(_named(outcome))
 
-                try:
-                    check = replay_check_execute(check.pk, each=each)
-                except KeyboardInterrupt:
-                    ReplayCheck.objects.filter(pk=check.pk).update(
-                        status=ReplayCheck.Status.FAILED,
-                        finished_at=timezone.now(),
-                        error="Stopped on the command line before it finished.",
-                    )
-                    raise CommandError(
-                        f"Interrupted: replay {check.pk} is kept as stopped."
-                    ) from None
+            try:
+                check = replay_check_execute(check.pk, each=each)
+            except KeyboardInterrupt:
+                ReplayCheck.objects.filter(pk=check.pk).update(
+                    status=ReplayCheck.Status.FAILED,
+                    finished_at=timezone.now(),
+                    error="Stopped on the command line before it finished.",
+                )
+                raise CommandError(f"Interrupted: replay {check.pk} is kept as stopped.") from None
         if check.status != ReplayCheck.Status.DONE:
             raise CommandError(check.error)
-        summary = (
-            f"{check.replayed:,} replayed: {check.identical:,} identical, "
-            f"{check.differs:,} differ, {check.not_replayed:,} could not be replayed "
-            f"(kept as replay {check.pk}: /decisions/replays/{check.pk}/)."
-        )
-        if report_path:
-            self.stdout.write(f"One row per decision in {report_path}.")
-        if check.ok:
-            self.stdout.write(self.style.SUCCESS(summary))
-            return
-        self.stderr.write(summary)
-        for line in shown:
-            self.stderr.write(line)
-        missing = check.replayed - check.identical - len(shown)
-        if missing > 0:
-            where = " (see the report)" if report_path else ""
-            self.stderr.write(f"  and {missing:,} more{where}.")
-        raise SystemExit(1)
+        return check
+
+
+def _report_scratch(path: Path) -> IO[str]:
+    """A new file beside ``path`` to write the report in; refuses a path it cannot write."""
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        return open(scratch, "x", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"Cannot write the report {path} ({exc.strerror}).") from None
 
 
 def _drawn(sample: ReplaySample) -> str:

@@ -38,9 +38,14 @@ class Command(BaseCommand):
             if report.purged_blocks
             else ""
         )
+        found_head = (
+            f"head {report.head_hash}"
+            if report.head_hash
+            else "and the log's head could not be established: record no head from this check"
+        )
         summary = (
             f"{report.blocks} blocks{purged}, {report.rows} sealed decisions, "
-            f"{report.unsealed} not yet sealed, head {report.head_hash}"
+            f"{report.unsealed} not yet sealed, {found_head}"
         )
         if report.ok and head:
             block = DecisionBlock.objects.filter(hash=head).values_list("number", flat=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.exceptions import DomainError
+from governance.management.password_input import password_read_stdin
 from governance.roles import Role
 from governance.services import user_create
 
@@ -37,9 +37,7 @@ class Command(BaseCommand):
                 "Give the password on standard input with --password-stdin "
                 "(never on the command line, where other users can see it)."
             )
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise CommandError("No password was given on standard input.")
+        password = password_read_stdin()
         try:
             user = user_create(
                 actor=None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.exceptions import DomainError
+from governance.management.password_input import password_read_stdin
 from governance.services import password_reset
 
 
@@ -35,9 +35,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"There is no user called {options['username']!r}.")
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise CommandError("No password was given on standard input.")
+        password = password_read_stdin()
         try:
             password_reset(actor=None, user=user, new_password=password)
         except DomainError as exc:

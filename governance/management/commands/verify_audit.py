@@ -32,10 +32,17 @@ class Command(BaseCommand):
         if options["head"] is not None and not re.fullmatch(r"[0-9a-f]{64}", head):
             raise CommandError("--head takes a head hash: 64 hexadecimal digits.")
         report = audit_chain_verify(artifacts=not options["skip_artifacts"])
-        summary = (
-            f"{report.events} events, head #{report.head_seq} {report.head_hash}, "
-            f"{report.versions_checked} sealed versions"
-        )
+        if report.head_hash is None:
+            summary = (
+                f"{report.events} events verify before the break, "
+                f"{report.versions_checked} sealed versions. The chain's head could not be "
+                "established: record no head from this check"
+            )
+        else:
+            summary = (
+                f"{report.events} events, head #{report.head_seq} {report.head_hash}, "
+                f"{report.versions_checked} sealed versions"
+            )
         if report.ok and head:
             event = AuditEvent.objects.filter(hash=head).values_list("seq", flat=True)
             if not event:
