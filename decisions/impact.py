@@ -25,6 +25,7 @@ from decisions.models import OptimisationRun, RunStatus
 from decisions.optimisation import _run_create
 from decisions.selectors import deployment_active_list
 from governance.exceptions import PreconditionFailed
+from governance.kinds import kind_get
 from governance.models import Version, VersionStatus
 from governance.roles import Role, require_role
 
@@ -86,7 +87,7 @@ class ImpactPair:
     @property
     def drafts_label(self) -> str:
         return " and ".join(
-            f"{v.item.kind.replace('_', ' ')} {v.item.name} v{v.number}" for v in self.drafts
+            f"{kind_get(v.item.kind).label} {v.item.name} v{v.number}" for v in self.drafts
         )
 
 

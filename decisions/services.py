@@ -393,6 +393,21 @@ def _decision_of(
     return decision
 
 
+def _ids_check(*, idempotency_key: str | None, request_id: str | None) -> None:
+    """The client's ids fit the log's columns, or a field error naming the header. Not cut
+    to fit: an id the log holds cut short matches nothing the client has."""
+    for name, value, field in (
+        ("Idempotency-Key", idempotency_key, "idempotency_key"),
+        ("X-Request-ID", request_id, "request_id"),
+    ):
+        most = Decision._meta.get_field(field).max_length
+        if value is not None and len(value) > most:
+            raise ValidationFailed(
+                f"The {name} is longer than {most} characters.",
+                details={name: [f"at most {most} characters"]},
+            )
+
+
 def decision_make(
     *,
     actor: AbstractBaseUser,
@@ -413,6 +428,7 @@ def decision_make(
     """
     started = time.perf_counter()
     require_role(actor, DECIDER_ROLES, action="request decisions")
+    _ids_check(idempotency_key=idempotency_key, request_id=request_id)
     if idempotency_key:
         existing = Decision.objects.filter(client=actor, idempotency_key=idempotency_key).first()
         if existing is not None:

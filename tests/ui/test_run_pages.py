@@ -198,6 +198,24 @@ def test_a_checker_simulates_the_impact_of_a_submitted_strategy(
     assert OptimisationRun.objects.count() == 2
 
 
+def _cross_sell_budget_raised(maker) -> tuple[Version, Version]:
+    """The active cross-sell constraint set, and a new draft of it with its first limit's
+    bound raised by half."""
+    from decisions import runtime
+    from governance import services
+
+    limits = runtime.arm_runtime(
+        "champion", runtime.active_deployment("cross-sell").content
+    ).constraint_set
+    content = dict(limits.content)
+    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
+    content["portfolio"][0]["bound"] = content["portfolio"][0]["bound"] * 1.5
+    draft = services.version_create(
+        actor=maker, kind="constraint_set", name=limits.item.name, content=content
+    )
+    return limits, draft
+
+
 def test_an_impact_within_the_solvers_tolerance_says_so(users, django_capture_on_commit_callbacks):
     """A new description alone runs both simulations too; a customer or two may land
     differently within the certified gaps, which the page must not present as the
@@ -224,18 +242,9 @@ def test_an_impact_within_the_solvers_tolerance_says_so(users, django_capture_on
 def test_a_draft_s_impact_waits_for_its_submission(users, django_capture_on_commit_callbacks):
     """A draft can still change, and simulations are kept per pair of versions: the page
     says to submit it first rather than offer a button that is always refused."""
-    from decisions import runtime
     from governance import services
 
-    limits = runtime.arm_runtime(
-        "champion", runtime.active_deployment("cross-sell").content
-    ).constraint_set
-    content = dict(limits.content)
-    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
-    content["portfolio"][0]["bound"] = content["portfolio"][0]["bound"] * 1.5
-    draft = services.version_create(
-        actor=users["maker"], kind="constraint_set", name=limits.item.name, content=content
-    )
+    limits, draft = _cross_sell_budget_raised(users["maker"])
     url = f"/registry/constraint-sets/{limits.item.name}/v{draft.number}/"
     page = logged_in(users["maker"]).get(url).content.decode()
     assert "Simulate the impact" not in page
@@ -254,20 +263,11 @@ def test_a_draft_s_impact_waits_for_its_submission(users, django_capture_on_comm
 def test_a_strategy_and_its_constraint_set_are_reviewed_together(
     users, django_capture_on_commit_callbacks
 ):
-    from decisions import runtime
     from governance import services
 
     maker, checker = users["maker"], users["checker"]
     strategy = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
-    limits = runtime.arm_runtime(
-        "champion", runtime.active_deployment("cross-sell").content
-    ).constraint_set
-    content = dict(limits.content)
-    content["portfolio"] = [dict(lim) for lim in content["portfolio"]]
-    content["portfolio"][0]["bound"] = content["portfolio"][0]["bound"] * 1.5
-    new_limits = services.version_create(
-        actor=maker, kind="constraint_set", name=limits.item.name, content=content
-    )
+    limits, new_limits = _cross_sell_budget_raised(maker)
     services.version_submit(actor=maker, version=new_limits)
 
     url = f"/registry/strategies/cross-sell/v{strategy.number}/"
