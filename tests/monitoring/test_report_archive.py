@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,18 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from decisions.decision_log import decision_blocks_seal, decision_log_verify_record
+from decisions.models import DecisionBlock, LogVerification
 from governance import services
 from governance.exceptions import PermissionDenied, PreconditionFailed, ValidationFailed
+from governance.models import AuditEvent
 from monitoring.models import ExecutiveReport, ReportStatus, ReportTrigger
 from monitoring.reports import report_send
 from monitoring.tasks import executive_report_send_task
+from tests.decisions.test_decision_log import tamper
 from tests.monitoring.conftest import go_live
 
 pytestmark = pytest.mark.django_db
@@ -124,6 +130,53 @@ def test_only_admins_send_now_and_the_report_is_archived_and_viewable(
         'src="cid:'
     )
     assert reader.get("/monitoring/reports/999999/").status_code == 404
+
+
+def test_the_report_says_whether_the_heads_it_mails_were_found_intact(
+    recipients, admin_user, make_decision
+):
+    """A head is worth keeping only if the log up to it was intact: the report gives the
+    decision log's last check (and what it has not covered yet) and re-verifies the audit
+    chain, and a log that failed puts its failure in the subject line."""
+    now = timezone.now()
+    make_decision(at=now - timedelta(hours=2), customer="c-1")
+    decision_blocks_seal(grace_seconds=0)
+    decision_log_verify_record(source=LogVerification.Source.COMMAND)
+    make_decision(at=now - timedelta(hours=1), customer="c-2")
+    decision_blocks_seal(grace_seconds=0)
+    head = DecisionBlock.objects.order_by("-number").first()
+    assert head.number == 2
+
+    report = report_send(actor=admin_user, trigger=ReportTrigger.MANUAL)
+    assert "NOT intact" not in report.subject
+    assert "Last check, " in report.text_body
+    assert ": intact through block 1. The 1 block sealed since has not been checked yet." in (
+        report.text_body
+    )
+    assert report.summary["heads"]["decision_log"]["unchecked_blocks"] == 1
+    assert report.summary["heads"]["audit_chain"]["ok"] is True
+
+    # The daily check finds a decision altered after it was sealed.
+    tamper("UPDATE decisions_decision SET value = 1e9 WHERE customer_id = %s", ("c-1",))
+    failed = decision_log_verify_record(source=LogVerification.Source.DAILY)
+    assert not failed.ok and failed.first_bad_block == 1
+    report = report_send(actor=admin_user, trigger=ReportTrigger.MANUAL)
+    assert report.subject.endswith("; decision log NOT intact")
+    assert "WARNING: the last check, " in report.text_body
+    assert "found the decision log NOT intact (first bad block 1): " in report.text_body
+    assert failed.problems[0] in report.text_body
+    assert "found it NOT intact (first bad block 1)" in report.html_body
+    assert "intact through block" not in report.text_body
+
+    # An audit event altered: no head to keep, and the report says why.
+    victim = AuditEvent.objects.order_by("seq").first()
+    tamper("UPDATE governance_auditevent SET comment = %s WHERE seq = %s", ("x", victim.seq))
+    report = report_send(actor=admin_user, trigger=ReportTrigger.MANUAL)
+    assert report.subject.endswith("; decision log and audit chain NOT intact")
+    assert f"event #{victim.seq} was altered" in report.text_body
+    assert "Audit chain head:" not in report.text_body
+    assert report.summary["heads"]["audit_chain"]["head"] is None
+    assert "The audit chain is NOT intact" in report.html_body
 
 
 def test_the_command_sends_as_the_operator_or_a_named_admin(recipients, admin_user, checker):

@@ -185,7 +185,8 @@ def test_the_report_arrives_over_smtp_with_both_parts_inline_charts_and_true_fig
 
     event = AuditEvent.objects.latest("seq")
     assert f"Audit chain head: event #{event.seq}, " in text and event.hash in text
-    assert archived.summary["heads"]["audit_chain"]["hash"] == event.hash
+    assert "Verified as this report was built: intact." in text
+    assert archived.summary["heads"]["audit_chain"]["head"]["hash"] == event.hash
     block = DecisionBlock.objects.order_by("-number").first()
     if block is None:
         assert "Decision log: no block sealed yet." in text
@@ -196,7 +197,8 @@ def test_the_report_arrives_over_smtp_with_both_parts_inline_charts_and_true_fig
     sealed = report_send(actor=admin_user, trigger=ReportTrigger.MANUAL)
     block = DecisionBlock.objects.order_by("-number").first()
     assert f"Decision log head: block {block.number}, " in sealed.text_body
-    assert sealed.summary["heads"]["decision_log"]["hash"] == block.hash
+    assert "Not checked yet: run python manage.py verify_decisions." in sealed.text_body
+    assert sealed.summary["heads"]["decision_log"]["head"]["hash"] == block.hash
 
     assert archived.summary["deployments"]["cross-sell"]["kpis"]["take_up_rate"] == {
         "value": kpis["take_up_rate"]["value"],
