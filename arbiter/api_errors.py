@@ -66,7 +66,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         set_rollback()
         return Response(error_body("database_unavailable", DATABASE_UNAVAILABLE), status=503)
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        details = exc.details if exc.request_details is None else exc.request_details
+        return Response(error_body(exc.code, exc.message, details), status=exc.status)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -20,8 +20,22 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details if details is not None else {}
+        # The fields of ``details`` as paths of the request body, where they differ: a
+        # registry version's content problems are ``content.<path>`` to an API client,
+        # which the reviewer pages (whose field *is* the content) show as ``<path>``.
+        self.request_details: Any = None
         if code is not None:
             self.code = code
+
+    def within(self, field: str, *, beside: tuple[str, ...] = ()) -> DomainError:
+        """Say that ``details``' paths lie inside request field ``field`` (``beside``: the
+        paths that are other fields of the request, left as they are). Returns self."""
+        if isinstance(self.details, dict):
+            self.request_details = {
+                path if path in beside or path == field else f"{field}.{path}": problems
+                for path, problems in self.details.items()
+            }
+        return self
 
     def field_problems(self) -> list[tuple[str, str]]:
         """The field messages of ``details`` as ``(field, "message; message")`` pairs, for

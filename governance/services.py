@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -193,7 +193,7 @@ def _version_create(
     require_role(actor, AUTHOR_ROLES, action=f"create a {spec.label} version")
     _check_name(name)
     _check_json(content)
-    direction_controls_refuse(content, change_note=change_note)
+    _content_check(direction_controls_refuse, content, change_note=change_note)
     if spec.has_artifact and artifact is None:
         raise ValidationFailed(
             f"A {spec.label} version needs an artifact file.",
@@ -207,7 +207,9 @@ def _version_create(
 
     staged: StagedArtifact | None = artifact_stage(artifact) if artifact is not None else None
     try:
-        normalised = spec.validate(content, artifact=staged.path if staged else None)
+        normalised = _content_check(
+            spec.validate, content, artifact=staged.path if staged else None
+        )
         content_hash = version_hash(normalised, staged.sha256 if staged else None)
         with transaction.atomic():
             item, created = Item.objects.select_for_update().get_or_create(
@@ -277,7 +279,7 @@ def version_update(
     spec = kind_get(version.item.kind)
     require_role(actor, AUTHOR_ROLES, action=f"edit a {spec.label} version")
     _check_json(content)
-    direction_controls_refuse(content, change_note=change_note)
+    _content_check(direction_controls_refuse, content, change_note=change_note)
     with transaction.atomic():
         locked = Version.objects.select_for_update().select_related("item").get(pk=version.pk)
         _refuse_if_locked(locked)
@@ -311,13 +313,24 @@ def _refuse_if_locked(version: Version) -> None:
         )
 
 
+def _content_check(check: Callable[..., Any], content: Any, **kwargs: Any) -> Any:
+    """``check(content, **kwargs)``, its problems' paths marked as inside the request's
+    ``content`` for API clients (``content.actions[0].id``); ``artifact`` and the fields
+    named in ``kwargs`` (``change_note``) stay themselves."""
+    try:
+        return check(content, **kwargs)
+    except ValidationFailed as exc:
+        exc.within("content", beside=("artifact", *kwargs))
+        raise
+
+
 def _validate_existing_artifact(spec: Kind, version: Version, content: dict[str, Any]) -> Any:
     if not spec.has_artifact:
-        return spec.validate(content, artifact=None)
+        return _content_check(spec.validate, content, artifact=None)
     scratch = Path(settings.ARTIFACT_ROOT) / "staging" / f"check-{secrets.token_hex(8)}"
     try:
         path = artifact_open_verified(version.artifact_path, version.artifact_sha256, into=scratch)
-        return spec.validate(content, artifact=path)
+        return _content_check(spec.validate, content, artifact=path)
     finally:
         scratch.unlink(missing_ok=True)
 

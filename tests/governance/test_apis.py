@@ -141,7 +141,11 @@ def test_bad_input_gets_field_errors_and_writes_nothing(maker, checker):
         client.post(f"{BASE}/n/versions/", {"content": "text"}, format="json"), 400, "invalid"
     )
     assert "content" in wrong_type["details"]
-    assert_error(client.post(f"{BASE}/n/versions/", {"content": {}}, format="json"), 400, "invalid")
+    # A problem inside the content is named by its path in the request body.
+    empty = assert_error(
+        client.post(f"{BASE}/n/versions/", {"content": {}}, format="json"), 400, "invalid"
+    )
+    assert list(empty["details"]) == ["content.text"]
     assert_error(
         client.post("/api/v1/registry/widgets/n/versions/", {"content": {}}, format="json"),
         404,
@@ -154,8 +158,16 @@ def test_bad_input_gets_field_errors_and_writes_nothing(maker, checker):
         "invalid",
     )
     assert "comment" in reject["details"]
-    assert AuditEvent.objects.count() == events + 2  # only the helper's create and submit
-    assert Version.objects.count() == 1
+    client.post(f"{BASE}/d/versions/", {"content": {"text": "x"}}, format="json")
+    bad_edit = assert_error(
+        client.patch(f"{BASE}/d/versions/1/", {"content": {"text": 5}}, format="json"),
+        400,
+        "invalid",
+    )
+    assert list(bad_edit["details"]) == ["content.text"]
+    assert Version.objects.get(item__name="d").content == {"text": "x"}
+    assert AuditEvent.objects.count() == events + 3  # the helper's create and submit, d's create
+    assert Version.objects.count() == 2
 
 
 def test_missing_version_is_404(maker):

@@ -168,7 +168,7 @@ def test_the_registry_api_serves_kpi_targets(maker, client_of):
         format="json",
     )
     assert bad.status_code == 400
-    assert "targets.take_up_rate.target" in bad.json()["error"]["details"]
+    assert "content.targets.take_up_rate.target" in bad.json()["error"]["details"]
 
 
 def test_the_reviewer_page_shows_the_targets(deployment, maker, checker, client):
