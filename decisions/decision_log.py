@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -428,11 +429,39 @@ def decision_log_verify(*, rehash: Callable[[int], bool] | None = None) -> LogRe
     """
     if connection.in_atomic_block:  # the caller's transaction is the snapshot
         return _verify(rehash)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
+    with _read_snapshot():
+        return _verify(rehash)
+
+
+@contextmanager
+def _read_snapshot() -> Iterator[None]:
+    """A transaction that reads one snapshot and blocks no writer while it lasts.
+
+    PostgreSQL: REPEATABLE READ, READ ONLY. SQLite: a DEFERRED transaction, which in WAL
+    journal mode (``arbiter.settings``) reads the snapshot of its first read while others
+    write; the IMMEDIATE mode its other transactions begin in takes the write lock at
+    BEGIN, so a check would make every decision wait for it, and fail after the busy
+    timeout (20 s) as "could not be logged" on a log that takes longer to check.
+    """
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return _verify(rehash)
+            yield
+        return
+    if connection.vendor != "sqlite":  # no other database is supported; no mode to set
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()
+    mode = connection.transaction_mode
+    connection.transaction_mode = "DEFERRED"
+    try:
+        with transaction.atomic():
+            connection.transaction_mode = mode  # BEGIN was sent; savepoints need no mode
+            yield
+    finally:
+        connection.transaction_mode = mode
 
 
 def decision_purge_latest() -> DecisionPurge | None:

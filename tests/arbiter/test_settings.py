@@ -219,3 +219,46 @@ def test_production_serves_collected_static_files(tmp_path):
     url, status, content_type = icon
     assert url.startswith("/static/favicon.") and url != "/static/favicon.svg"
     assert status == "200" and content_type.startswith("image/svg+xml")
+
+
+def test_the_embedded_sqlite_database_keeps_a_write_ahead_log(tmp_path):
+    """WAL: readers see a snapshot and neither block the writer nor wait for it."""
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('PRAGMA journal_mode')\n"
+        "    print(c.fetchone()[0])",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DEBUG="true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "wal", result.stdout
+
+
+def test_on_sqlite_decisions_are_logged_while_the_log_is_checked():
+    """CI runs the suite on PostgreSQL; this runs the concurrency test on the embedded
+    SQLite default too, where a check used to hold the write lock for its whole length
+    (every decision meanwhile waited, then failed as "could not be logged")."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PYTEST_ADDOPTS"}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/decisions/test_decision_log.py",
+            "-k",
+            "what_commits_while_the_log_is_verified",
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout
