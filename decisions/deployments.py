@@ -155,7 +155,7 @@ def _arm_references(version: Version) -> list[tuple[str, dict[str, Any]]]:
     arms = [version.content, *version.content.get("challengers", [])]
     refs = [(kind, arm[kind]) for arm in arms for kind in ("strategy", "constraint_set")]
     for arm in arms:
-        refs += [("model", model) for model in _strategy_models(arm.get("strategy"))]
+        refs += [("model", model) for model in strategy_model_refs(arm.get("strategy"))]
     unique: list[tuple[str, dict[str, Any]]] = []
     for ref in refs:
         if ref not in unique:
@@ -206,7 +206,7 @@ def deployment_users_of(version: Version) -> list[str]:
         if kind in ("strategy", "constraint_set"):
             used = any(_same(arm.get(kind), ref) for arm in arms)
         elif kind == "model":
-            used = any(ref in _strategy_models(arm.get("strategy")) for arm in arms)
+            used = any(ref in strategy_model_refs(arm.get("strategy")) for arm in arms)
         else:
             used = False
         if used:
@@ -231,7 +231,8 @@ def _same(a: Any, b: dict[str, Any]) -> bool:
     return isinstance(a, dict) and a.get("name") == b["name"] and a.get("version") == b["version"]
 
 
-def _strategy_models(ref: Any) -> list[dict[str, Any]]:
+def strategy_model_refs(ref: Any) -> list[dict[str, Any]]:
+    """``{"name", "version"}`` of each model strategy version ``ref`` predicts with."""
     if not isinstance(ref, dict):
         return []
     strategy = Version.objects.filter(

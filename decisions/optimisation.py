@@ -49,7 +49,7 @@ from django.db import (
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from decisions import runtime
+from decisions import runtime, strategies
 from decisions.background import repeating
 from decisions.decision_log import (
     HASHED_FIELDS,
@@ -58,7 +58,7 @@ from decisions.decision_log import (
     decision_hash_of_texts,
     log_writer_enter,
 )
-from decisions.deployments import CHAMPION
+from decisions.deployments import CHAMPION, strategy_model_refs
 from decisions.engine.decision_function import DecisionFunction, Evaluation
 from decisions.exceptions import DeploymentUnavailable, QueueUnavailable
 from decisions.models import FINISHED_RUN_STATUSES, Decision, OptimisationRun, RunStatus
@@ -105,8 +105,11 @@ PUBLISHER_ROLES = frozenset({Role.MAKER})
 CHANNEL = "optimisation-run"
 SCORE_CHUNK = 20_000
 LOG_CHUNK = 2_000
-LOGGABLE = {VersionStatus.APPROVED, VersionStatus.ACTIVE, VersionStatus.RETIRED}
-SIMULABLE = LOGGABLE | {VersionStatus.SUBMITTED}
+# A run that logs decisions decides for customers: with versions approved for use, down to
+# the strategy's models. A retired version was withdrawn from use; it may be simulated
+# (what would the old strategy have done?), as may one under review (impact comparisons).
+LOGGABLE = frozenset({VersionStatus.APPROVED, VersionStatus.ACTIVE})
+SIMULABLE = LOGGABLE | {VersionStatus.SUBMITTED, VersionStatus.RETIRED}
 
 Progress = Callable[[str, float], None]
 
@@ -192,17 +195,17 @@ def _target(
         strategy=_version_ref("strategy", strategy, "strategy"),
         constraint_set=_version_ref("constraint_set", constraint_set, "constraint_set"),
     )
-    allowed = LOGGABLE if log_decisions else SIMULABLE
-    for field in ("strategy", "constraint_set"):
-        version = getattr(target, field)
-        if version.status not in allowed:
-            need = "approved" if log_decisions else "submitted or approved"
-            raise ValidationFailed(
-                f"{version.item.name} v{version.number} is {version.status}; a run that "
-                f"{'logs decisions' if log_decisions else 'only simulates'} needs {need} "
-                "versions.",
-                details={field: [f"must be {need}"]},
-            )
+    if not log_decisions:
+        for field in ("strategy", "constraint_set"):
+            version = getattr(target, field)
+            if version.status not in SIMULABLE:
+                raise ValidationFailed(
+                    f"{version.item.name} v{version.number} is {version.status}; a run that "
+                    "only simulates needs submitted, approved or retired versions.",
+                    details={field: ["must be submitted, approved or retired"]},
+                )
+    if log_decisions:
+        versions_loggable_check(target.strategy, target.constraint_set)
     if target.constraint_set.content.get("strategy") != target.strategy.item.name:
         raise ValidationFailed(
             f"Constraint set {target.constraint_set.item.name} is written for strategy "
@@ -211,6 +214,26 @@ def _target(
             details={"constraint_set": ["is written for another strategy"]},
         )
     return target
+
+
+def versions_loggable_check(strategy: Version, constraint_set: Version) -> None:
+    """Refuse to log decisions with versions not approved for use (approved or active):
+    the strategy, the constraint set, and the models the strategy predicts with (retired
+    ones included: withdrawn from use, they must not decide for customers again, as a
+    deployment's activation refuses them). ``ValidationFailed`` naming each version."""
+    refs = [
+        ("strategy", {"name": strategy.item.name, "version": strategy.number}),
+        ("constraint_set", {"name": constraint_set.item.name, "version": constraint_set.number}),
+    ]
+    refs += [("model", model) for model in strategy_model_refs(refs[0][1])]
+    pending = strategies.references_not_in(refs, LOGGABLE)
+    if pending:
+        raise ValidationFailed(
+            "A run that logs decisions decides for customers, so it needs versions approved "
+            f"for use; these are not: {', '.join(pending)}. Approve them (or use versions "
+            "that are), or start a simulation (log_decisions false).",
+            details={"versions": pending},
+        )
 
 
 def _simulated_spec(target: RunTarget, raw: Any) -> dict[str, Any]:
@@ -1205,6 +1228,9 @@ def _execute(run: OptimisationRun, reporter: _Reporter) -> None:
 
     deadline = time.monotonic() + run.time_limit_seconds
     reporter.progress(0, force=True)
+    if run.log_decisions:
+        # Again: a run waits in the queue, and a version may be retired meanwhile.
+        versions_loggable_check(run.strategy_version, run.constraint_set_version)
     function = runtime.decision_function(run.strategy_version, run.constraint_set_version)
     size = settings.OPTIMISATION_CHUNK_CUSTOMERS
     large_mode = chunked_mode(size + 1)  # how a population of more than one chunk runs

@@ -329,10 +329,10 @@ def strategy_check_models_reviewable(version: Version) -> None:
 def unreviewable_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """``kind name vN (status)`` for each referenced version that is not submitted,
     approved or active (a draft, rejected, retired or missing one)."""
-    return _references_not_in(refs, REVIEWABLE_STATUSES)
+    return references_not_in(refs, REVIEWABLE_STATUSES)
 
 
-def _references_not_in(
+def references_not_in(
     refs: list[tuple[str, dict[str, Any]]], statuses: Collection[str]
 ) -> list[str]:
     """``kind name vN (status)`` for each referenced version whose status is not one of
@@ -356,4 +356,4 @@ def _reference_label(kind: str, ref: dict[str, Any], status: str | None) -> str:
 
 def unapproved_references(refs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """``kind name vN (status)`` for each referenced version not approved or active."""
-    return _references_not_in(refs, USABLE_MODEL_STATUSES)
+    return references_not_in(refs, USABLE_MODEL_STATUSES)

@@ -379,7 +379,7 @@ def test_a_simulation_run_on_submitted_versions_logs_nothing(demo):
         "strategy": {"name": "cross-sell", "version": 2},
         "constraint_set": {"name": limits.item.name, "version": limits.number},
     }
-    with pytest.raises(ValidationFailed, match="needs approved versions"):
+    with pytest.raises(ValidationFailed, match="needs versions approved for use"):
         optimisation_run_create(
             actor=demo["maker"], simulated={"customers": 100}, enqueue=False, **refs
         )
@@ -389,6 +389,47 @@ def test_a_simulation_run_on_submitted_versions_logs_nothing(demo):
     assert run.kpis["total"]["customers"] == 500
     with pytest.raises(Conflict, match="simulation"):
         optimisation.optimisation_run_decisions(actor=demo["auditor"], run=run)
+
+
+def test_a_run_logs_no_decision_with_a_retired_version_even_one_retired_while_queued(demo):
+    """Retired versions were withdrawn from use: a run may simulate them, not decide for
+    customers with them (models included, as a deployment's activation refuses them)."""
+    from governance.models import Version, VersionStatus
+
+    arm = runtime.arm_runtime("champion", runtime.active_deployment("cross-sell").content)
+    refs = {
+        "strategy": {"name": arm.strategy.item.name, "version": arm.strategy.number},
+        "constraint_set": {
+            "name": arm.constraint_set.item.name,
+            "version": arm.constraint_set.number,
+        },
+    }
+    queued = optimisation_run_create(
+        actor=demo["maker"], simulated={"customers": 100}, enqueue=False, **refs
+    )
+    model_ref = arm.strategy.content["predictions"][0]["model"]
+    model = Version.objects.get(
+        item__kind="model", item__name=model_ref["name"], number=model_ref["version"]
+    )
+    # As retiring it would leave it (the service refuses while a deployment uses it).
+    Version.objects.filter(pk=model.pk).update(status=VersionStatus.RETIRED)
+    label = f"model {model.item.name} v{model.number} (retired)"
+
+    with pytest.raises(ValidationFailed) as refused:
+        optimisation_run_create(
+            actor=demo["maker"], simulated={"customers": 100}, enqueue=False, **refs
+        )
+    assert refused.value.details == {"versions": [label]}
+    assert OptimisationRun.objects.count() == 1
+
+    failed = optimisation_run_execute(queued.pk)
+    assert failed.status == RunStatus.FAILED
+    assert label in failed.error and "needs versions approved for use" in failed.error
+    assert not Decision.objects.exists()
+
+    simulated = run_now(demo["maker"], simulated={"customers": 200}, log_decisions=False, **refs)
+    assert simulated.status == RunStatus.SUCCEEDED, simulated.error
+    assert not Decision.objects.exists()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
