@@ -96,7 +96,10 @@ from governance.roles import Role, require_role, roles_of
 logger = logging.getLogger(__name__)
 
 CREATOR_ROLES = frozenset({Role.MAKER, Role.ADMIN})
-READER_ROLES = frozenset(Role.values)
+# The people who work with runs; not a downstream system (``api_client``), which asks for
+# decisions: a run shows the constraint set's limits, its population file and its
+# portfolio totals, and the registry and the KPIs are closed to it too.
+READER_ROLES = frozenset(Role.values) - {Role.API_CLIENT}
 # A run's decisions are customers' decisions: the decision log's readers (people), as for
 # any other decision. Who starts a run sees its totals and per-action KPIs, not each
 # customer's features and reasons.

@@ -342,6 +342,27 @@ def test_only_makers_and_admins_start_runs(demo):
     assert OptimisationRun.objects.count() == 0
 
 
+def test_a_downstream_system_reads_no_run(demo):
+    """An API client asks for decisions; runs show limits, files and totals it has no
+    need of (the registry and the KPIs are closed to it too)."""
+    from rest_framework.test import APIClient
+
+    run = run_now(demo["maker"], deployment="onboarding", simulated={"customers": 50})
+    for call in (
+        lambda actor: optimisation.optimisation_run_get(actor=actor, run_id=run.pk),
+        lambda actor: optimisation.optimisation_run_list(actor=actor),
+    ):
+        with pytest.raises(PermissionDenied):
+            call(demo["lending-app"])
+        assert call(demo["auditor"])
+    client = APIClient()
+    client.force_authenticate(demo["lending-app"])
+    for url in ("/api/v1/optimisation-runs/", f"/api/v1/optimisation-runs/{run.pk}/"):
+        answer = client.get(url)
+        assert answer.status_code == 403, url
+        assert answer.json()["error"]["code"] == "permission_denied"
+
+
 def test_a_finished_run_is_not_redone_and_a_crashed_one_restarts(demo):
     run = run_now(demo["maker"], deployment="collections", simulated={"customers": 300})
     assert run.status == RunStatus.SUCCEEDED
