@@ -24,7 +24,7 @@ from django.utils import timezone
 from decisions.decision_log import CHAIN, decision_purge_latest
 from decisions.models import Decision, DecisionBlock, DecisionPurge
 from governance.audit import audit_record
-from governance.exceptions import ValidationFailed
+from governance.exceptions import PreconditionFailed, ValidationFailed
 from governance.models import AuditAction, ChainHead
 from governance.roles import Role, require_role
 
@@ -115,13 +115,9 @@ def decision_log_purge(
             blocks = _next_blocks(report.through_block, before)
             if not blocks:
                 return report
-            from monitoring.models import Outcome
-
             first, last_seq = blocks[0].after_seq, blocks[-1].last_seq
             report.rows += Decision.objects.filter(seq__gt=first, seq__lte=last_seq).count()
-            report.outcomes += Outcome.objects.filter(
-                decision__seq__gt=first, decision__seq__lte=last_seq
-            ).count()
+            report.outcomes += _outcomes_of(blocks)
         else:
             with transaction.atomic():
                 # The sealers' lock: no block is sealed, and no other purge runs, meanwhile.
@@ -131,16 +127,27 @@ def decision_log_purge(
                 blocks = _next_blocks(report.through_block, before)
                 if not blocks:
                     return report
-                removed = _remove(blocks)
+                # The record first: PostgreSQL's triggers let the DELETEs through only for
+                # rows a purge record covers (decisions/0014).
                 purge = DecisionPurge.objects.create(
                     through_block=blocks[-1].number,
                     last_seq=blocks[-1].last_seq,
-                    rows_removed=removed[0],
-                    outcomes_removed=removed[1],
+                    rows_removed=sum(block.row_count for block in blocks),
+                    outcomes_removed=_outcomes_of(blocks),
                     before=before,
                     purged_at=timezone.now(),
                     purged_by=actor,
                 )
+                removed = _remove(blocks)
+                if removed != (purge.rows_removed, purge.outcomes_removed):
+                    raise PreconditionFailed(
+                        f"Blocks {blocks[0].number}-{blocks[-1].number} were sealed with "
+                        f"{purge.rows_removed} decisions, but {removed[0]} were found to "
+                        "remove: the log is not as sealed, and nothing was purged. Run "
+                        "manage.py verify_decisions.",
+                        code="log_not_intact",
+                        details={"first_block": blocks[0].number, "rows": removed[0]},
+                    )
                 audit_record(
                     actor=actor,
                     action=AuditAction.DECISION_PURGE,
@@ -165,6 +172,14 @@ def decision_log_purge(
             report.outcomes += removed[1]
         report.blocks += len(blocks)
         report.through_block = blocks[-1].number
+
+
+def _outcomes_of(blocks: list[DecisionBlock]) -> int:
+    from monitoring.models import Outcome
+
+    return Outcome.objects.filter(
+        decision__seq__gt=blocks[0].after_seq, decision__seq__lte=blocks[-1].last_seq
+    ).count()
 
 
 def _remove(blocks: list[DecisionBlock]) -> tuple[int, int]:

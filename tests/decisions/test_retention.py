@@ -18,7 +18,7 @@ from decisions.decision_log import decision_blocks_seal, decision_log_verify
 from decisions.models import Decision, DecisionBlock, DecisionPurge
 from decisions.retention import decision_log_purge, months_before, retention_cutoff
 from decisions.services import decision_make
-from governance.exceptions import PermissionDenied, ValidationFailed
+from governance.exceptions import PermissionDenied, PreconditionFailed, ValidationFailed
 from governance.models import AuditAction, AuditEvent
 from monitoring.models import Outcome
 from monitoring.services import outcome_batch_record
@@ -129,9 +129,10 @@ def test_only_administrators_purge(sealed_twice, checker, auditor):
 def test_rows_removed_or_put_back_around_a_purge_are_still_caught(sealed_twice, admin_user):
     old, between, new = sealed_twice
     decision_log_purge(actor=admin_user, before=between)
-    # Someone with the database deletes a row of a block no purge covers...
+    # Someone who owns the database deletes a row of a block no purge covers, past the
+    # triggers (as a superuser may)...
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL arbiter.retention_purge = 'on'")
+        cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("DELETE FROM decisions_decision WHERE seq = %s", [new[1].seq])
     report = decision_log_verify()
     assert not report.ok and report.first_bad_block == 4
@@ -164,6 +165,59 @@ def test_outside_a_purge_the_triggers_still_refuse(sealed_twice, admin_user):
         cursor.execute("SELECT current_setting('arbiter.retention_purge', true)")
         assert cursor.fetchone()[0] in (None, "", "off")
     assert decision_log_verify().ok
+
+
+@POSTGRES
+def test_the_purge_setting_alone_deletes_nothing_a_purge_record_does_not_cover(
+    sealed_twice, admin_user, api_client_user
+):
+    """Any session may set arbiter.retention_purge: it lets a DELETE through only for rows
+    (and their outcomes) of blocks a purge recorded first, never rows not yet sealed."""
+    _, between, new = sealed_twice
+    unsealed = make(api_client_user, 1, "unsealed")[0]
+    assert (
+        outcome_batch_record(
+            actor=api_client_user,
+            items=[
+                {
+                    "decision_id": str(d.decision_id),
+                    "event": "accepted",
+                    "occurred_at": d.created_at,
+                }
+                for d in (new[0], unsealed)
+            ],
+        ).created
+        == 2
+    )
+    decision_log_purge(actor=admin_user, before=between)
+    for sql, params in [
+        ("DELETE FROM decisions_decision WHERE seq = %s", [unsealed.seq]),
+        ("DELETE FROM decisions_decision WHERE seq = %s", [new[0].seq]),
+        ("DELETE FROM monitoring_outcome WHERE decision_id = %s", [unsealed.decision_id]),
+        ("DELETE FROM monitoring_outcome WHERE decision_id = %s", [new[0].decision_id]),
+    ]:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SET LOCAL arbiter.retention_purge = 'on'")
+            cursor.execute(sql, params)
+    assert Decision.objects.count() == 5 and Outcome.objects.count() == 2
+    assert decision_log_verify().ok
+
+
+@POSTGRES
+def test_a_purge_of_blocks_not_as_sealed_refuses_and_removes_nothing(sealed_twice, admin_user):
+    old, between, _ = sealed_twice
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM decisions_decision WHERE seq = %s", [old[0].seq])
+    with pytest.raises(PreconditionFailed, match="were sealed with 5 decisions, but 4") as refused:
+        decision_log_purge(actor=admin_user, before=between)
+    assert refused.value.code == "log_not_intact"
+    assert not DecisionPurge.objects.exists()
+    assert Decision.objects.count() == 8
 
 
 def test_purge_decisions_command(sealed_twice, admin_user, checker):
