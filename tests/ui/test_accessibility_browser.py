@@ -109,6 +109,7 @@ def test_changing_a_password_with_a_keyboard_and_a_screen_reader(
     page.get_by_role("button", name="Change password").click()
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text("The password was not changed.")
+    expect(summary).to_be_focused()  # a screen reader starts at the problems
     expect(summary).to_contain_text("That is not your current password.")
     current = page.get_by_label("Current password")
     expect(current).to_have_attribute("aria-invalid", "true")
@@ -130,6 +131,27 @@ def test_changing_a_password_with_a_keyboard_and_a_screen_reader(
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     # The refused form came back as 400, as a refused draft does; nothing else failed.
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+
+
+def test_a_refused_draft_takes_the_keyboard_to_its_problems(
+    page: Page, console_errors, live_server, world, people
+):
+    """After a refusal the focus is on the list of problems, not at the top of the page, so
+    that a keyboard or screen-reader user meets them first; the content they typed stays."""
+    base = live_server.url
+    log_in(page, base, people["maker"].username)
+    page.goto(f"{base}/registry/strategies/cross-sell/new/?from=1")
+    editor = page.get_by_label("Content (JSON)")
+    editor.fill('{"actions": []}')
+    page.get_by_role("button", name="Save draft").click()
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("The strategy was not saved")
+    expect(summary).to_be_focused()
+    expect(editor).to_have_value('{"actions": []}')
+    assert violations(page) == []
     assert console_errors == [
         "Failed to load resource: the server responded with a status of 400 (Bad Request)"
     ]
