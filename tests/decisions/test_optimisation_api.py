@@ -71,13 +71,16 @@ def test_start_follow_page_and_export_a_run(users, django_capture_on_commit_call
     assert seen[:3] == ["sim-3-0", "sim-3-1", "sim-3-2"]  # population order
 
     # Customers' decisions are for the decision log's readers, not for who started the run
-    # nor for downstream systems; the run's totals are for everyone.
-    for outsider in (maker, as_user(users["lending-app"])):
+    # nor for downstream systems; the run's totals are for the people who work with runs.
+    for outsider, refusal in (
+        (maker, "read a run's decisions"),
+        (as_user(users["lending-app"]), "read optimisation runs"),
+    ):
         for suffix in ("", "?format=csv"):
             refused = outsider.get(f"/api/v1/optimisation-runs/{run['id']}/decisions/{suffix}")
             assert refused.status_code == 403, refused.content
             assert refused["Content-Type"].startswith("application/json")
-            assert "read a run's decisions" in refused.json()["error"]["message"]
+            assert refusal in refused.json()["error"]["message"]
 
     export = auditor.get(f"/api/v1/optimisation-runs/{run['id']}/decisions/?format=csv")
     assert export.status_code == 200
