@@ -66,6 +66,28 @@ def test_a_csv_loads_its_good_rows_names_the_bad_ones_and_loads_once(
     assert Outcome.objects.count() == 3
 
 
+def test_bad_rows_are_named_by_their_line_after_blank_lines_and_values_spanning_lines(
+    decisions, tmp_path
+):
+    # As a spreadsheet writes a note with a line break in it, and a person leaves blank
+    # lines: these rows were named as rows 3 and 4.
+    a, b, _ = (str(d.decision_id) for d in decisions)
+    path = tmp_path / "outcomes.csv"
+    path.write_text(
+        "decision_id,event,amount,occurred_at,note\n"  # line 1
+        f'{a},accepted,,2026-03-02T12:00:00Z,"called back;\nkeen"\n'  # lines 2-3
+        "\n"  # line 4
+        f'{a},paid,,2026-03-04T10:00:00Z,"first\n\nsecond payment"\n'  # lines 5-7
+        "   \n"  # line 8
+        f"{b},declined,abc,2026-03-05T10:00:00Z,\n"  # line 9
+    )
+    status, text = run(path)
+    assert status == 2, text
+    assert "3 rows: 1 loaded, 0 already loaded, 2 refused." in text
+    assert "  row 5: amount: a paid event needs the amount\n" in text
+    assert "  row 9: amount: must be a number\n" in text
+
+
 def test_a_semicolon_csv_with_a_byte_order_mark_loads(decisions, api_client_user, tmp_path):
     """As Excel writes "CSV UTF-8" where the decimal separator is a comma."""
     a = str(decisions[0].decision_id)
