@@ -28,7 +28,7 @@ from decisions.selectors import customer_decisions
 from decisions.services import decision_visible_to
 from governance.exceptions import NotFound, PermissionDenied, ValidationFailed
 from governance.roles import Role, require_role
-from monitoring.exceptions import OutcomesUnavailable, TooManyOutcomes
+from monitoring.exceptions import OutcomeFileInterrupted, OutcomesUnavailable, TooManyOutcomes
 from monitoring.models import BatchSource, Outcome, OutcomeBatch, OutcomeEvent
 
 WRITER_ROLES = frozenset({Role.API_CLIENT, Role.ADMIN})
@@ -405,8 +405,11 @@ def outcome_file_import(
 
     The file is read and its columns checked before anything is stored
     (``OutcomeFileUnreadable``); then it is recorded in batches of ``chunk_rows``, each
-    all-or-nothing per row as over the API. Re-running a file loads nothing new: its rows
-    come back as duplicates. ``progress(rows)`` is called after each batch.
+    all-or-nothing per row as over the API and committed on its own. Re-running a file
+    loads nothing twice: its stored rows come back as duplicates. ``progress(rows)`` is
+    called after each batch. When the database refuses a batch: ``OutcomesUnavailable``
+    if it was the first (nothing of the file is stored), else ``OutcomeFileInterrupted``
+    with the report of the batches stored before it.
     """
     from monitoring.outcome_files import outcome_file_read
 
@@ -415,15 +418,43 @@ def outcome_file_import(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     created = duplicates = refused = 0
     bad_rows: list[tuple[int, str]] = []
+
+    def so_far(rows: int) -> FileReport:
+        return FileReport(
+            file_name=path.name,
+            rows=rows,
+            created=created,
+            duplicates=duplicates,
+            refused=refused,
+            bad_rows=bad_rows,
+            ignored_columns=table.ignored_columns,
+        )
+
     for start in range(0, len(table.items), chunk_rows):
         chunk = table.items[start : start + chunk_rows]
-        report = outcome_batch_record(
-            actor=actor,
-            items=chunk,
-            source=BatchSource.FILE,
-            file_name=path.name,
-            file_sha256=digest,
-        )
+        try:
+            report = outcome_batch_record(
+                actor=actor,
+                items=chunk,
+                source=BatchSource.FILE,
+                file_name=path.name,
+                file_sha256=digest,
+            )
+        except OutcomesUnavailable:
+            if start == 0:
+                raise OutcomesUnavailable(
+                    f"Nothing of {path.name} was stored: the database refused the write. "
+                    "Re-run the same file when it accepts writes again."
+                ) from None
+            stopped = table.row_numbers[start]
+            raise OutcomeFileInterrupted(
+                f"The database refused the write at row {stopped} of {path.name}. The "
+                f"{start:,} rows before it are done ({created:,} loaded, {duplicates:,} "
+                f"already loaded, {refused:,} refused); the {len(table.items) - start:,} "
+                f"from row {stopped} on were not stored. Re-run the same file to load "
+                "them: rows already loaded come back as duplicates, none is loaded twice.",
+                report=so_far(start),
+            ) from None
         created += report.created
         duplicates += report.duplicates
         refused += report.refused
@@ -432,12 +463,4 @@ def outcome_file_import(
                 bad_rows.append((table.row_numbers[start + result.index], result.message))
         if progress is not None:
             progress(len(chunk))
-    return FileReport(
-        file_name=path.name,
-        rows=len(table.items),
-        created=created,
-        duplicates=duplicates,
-        refused=refused,
-        bad_rows=bad_rows,
-        ignored_columns=table.ignored_columns,
-    )
+    return so_far(len(table.items))
