@@ -22,8 +22,8 @@ targets. Content::
 - ``drift_share`` breaches when the share of drifted features in the model's latest drift
   report is above ``threshold`` (a fraction in (0, 1]).
 - ``psi`` breaches when the population stability index of ``feature`` (default: the largest
-  over every feature and the score) in the model's latest drift report is above
-  ``threshold``.
+  over the customer inputs and the score, the drift report's own largest PSI) in the
+  model's latest drift report is above ``threshold``.
 
 A rule's ``name`` identifies it across versions: an alert open under version 3 stays the
 same alert under version 4. Recipients are e-mail addresses (at most 50 per rule).
@@ -58,6 +58,8 @@ _FIELDS = {
     "drift_share": (("model", "threshold"), ()),
     "psi": (("model", "threshold"), ("feature",)),
 }
+#: A PSI rule's ``feature`` naming the model's score rather than an input.
+SCORE = "score"
 _COMMON_REQUIRED = ("name", "kind", "recipients")
 _COMMON_OPTIONAL = ("note",)
 
@@ -219,7 +221,9 @@ def rule_condition(rule: dict[str, Any]) -> str:
             f"share of drifted features of model {rule.get('model')} above "
             f"{display(rule.get('threshold'))}"
         )
-    what = f"feature {rule['feature']}" if rule.get("feature") else "any feature or the score"
+    what = (
+        f"feature {rule['feature']}" if rule.get("feature") else "any customer input or the score"
+    )
     return f"PSI of {what} of model {rule.get('model')} above {display(rule.get('threshold'))}"
 
 

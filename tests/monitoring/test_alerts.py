@@ -3,9 +3,11 @@ after it cleared."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 from django.test import Client
@@ -22,7 +24,7 @@ from governance.exceptions import (
 from governance.kinds import kind_get
 from governance.models import Version
 from governance.roles import Role
-from monitoring.alerts import NO_DRIFT_REPORT, alerts_evaluate
+from monitoring.alerts import NO_DRIFT_REPORT, alerts_evaluate, drift_rule_check
 from monitoring.models import Alert, AlertStatus, DriftReport
 from monitoring.services import outcome_batch_record
 from monitoring.tasks import alerts_evaluate_task
@@ -378,6 +380,93 @@ def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
         created_at=NOW,
     )
     assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-age": "ok"}
+
+
+# --- PSI rules and the inputs a strategy sets ---------------------------------------------
+
+
+@pytest.fixture
+def onboarding(db):
+    """The demo: onboarding decides with onboarding-pd, which takes the offer's limit and
+    APR as inputs (set by the strategy) besides the applicant's."""
+    from decisions.demo_setup import demo_load
+
+    demo_load()
+    users = get_user_model().objects
+    model = Version.objects.get(item__kind="model", item__name="onboarding-pd", number=1)
+    return users.get(username="maker"), users.get(username="checker"), model
+
+
+def psi_rule(name, threshold, **more):
+    return {
+        "name": name,
+        "kind": "psi",
+        "model": "onboarding-pd",
+        "threshold": threshold,
+        "recipients": ["models@bank.example"],
+        **more,
+    }
+
+
+def test_a_psi_rule_without_a_feature_reads_the_largest_psi_the_drift_report_states(
+    onboarding,
+):
+    # It took the largest over every feature: "PSI of apr of model onboarding-pd is 0.624"
+    # opened while the report said watch, largest PSI 0.111.
+    maker, checker, model = onboarding
+    go_live(
+        services.version_create(
+            actor=maker,
+            kind="alert_rules",
+            name="onboarding",
+            content={"rules": [psi_rule("pd-psi", 0.25), psi_rule("pd-psi-watch", 0.1)]},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    customer = [f["name"] for f in model.content["schema"] if f["name"] not in ("apr", "limit")]
+    features = [
+        {"name": name, "psi": 0.111 if name == customer[0] else 0.02, "set_by": "customer"}
+        for name in customer
+    ]
+    features += [
+        {"name": "apr", "psi": 0.624, "set_by": "strategy"},
+        {"name": "limit", "psi": 0.4, "set_by": "strategy"},
+    ]
+    report = DriftReport.objects.create(
+        model_version=model,
+        window_start=DAY,
+        window_end=NOW,
+        status="watch",
+        decisions_in_window=100,
+        current_rows=100,
+        reference_rows=2000,
+        sample_limit=20_000,
+        share_drifted=0.0,
+        psi_score=0.05,
+        psi_max=0.111,
+        features=features,
+        parameters={"set_by_strategy": ["apr", "limit"]},
+        created_at=NOW,
+    )
+    out = io.StringIO()
+    call_command("evaluate_alerts", "--deployment", "onboarding", stdout=out)
+    lines = out.getvalue().splitlines()
+    largest = (
+        f"Largest PSI of model onboarding-pd (customer inputs and score) is 0.111, of {customer[0]}"
+    )
+    assert lines[0] == f"onboarding/pd-psi: ok: {largest} (threshold 0.250)."
+    assert lines[1] == f"onboarding/pd-psi-watch: opened: {largest} (threshold 0.100)."
+    alert = Alert.objects.get()
+    assert alert.rule_name == "pd-psi-watch" and alert.observed == report.psi_max
+    assert mail.outbox[-1].subject == "[Arbiter] Alert on onboarding: pd-psi-watch"
+    # A rule on a strategy-set input approved before review refused it: not evaluated.
+    check = drift_rule_check(psi_rule("pd-apr", 0.25, feature="apr"))
+    assert check.breached is None
+    assert check.message == (
+        "model onboarding-pd: apr is set by the strategy, not the customer; drift reports "
+        "leave it out of their status"
+    )
 
 
 def test_an_alert_whose_rule_is_withdrawn_is_cleared(
