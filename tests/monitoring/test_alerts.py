@@ -353,10 +353,10 @@ def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
                     "recipients": ["m@bank.example"],
                 },
                 {
-                    "name": "psi-age",
+                    "name": "psi-utilisation",
                     "kind": "psi",
                     "model": "take-up",
-                    "feature": "age",
+                    "feature": "utilisation",
                     "threshold": 0.25,
                     "recipients": ["m@bank.example"],
                 },
@@ -376,10 +376,10 @@ def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
         share_drifted=0.0,
         psi_score=0.1,
         psi_max=0.42,
-        features=[{"name": "income", "psi": 0.42}, {"name": "age", "psi": 0.05}],
+        features=[{"name": "income", "psi": 0.42}, {"name": "utilisation", "psi": 0.05}],
         created_at=NOW,
     )
-    assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-age": "ok"}
+    assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-utilisation": "ok"}
 
 
 # --- PSI rules and the inputs a strategy sets ---------------------------------------------
@@ -467,6 +467,70 @@ def test_a_psi_rule_without_a_feature_reads_the_largest_psi_the_drift_report_sta
         "model onboarding-pd: apr is set by the strategy, not the customer; drift reports "
         "leave it out of their status"
     )
+
+
+def test_a_psi_rule_on_an_input_the_strategy_sets_or_a_feature_the_model_lacks_is_refused(
+    onboarding,
+):
+    maker, checker, model = onboarding
+    customer = next(f["name"] for f in model.content["schema"] if f["name"] not in ("apr", "limit"))
+
+    def submit(*rules):
+        version = services.version_create(
+            actor=maker, kind="alert_rules", name="onboarding", content={"rules": list(rules)}
+        )
+        with pytest.raises(PreconditionFailed) as caught:
+            services.version_submit(actor=maker, version=version)
+        return caught.value
+
+    refused = submit(psi_rule("pd-apr", 0.25, feature="apr"))
+    assert refused.code == "feature_set_by_strategy"
+    assert refused.message == (
+        "PSI rules watch a customer input of their model or its score: rule pd-apr watches "
+        "apr, which the strategy sets (an attribute of its actions), not the customer: it "
+        "differs from model onboarding-pd's training data by design, and drift reports "
+        "leave it out of their status and largest PSI. Name another feature, or leave "
+        "feature out to watch the largest PSI."
+    )
+    assert refused.details == {
+        "rules.pd-apr.feature": ["set by the strategy, not the customer: not watched for drift"]
+    }
+    refused = submit(
+        psi_rule("pd-apr", 0.25, feature="apr"), psi_rule("pd-typo", 0.25, feature="incme")
+    )
+    assert refused.code == "unknown_feature"
+    assert refused.message == (
+        "PSI rules watch a customer input of their model or its score: rule pd-typo "
+        "watches incme, which model onboarding-pd does not have (its customer inputs: "
+        "bureau_score, debt_to_income, delinquencies, employment_type, income, "
+        "months_on_book, utilisation; or score for the model's score), so it would never "
+        "fire; rule pd-apr watches apr, which the strategy sets (an attribute of its "
+        "actions), not the customer: it differs from model onboarding-pd's training data "
+        "by design, and drift reports leave it out of their status and largest PSI. Name "
+        "another feature, or leave feature out to watch the largest PSI."
+    )
+    assert refused.details == {
+        "rules.pd-typo.feature": ["not a feature of model onboarding-pd"],
+        "rules.pd-apr.feature": ["set by the strategy, not the customer: not watched for drift"],
+    }
+    # A customer input, the score, and no feature at all pass review.
+    version = go_live(
+        services.version_create(
+            actor=maker,
+            kind="alert_rules",
+            name="onboarding",
+            content={
+                "rules": [
+                    psi_rule("pd-input", 0.25, feature=customer),
+                    psi_rule("pd-score", 0.25, feature="score"),
+                    psi_rule("pd-any", 0.25),
+                ]
+            },
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    assert version.status == "active"
 
 
 def test_an_alert_whose_rule_is_withdrawn_is_cleared(
