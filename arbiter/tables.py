@@ -13,12 +13,17 @@ what to change; none is read wrongly:
   every value one column to the left.)
 - A column named twice is refused; names are trimmed.
 - CSV values are text (blank: NaN): each caller checks them against its own schema.
+- Blank lines (nothing, or only spaces and tabs) are skipped; a quoted value may span
+  lines. A line number in a message is the file's, as an editor shows it
+  (``csv_row_lines`` gives each row's for callers that name rows by line).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import re
+import sys
 from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -302,13 +307,71 @@ def _csv_frames(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:
         match = _FIELDS.search(str(exc))
         if match is None:
             raise
-        expected, line, saw = match.groups()
+        expected, record, saw = match.groups()
+        # pandas counts a quoted value spanning lines as one line: name the file's line.
+        line = _csv_record_line(path, options["sep"], int(record))
         raise TableUnreadable(
             f"could not be read as CSV: line {line} has {saw} fields where the header has "
             f"{expected} (a value with an unquoted {_DELIMITER_NAMES[options['sep']]}, or "
             "one at the end of the line).",
             f"line {line}: {saw} fields, the header {expected}",
         ) from None
+
+
+class _CountedLines:
+    """A text file's lines as the csv module takes them, counted, the last one kept."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle, self.count, self.last = handle, 0, ""
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._handle)
+        self.count += 1
+        return self.last
+
+
+def _csv_records(path: Path, sep: str) -> Iterator[tuple[int, bool]]:
+    """(line it starts on, blank) of every record of the CSV file, the header's included,
+    split as pandas splits them: a quoted value may span lines (pandas' quoting is the
+    csv module's default), and a line of nothing but spaces and tabs other than the
+    delimiter is blank (pandas skips it; its line counts all the same)."""
+    limit = csv.field_size_limit()
+    # pandas has no limit on a value's length; the csv module's 128 KiB would stop here.
+    csv.field_size_limit(sys.maxsize)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            lines = _CountedLines(handle)
+            start = 1
+            for _record in csv.reader(lines, delimiter=sep):
+                single = lines.count == start
+                text = lines.last.rstrip("\r\n")
+                yield start, single and all(c in " \t" and c != sep for c in text)
+                start = lines.count + 1
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_record_line(path: Path, sep: str, number: int) -> int:
+    """The line record ``number`` (from 1, blank lines counted, as pandas numbers the
+    "lines" of its errors) starts on."""
+    for index, (line, _blank) in enumerate(_csv_records(path, sep), start=1):
+        if index == number:
+            return line
+    return number
+
+
+def csv_row_lines(path: Path) -> list[int]:
+    """The line of the CSV file at ``path`` each data row starts on (the header is line 1),
+    in the order ``table_pieces`` yields the rows: blank lines are skipped and counted, and
+    a quoted value spanning lines moves the next rows down. ``TableUnreadable`` as
+    ``table_pieces``."""
+    with _reading("csv"):
+        sep = _csv_options(path)["sep"]
+        starts = [line for line, blank in _csv_records(path, sep) if not blank]
+    return starts[1:]
 
 
 def _not_utf8(exc: UnicodeDecodeError, sample: bytes | None = None) -> TableUnreadable:

@@ -214,9 +214,10 @@ def deployment_users_of(version: Version) -> list[str]:
     return users
 
 
-def deployment_model_names(name: str) -> set[str] | None:
-    """The models deployment ``name`` decides with, in every arm, by its active version (or
-    its newest one when none is active); None when there is no such deployment."""
+def deployment_model_refs(name: str) -> list[dict[str, Any]] | None:
+    """``{"name", "version"}`` of each model version deployment ``name`` decides with, in
+    every arm, by its active version (or its newest one when none is active); None when
+    there is no such deployment."""
     versions = Version.objects.filter(item__kind="deployment", item__name=name)
     version = (
         versions.filter(status=VersionStatus.ACTIVE).first()
@@ -224,7 +225,13 @@ def deployment_model_names(name: str) -> set[str] | None:
     )
     if version is None:
         return None
-    return {ref["name"] for kind, ref in _arm_references(version) if kind == "model"}
+    return [ref for kind, ref in _arm_references(version) if kind == "model"]
+
+
+def deployment_model_names(name: str) -> set[str] | None:
+    """The models deployment ``name`` decides with (``deployment_model_refs``' names)."""
+    refs = deployment_model_refs(name)
+    return None if refs is None else {ref["name"] for ref in refs}
 
 
 def _same(a: Any, b: dict[str, Any]) -> bool:

@@ -234,7 +234,9 @@ class VersionMoveApi(RegistryApi):
                 "approved (dependency_not_approved); submit / approve / activate: a KPI "
                 "target set or alert rule set names no deployment (unknown_deployment), or "
                 "an alert rule watches a model the deployment does not decide with "
-                "(unknown_model); retire: an active deployment decides with it "
+                "(unknown_model), or a PSI rule a feature the model lacks (unknown_feature) "
+                "or one the strategy sets (feature_set_by_strategy); retire: an active "
+                "deployment decides with it "
                 "(version_in_use)"
             ),
         },

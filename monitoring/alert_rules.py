@@ -22,8 +22,11 @@ targets. Content::
 - ``drift_share`` breaches when the share of drifted features in the model's latest drift
   report is above ``threshold`` (a fraction in (0, 1]).
 - ``psi`` breaches when the population stability index of ``feature`` (default: the largest
-  over every feature and the score) in the model's latest drift report is above
-  ``threshold``.
+  over the customer inputs and the score, the drift report's own largest PSI) in the
+  model's latest drift report is above ``threshold``. ``feature`` is a customer input of
+  the model or ``score``: an input the strategy sets (an action's ``apr``) differs from the
+  training data by design and drift reports leave it out of their status, so a rule on it
+  is refused at review, like a rule on a feature the model does not have.
 
 A rule's ``name`` identifies it across versions: an alert open under version 3 stays the
 same alert under version 4. Recipients are e-mail addresses (at most 50 per rule).
@@ -58,6 +61,8 @@ _FIELDS = {
     "drift_share": (("model", "threshold"), ()),
     "psi": (("model", "threshold"), ("feature",)),
 }
+#: A PSI rule's ``feature`` naming the model's score rather than an input.
+SCORE = "score"
 _COMMON_REQUIRED = ("name", "kind", "recipients")
 _COMMON_OPTIONAL = ("note",)
 
@@ -176,9 +181,10 @@ def alert_rules_content_validate(
 
 
 def alert_rules_check_deployment(version: Version) -> None:
-    """Rules may be submitted, approved or activated only for a deployment that exists, and
-    their drift rules only for models it decides with: a rule on another model would
-    never find its drift report, and never fire."""
+    """Rules may be submitted, approved or activated only for a deployment that exists,
+    their drift rules only for models it decides with (a rule on another model would
+    never find its drift report, and never fire), and their PSI rules only on a customer
+    input of the model or its score (``psi_features_check``)."""
     from decisions.deployments import deployment_model_names
 
     name = version.item.name
@@ -203,6 +209,86 @@ def alert_rules_check_deployment(version: Version) -> None:
             code="unknown_model",
             details={f"rules.{r}.model": [f"not a model of deployment {name}"] for r in strangers},
         )
+    psi_features_check(version)
+
+
+def _model_inputs(deployment: str, model: str) -> tuple[set[str], set[str]]:
+    """(customer inputs, inputs the strategy sets) of the versions of ``model`` that
+    ``deployment`` decides with, as drift reports tell them apart
+    (``monitoring.drift.strategy_inputs``)."""
+    from decisions.deployments import deployment_model_refs
+    from monitoring.drift import strategy_inputs
+
+    numbers = {
+        ref["version"] for ref in deployment_model_refs(deployment) or [] if ref["name"] == model
+    }
+    customer: set[str] = set()
+    by_strategy: set[str] = set()
+    versions = Version.objects.select_related("item").filter(
+        item__kind="model", item__name=model, number__in=numbers
+    )
+    for model_version in versions:
+        schema = model_version.content.get("schema", [])
+        set_here = strategy_inputs(model_version, schema)
+        by_strategy |= set_here
+        customer |= {feature["name"] for feature in schema} - set_here
+    return customer, by_strategy - customer
+
+
+def psi_features_check(version: Version) -> None:
+    """A PSI rule's ``feature`` must be a customer input of its model or ``score``.
+
+    A name the model does not have would never be in a drift report (``unknown_feature``);
+    an input the strategy sets (the chosen action's ``apr``, ``limit``) differs from the
+    training data by design, so drift reports show its PSI but leave it out of their status
+    and largest PSI, and a rule on it would alarm on the strategy working as intended
+    (``feature_set_by_strategy``). Raises ``PreconditionFailed`` naming every such rule.
+    """
+    name = version.item.name
+    unknown: dict[str, str] = {}
+    by_strategy: dict[str, str] = {}
+    known: dict[str, set[str]] = {}
+    for rule in version.content.get("rules", []):
+        feature = rule.get("feature") or ""
+        if rule.get("kind") != "psi" or not feature or feature == SCORE:
+            continue
+        customer, set_by_strategy = _model_inputs(name, rule["model"])
+        known[rule["model"]] = customer
+        if feature in set_by_strategy:
+            by_strategy[rule["name"]] = rule["model"]
+        elif feature not in customer:
+            unknown[rule["name"]] = rule["model"]
+    if not unknown and not by_strategy:
+        return
+    rules = {r["name"]: r for r in version.content["rules"]}
+    sentences = []
+    details: dict[str, list[str]] = {}
+    for rule_name, model in unknown.items():
+        feature = rules[rule_name]["feature"]
+        inputs = ", ".join(sorted(known[model]))
+        sentences.append(
+            f"rule {rule_name} watches {feature}, which model {model} does not have (its "
+            f"customer inputs: {inputs}; or {SCORE} for the model's score), so it would "
+            "never fire"
+        )
+        details[f"rules.{rule_name}.feature"] = [f"not a feature of model {model}"]
+    for rule_name, model in by_strategy.items():
+        feature = rules[rule_name]["feature"]
+        sentences.append(
+            f"rule {rule_name} watches {feature}, which the strategy sets (an attribute of "
+            f"its actions), not the customer: it differs from model {model}'s training data "
+            "by design, and drift reports leave it out of their status and largest PSI"
+        )
+        details[f"rules.{rule_name}.feature"] = [
+            "set by the strategy, not the customer: not watched for drift"
+        ]
+    raise PreconditionFailed(
+        "PSI rules watch a customer input of their model or its score: "
+        + "; ".join(sentences)
+        + ". Name another feature, or leave feature out to watch the largest PSI.",
+        code="unknown_feature" if unknown else "feature_set_by_strategy",
+        details=details,
+    )
 
 
 def rule_condition(rule: dict[str, Any]) -> str:
@@ -219,7 +305,9 @@ def rule_condition(rule: dict[str, Any]) -> str:
             f"share of drifted features of model {rule.get('model')} above "
             f"{display(rule.get('threshold'))}"
         )
-    what = f"feature {rule['feature']}" if rule.get("feature") else "any feature or the score"
+    what = (
+        f"feature {rule['feature']}" if rule.get("feature") else "any customer input or the score"
+    )
     return f"PSI of {what} of model {rule.get('model')} above {display(rule.get('threshold'))}"
 
 

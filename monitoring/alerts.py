@@ -38,6 +38,7 @@ from governance.exceptions import NotFound
 from governance.models import Version, VersionStatus
 from governance.roles import Role, require_role
 from monitoring.alert_rules import KIND as RULES_KIND
+from monitoring.alert_rules import SCORE
 from monitoring.charts import format_kpi
 from monitoring.kpis import KPIS
 from monitoring.models import Alert, AlertStatus, DriftReport, DriftStatus
@@ -164,15 +165,27 @@ def drift_latest(model: str) -> DriftReport | None:
 
 
 def psi_of(report: DriftReport) -> dict[str, float]:
-    """Feature (and ``score``) -> PSI of a drift report."""
+    """Feature (and ``score``) -> PSI of a drift report, every feature included."""
     out = {
         str(f["name"]): float(f["psi"])
         for f in report.features or []
         if isinstance(f, dict) and isinstance(f.get("psi"), int | float)
     }
     if report.psi_score is not None:
-        out["score"] = float(report.psi_score)
+        out[SCORE] = float(report.psi_score)
     return out
+
+
+def set_by_strategy(report: DriftReport) -> set[str]:
+    """The features a drift report marks as set by the strategy (the chosen action's
+    terms): shown with their PSI, left out of its status and largest PSI."""
+    marked = {
+        str(f["name"])
+        for f in report.features or []
+        if isinstance(f, dict) and f.get("set_by") == "strategy"
+    }
+    listed = (report.parameters or {}).get("set_by_strategy") or []
+    return marked | {str(name) for name in listed}
 
 
 def drift_rule_check(rule: dict[str, Any]) -> RuleCheck:
@@ -195,18 +208,34 @@ def drift_rule_check(rule: dict[str, Any]) -> RuleCheck:
             threshold,
         )
     psi = psi_of(report)
+    strategy = set_by_strategy(report)
     feature = rule.get("feature") or ""
+    if feature in strategy:
+        # Refused at review now; a rule approved earlier would alarm on the strategy
+        # choosing offers unlike the training history's, as it is meant to.
+        return RuleCheck(
+            None,
+            f"model {model}: {feature} is set by the strategy, not the customer; drift "
+            "reports leave it out of their status",
+        )
     if feature:
         if feature not in psi:
             return RuleCheck(None, f"model {model}: the drift report has no PSI for {feature}")
-        name, value = feature, psi[feature]
-    elif psi:
-        name, value = max(psi.items(), key=lambda item: item[1])
-    else:
+        return RuleCheck(
+            psi[feature] > threshold,
+            f"PSI of {feature} of model {model} is {psi[feature]:.3f} (threshold {threshold:.3f}).",
+            psi[feature],
+            threshold,
+        )
+    # The drift report's own largest PSI (``psi_max``): customer inputs and the score.
+    watched = {key: value for key, value in psi.items() if key not in strategy}
+    if not watched:
         return RuleCheck(None, f"model {model}: the drift report has no PSI")
+    name, value = max(watched.items(), key=lambda item: item[1])
     return RuleCheck(
         value > threshold,
-        f"PSI of {name} of model {model} is {value:.3f} (threshold {threshold:.3f}).",
+        f"Largest PSI of model {model} (customer inputs and score) is {value:.3f}, of "
+        f"{name} (threshold {threshold:.3f}).",
         value,
         threshold,
     )

@@ -46,10 +46,12 @@ class OutcomeListApi(APIView):
             'Send one outcome, or `{"outcomes": [...]}`. Every item is checked on its own '
             "and reported: `created`, `duplicate` (the same decision, event and time is "
             "already recorded: ignored) or `refused` with a code (`invalid`, "
-            "`unknown_decision`, `not_your_decision`, `before_decision`) and field-level "
+            "`unknown_decision`, `not_your_decision`, `simulated_decision`, "
+            "`before_decision`) and field-level "
             "details. The items that pass are stored together or not at all. 201 when "
             "anything was stored, else 200. A single outcome that is refused answers with "
-            "the error body instead: 400 (fields, or before the decision), 403 (another "
+            "the error body instead: 400 (fields, a decision of a run on simulated "
+            "customers, or before the decision), 403 (another "
             "client's decision), 404 (unknown decision). API clients report on the "
             "decisions they made; admins on any."
         ),

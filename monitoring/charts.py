@@ -13,7 +13,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -121,6 +121,21 @@ def _draw_trend(
     width_px: int,
     height_px: int,
 ) -> bytes:
+    figure = trend_figure(key, points, target=target, width_px=width_px, height_px=height_px)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi * 2)
+    return buffer.getvalue()
+
+
+def trend_figure(
+    key: str,
+    points: Sequence[TrendPoint],
+    *,
+    target: float | None = None,
+    width_px: int = 560,
+    height_px: int = 220,
+) -> Any:
+    """The matplotlib ``Figure`` ``trend_png`` renders (on its own Agg canvas)."""
     # Imported here: matplotlib takes a while to load and only chart requests need it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -146,14 +161,15 @@ def _draw_trend(
         axes.spines[side].set_visible(False)
     if xs:
         # The whole period on the axis, even where nothing was measured (NaN values do not
-        # count for matplotlib's autoscaling).
+        # count for matplotlib's autoscaling), and half a day beyond the first and last
+        # days so their points are drawn whole. As datetimes: a date plus 12 hours is the
+        # same date.
         half_day = timedelta(hours=12)
-        axes.set_xlim(xs[0] - half_day, xs[-1] + half_day)
+        first, last = (datetime.combine(d, time()) for d in (xs[0], xs[-1]))
+        axes.set_xlim(first - half_day, last + half_day)
         figure.autofmt_xdate(rotation=0, ha="center")
         step = max(1, len(xs) // 6)
         axes.set_xticks(xs[::step])
         axes.set_xticklabels([f"{d:%d %b}" for d in xs[::step]])
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi * 2)
-    return buffer.getvalue()
+    return figure

@@ -32,8 +32,9 @@ class DriftReportListApi(APIView):
         description=(
             "One report per model version and window (daily by default): the share of "
             "drifted features (Evidently's data-drift preset), the population stability "
-            "index of the model's score and the largest PSI of any feature or the score, "
-            "the status (stable < 0.1, watch 0.1-0.25, act > 0.25 on the largest PSI), and "
+            "index of the model's score and the largest PSI of any customer input or the "
+            "score (inputs the strategy sets are shown, not counted), the status (stable "
+            "< 0.1, watch 0.1-0.25, act > 0.25 on the largest PSI), and "
             "the sample sizes (`sampled` when the window had more decisions than were "
             "compared). Readers: makers, checkers, auditors, admins."
         ),

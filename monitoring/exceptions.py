@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from governance.exceptions import DomainError, ValidationFailed
 
 
@@ -22,3 +24,15 @@ class OutcomesUnavailable(DomainError):
 
     code = "outcomes_unavailable"
     status = 503
+
+
+class OutcomeFileInterrupted(OutcomesUnavailable):
+    """A file whose outcomes stopped being stored midway: the batches before the failure
+    are stored (``report``, a ``FileReport`` of them), the rest is not. Re-running the
+    file loads the rest; what is stored comes back as duplicates, never twice."""
+
+    code = "outcome_file_interrupted"
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from arbiter.tables import TableUnreadable, table_columns, table_pieces
+from arbiter.tables import TableUnreadable, csv_row_lines, table_columns, table_pieces
 from monitoring.exceptions import OutcomeFileUnreadable
 
 REQUIRED_COLUMNS = ("decision_id", "event", "occurred_at")
@@ -99,5 +99,20 @@ def outcome_file_read(path: Path) -> OutcomeTable:
         if "amount" in item:
             item["amount"] = _amount(item["amount"])
         items.append(item)
-    first = 2 if kind == "CSV" else 1
-    return OutcomeTable(items, list(range(first, first + len(items))), ignored)
+    if kind == "Parquet":
+        return OutcomeTable(items, list(range(1, len(items) + 1)), ignored)
+    # A blank line or a quoted value spanning lines: a row is not always one line on.
+    try:
+        lines = csv_row_lines(path)
+    except TableUnreadable as exc:
+        raise OutcomeFileUnreadable(
+            f"{path.name} {exc.predicate}", details={"file": [exc.detail]}
+        ) from None
+    if len(lines) != len(items):
+        # Two readers of one file disagreeing: refused rather than rows misnamed.
+        raise OutcomeFileUnreadable(
+            f"{path.name} could not be numbered by line ({len(items)} rows read, "
+            f"{len(lines)} found line by line); nothing was loaded.",
+            details={"file": ["rows could not be numbered by line"]},
+        )
+    return OutcomeTable(items, lines, ignored)

@@ -117,16 +117,27 @@ def _action_cost(action: Any) -> float:
     return total
 
 
+def cohort_decisions(*, deployment: str, window: Window) -> QuerySet[Decision]:
+    """The decisions KPIs measure: ``deployment``'s about real customers made in ``window``
+    (runs on simulated customers left out)."""
+    return customer_decisions().filter(
+        deployment_name=deployment,
+        created_at__gte=window.since,
+        created_at__lt=window.until,
+    )
+
+
+def cohort_outcomes(*, deployment: str, window: Window) -> QuerySet[Outcome]:
+    """The outcomes reported so far on ``cohort_decisions``, and only on them."""
+    decisions = cohort_decisions(deployment=deployment, window=window)
+    return Outcome.objects.filter(decision_id__in=decisions.values("decision_id"))
+
+
 def decision_frame(*, deployment: str, window: Window) -> pd.DataFrame:
     """One row per decision of ``deployment`` made in ``window``, with its outcomes so far
     (the columns ``monitoring.kpis`` describes)."""
     rows = list(
-        customer_decisions()
-        .filter(
-            deployment_name=deployment,
-            created_at__gte=window.since,
-            created_at__lt=window.until,
-        )
+        cohort_decisions(deployment=deployment, window=window)
         .order_by("seq")
         .values_list(
             "decision_id",
@@ -165,11 +176,9 @@ def decision_frame(*, deployment: str, window: Window) -> pd.DataFrame:
     )
     events = pd.DataFrame(
         list(
-            Outcome.objects.filter(
-                decision__deployment_name=deployment,
-                decision__created_at__gte=window.since,
-                decision__created_at__lt=window.until,
-            ).values_list("decision_id", "event", "amount")
+            cohort_outcomes(deployment=deployment, window=window).values_list(
+                "decision_id", "event", "amount"
+            )
         ),
         columns=["decision_id", "event", "amount"],
     )
@@ -359,11 +368,8 @@ def _kpis(
         "since": window.since,
         "until": window.until,
         "decisions": len(frame),
-        "outcomes": Outcome.objects.filter(
-            decision__deployment_name=deployment,
-            decision__created_at__gte=window.since,
-            decision__created_at__lt=window.until,
-        ).count(),
+        # The decisions' outcomes, as the KPIs count them: none of a simulated run's.
+        "outcomes": cohort_outcomes(deployment=deployment, window=window).count(),
         "targets_version": (
             {"name": deployment, "version": targets_version.number} if targets_version else None
         ),

@@ -75,8 +75,8 @@ class ItemResultSerializer(serializers.Serializer):
     # Not a ChoiceField: an enum named after "status" would collide with the versions' one.
     status = serializers.CharField(help_text="created, duplicate or refused")
     code = serializers.CharField(
-        help_text="refused: invalid, unknown_decision, not_your_decision, before_decision; "
-        "duplicate: duplicate; created: empty"
+        help_text="refused: invalid, unknown_decision, not_your_decision, "
+        "simulated_decision, before_decision; duplicate: duplicate; created: empty"
     )
     message = serializers.CharField()
     details = serializers.DictField(

@@ -24,10 +24,11 @@ from django.utils.dateparse import parse_datetime
 
 from arbiter.moments import moment_problem_safe
 from decisions.models import Decision
+from decisions.selectors import customer_decisions
 from decisions.services import decision_visible_to
 from governance.exceptions import NotFound, PermissionDenied, ValidationFailed
 from governance.roles import Role, require_role
-from monitoring.exceptions import OutcomesUnavailable, TooManyOutcomes
+from monitoring.exceptions import OutcomeFileInterrupted, OutcomesUnavailable, TooManyOutcomes
 from monitoring.models import BatchSource, Outcome, OutcomeBatch, OutcomeEvent
 
 WRITER_ROLES = frozenset({Role.API_CLIENT, Role.ADMIN})
@@ -174,14 +175,20 @@ def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield values[start : start + size]
 
 
-def _decisions(ids: set[uuid.UUID]) -> dict[uuid.UUID, Decision]:
+def _decisions(ids: set[uuid.UUID]) -> tuple[dict[uuid.UUID, Decision], set[uuid.UUID]]:
+    """The decisions with these ids, and the ids of those about real customers
+    (``customer_decisions``: not of a run on simulated customers)."""
     found: dict[uuid.UUID, Decision] = {}
+    real: set[uuid.UUID] = set()
     for chunk in _chunks(sorted(ids), _QUERY_CHUNK):
         for decision in Decision.objects.filter(decision_id__in=chunk).only(
             "decision_id", "client_id", "created_at"
         ):
             found[decision.decision_id] = decision
-    return found
+        real.update(
+            customer_decisions().filter(decision_id__in=chunk).values_list("decision_id", flat=True)
+        )
+    return found, real
 
 
 def _stored_keys(ids: set[uuid.UUID]) -> set[tuple[uuid.UUID, str, datetime]]:
@@ -210,11 +217,13 @@ def outcome_batch_record(
 
     An item is refused when a field is malformed (``invalid``), its decision does not
     exist (``unknown_decision``) or was made for another client (``not_your_decision``;
-    API clients report on their own decisions only, admins on any), or it happened before
-    the decision (``before_decision``). The same decision, event and time already stored,
-    or earlier in the batch, is a ``duplicate`` and ignored. What passes is written with
-    the batch row in one transaction; a concurrent writer storing some of the same
-    outcomes makes it re-check and retry (they become duplicates). Raises
+    API clients report on their own decisions only, admins on any), was made by an
+    optimisation run on simulated customers (``simulated_decision``: nobody was offered
+    anything), or it happened before the decision (``before_decision``). The same
+    decision, event and time already stored, or earlier in the batch, is a ``duplicate``
+    and ignored. What passes is written with the batch row in one transaction; a
+    concurrent writer storing some of the same outcomes makes it re-check and retry (they
+    become duplicates). Raises
     ``PermissionDenied`` (role), ``ValidationFailed`` (empty batch), ``TooManyOutcomes``,
     ``OutcomesUnavailable`` (503: the database refused the write; nothing was stored).
     """
@@ -241,7 +250,7 @@ def outcome_batch_record(
                 index, "refused", "invalid", f"{first_field}: {first[0]}", checked
             )
 
-    decisions = _decisions({c.decision_id for c in clean.values()})
+    decisions, real = _decisions({c.decision_id for c in clean.values()})
     candidates: dict[int, _Clean] = {}
     for index, item in clean.items():
         decision = decisions.get(item.decision_id)
@@ -255,6 +264,16 @@ def outcome_batch_record(
                 "not_your_decision",
                 "decision_id",
                 "this decision was made for another client",
+            )
+        elif item.decision_id not in real:
+            # Nobody was offered anything: an event on it is a mix-up, and counted it
+            # would inflate the outcomes shown beside KPIs that leave such runs out.
+            results[index] = _refusal(
+                index,
+                "simulated_decision",
+                "decision_id",
+                "this decision is from an optimisation run on simulated customers; "
+                "nobody was offered anything",
             )
         elif item.occurred_at < decision.created_at:
             results[index] = _refusal(
@@ -344,7 +363,8 @@ def _store(
 def outcome_record(*, actor: AbstractBaseUser, item: Any) -> BatchReport:
     """Record one outcome; a refusal is raised as the matching domain error.
 
-    ``ValidationFailed`` (400) for malformed fields or an event before the decision,
+    ``ValidationFailed`` (400) for malformed fields, a decision of a run on simulated
+    customers or an event before the decision,
     ``NotFound`` (404) for an unknown decision, ``PermissionDenied`` (403) for another
     client's decision. A duplicate is not an error: the report says it was ignored.
     """
@@ -385,8 +405,11 @@ def outcome_file_import(
 
     The file is read and its columns checked before anything is stored
     (``OutcomeFileUnreadable``); then it is recorded in batches of ``chunk_rows``, each
-    all-or-nothing per row as over the API. Re-running a file loads nothing new: its rows
-    come back as duplicates. ``progress(rows)`` is called after each batch.
+    all-or-nothing per row as over the API and committed on its own. Re-running a file
+    loads nothing twice: its stored rows come back as duplicates. ``progress(rows)`` is
+    called after each batch. When the database refuses a batch: ``OutcomesUnavailable``
+    if it was the first (nothing of the file is stored), else ``OutcomeFileInterrupted``
+    with the report of the batches stored before it.
     """
     from monitoring.outcome_files import outcome_file_read
 
@@ -395,15 +418,43 @@ def outcome_file_import(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     created = duplicates = refused = 0
     bad_rows: list[tuple[int, str]] = []
+
+    def so_far(rows: int) -> FileReport:
+        return FileReport(
+            file_name=path.name,
+            rows=rows,
+            created=created,
+            duplicates=duplicates,
+            refused=refused,
+            bad_rows=bad_rows,
+            ignored_columns=table.ignored_columns,
+        )
+
     for start in range(0, len(table.items), chunk_rows):
         chunk = table.items[start : start + chunk_rows]
-        report = outcome_batch_record(
-            actor=actor,
-            items=chunk,
-            source=BatchSource.FILE,
-            file_name=path.name,
-            file_sha256=digest,
-        )
+        try:
+            report = outcome_batch_record(
+                actor=actor,
+                items=chunk,
+                source=BatchSource.FILE,
+                file_name=path.name,
+                file_sha256=digest,
+            )
+        except OutcomesUnavailable:
+            if start == 0:
+                raise OutcomesUnavailable(
+                    f"Nothing of {path.name} was stored: the database refused the write. "
+                    "Re-run the same file when it accepts writes again."
+                ) from None
+            stopped = table.row_numbers[start]
+            raise OutcomeFileInterrupted(
+                f"The database refused the write at row {stopped} of {path.name}. The "
+                f"{start:,} rows before it are done ({created:,} loaded, {duplicates:,} "
+                f"already loaded, {refused:,} refused); the {len(table.items) - start:,} "
+                f"from row {stopped} on were not stored. Re-run the same file to load "
+                "them: rows already loaded come back as duplicates, none is loaded twice.",
+                report=so_far(start),
+            ) from None
         created += report.created
         duplicates += report.duplicates
         refused += report.refused
@@ -412,12 +463,4 @@ def outcome_file_import(
                 bad_rows.append((table.row_numbers[start + result.index], result.message))
         if progress is not None:
             progress(len(chunk))
-    return FileReport(
-        file_name=path.name,
-        rows=len(table.items),
-        created=created,
-        duplicates=duplicates,
-        refused=refused,
-        bad_rows=bad_rows,
-        ignored_columns=table.ignored_columns,
-    )
+    return so_far(len(table.items))

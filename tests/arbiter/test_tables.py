@@ -101,3 +101,40 @@ def test_a_header_line_longer_than_a_mebibyte_is_refused_before_pandas(tmp_path)
     path.write_text("customer_id," + "x" * (tables.MAX_HEADER_BYTES + 10) + "\nc1,1\n")
     with pytest.raises(TableUnreadable, match="header line longer than 1,024 KiB"):
         table_columns(path, "csv")
+
+
+@pytest.mark.parametrize("rows", [None, 2], ids=["whole", "in-pieces"])
+def test_a_long_csv_line_is_named_by_the_files_line_after_values_spanning_lines(tmp_path, rows):
+    # pandas counts a quoted value with line breaks as one line: it said line 6 here.
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "customer_id,note\n"  # line 1
+        'c1,"two\nlines"\n'  # lines 2-3
+        "\n"  # line 4
+        'c2,"three\n\nlines"\n'  # lines 5-7
+        "c3,fine\n"  # line 8
+        "c4,a,b\n"  # line 9
+    )
+    with pytest.raises(TableUnreadable) as refused:
+        list(table_pieces(path, "csv", rows=rows))
+    assert refused.value.predicate.startswith(
+        "could not be read as CSV: line 9 has 3 fields where the header has 2"
+    )
+    assert refused.value.detail == "line 9: 3 fields, the header 2"
+
+
+def test_csv_rows_are_numbered_by_the_line_they_start_on(tmp_path):
+    path = tmp_path / "people.csv"
+    content = (
+        "\ufeffcustomer_id;note\r\n"  # line 1, with a byte-order mark
+        'c1;"two\r\nlines"\r\n'  # lines 2-3
+        "\r\n"  # line 4: blank, skipped
+        " \t \r\n"  # line 5: spaces and a tab, skipped
+        ";\r\n"  # line 6: two empty values, a row
+        '"  ";x\r\n'  # line 7: a quoted value of spaces, a row
+        "c3;fine"  # line 8, no line break at the end
+    )
+    path.write_bytes(content.encode("utf-8"))
+    [frame] = table_pieces(path, "csv")
+    assert frame["note"].tolist()[0] == "two\r\nlines" and len(frame) == 4
+    assert tables.csv_row_lines(path) == [2, 6, 7, 8]

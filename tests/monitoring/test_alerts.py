@@ -3,9 +3,11 @@ after it cleared."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 from django.test import Client
@@ -22,7 +24,7 @@ from governance.exceptions import (
 from governance.kinds import kind_get
 from governance.models import Version
 from governance.roles import Role
-from monitoring.alerts import NO_DRIFT_REPORT, alerts_evaluate
+from monitoring.alerts import NO_DRIFT_REPORT, alerts_evaluate, drift_rule_check
 from monitoring.models import Alert, AlertStatus, DriftReport
 from monitoring.services import outcome_batch_record
 from monitoring.tasks import alerts_evaluate_task
@@ -351,10 +353,10 @@ def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
                     "recipients": ["m@bank.example"],
                 },
                 {
-                    "name": "psi-age",
+                    "name": "psi-utilisation",
                     "kind": "psi",
                     "model": "take-up",
-                    "feature": "age",
+                    "feature": "utilisation",
                     "threshold": 0.25,
                     "recipients": ["m@bank.example"],
                 },
@@ -374,10 +376,161 @@ def test_psi_rules_read_the_feature_or_the_largest(deployment, maker, checker):
         share_drifted=0.0,
         psi_score=0.1,
         psi_max=0.42,
-        features=[{"name": "income", "psi": 0.42}, {"name": "age", "psi": 0.05}],
+        features=[{"name": "income", "psi": 0.42}, {"name": "utilisation", "psi": 0.05}],
         created_at=NOW,
     )
-    assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-age": "ok"}
+    assert states(alerts_evaluate(now=NOW)) == {"psi-any": "opened", "psi-utilisation": "ok"}
+
+
+# --- PSI rules and the inputs a strategy sets ---------------------------------------------
+
+
+@pytest.fixture
+def onboarding(db):
+    """The demo: onboarding decides with onboarding-pd, which takes the offer's limit and
+    APR as inputs (set by the strategy) besides the applicant's."""
+    from decisions.demo_setup import demo_load
+
+    demo_load()
+    users = get_user_model().objects
+    model = Version.objects.get(item__kind="model", item__name="onboarding-pd", number=1)
+    return users.get(username="maker"), users.get(username="checker"), model
+
+
+def psi_rule(name, threshold, **more):
+    return {
+        "name": name,
+        "kind": "psi",
+        "model": "onboarding-pd",
+        "threshold": threshold,
+        "recipients": ["models@bank.example"],
+        **more,
+    }
+
+
+def test_a_psi_rule_without_a_feature_reads_the_largest_psi_the_drift_report_states(
+    onboarding,
+):
+    # It took the largest over every feature: "PSI of apr of model onboarding-pd is 0.624"
+    # opened while the report said watch, largest PSI 0.111.
+    maker, checker, model = onboarding
+    go_live(
+        services.version_create(
+            actor=maker,
+            kind="alert_rules",
+            name="onboarding",
+            content={"rules": [psi_rule("pd-psi", 0.25), psi_rule("pd-psi-watch", 0.1)]},
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    customer = [f["name"] for f in model.content["schema"] if f["name"] not in ("apr", "limit")]
+    features = [
+        {"name": name, "psi": 0.111 if name == customer[0] else 0.02, "set_by": "customer"}
+        for name in customer
+    ]
+    features += [
+        {"name": "apr", "psi": 0.624, "set_by": "strategy"},
+        {"name": "limit", "psi": 0.4, "set_by": "strategy"},
+    ]
+    report = DriftReport.objects.create(
+        model_version=model,
+        window_start=DAY,
+        window_end=NOW,
+        status="watch",
+        decisions_in_window=100,
+        current_rows=100,
+        reference_rows=2000,
+        sample_limit=20_000,
+        share_drifted=0.0,
+        psi_score=0.05,
+        psi_max=0.111,
+        features=features,
+        parameters={"set_by_strategy": ["apr", "limit"]},
+        created_at=NOW,
+    )
+    out = io.StringIO()
+    call_command("evaluate_alerts", "--deployment", "onboarding", stdout=out)
+    lines = out.getvalue().splitlines()
+    largest = (
+        f"Largest PSI of model onboarding-pd (customer inputs and score) is 0.111, of {customer[0]}"
+    )
+    assert lines[0] == f"onboarding/pd-psi: ok: {largest} (threshold 0.250)."
+    assert lines[1] == f"onboarding/pd-psi-watch: opened: {largest} (threshold 0.100)."
+    alert = Alert.objects.get()
+    assert alert.rule_name == "pd-psi-watch" and alert.observed == report.psi_max
+    assert mail.outbox[-1].subject == "[Arbiter] Alert on onboarding: pd-psi-watch"
+    # A rule on a strategy-set input approved before review refused it: not evaluated.
+    check = drift_rule_check(psi_rule("pd-apr", 0.25, feature="apr"))
+    assert check.breached is None
+    assert check.message == (
+        "model onboarding-pd: apr is set by the strategy, not the customer; drift reports "
+        "leave it out of their status"
+    )
+
+
+def test_a_psi_rule_on_an_input_the_strategy_sets_or_a_feature_the_model_lacks_is_refused(
+    onboarding,
+):
+    maker, checker, model = onboarding
+    customer = next(f["name"] for f in model.content["schema"] if f["name"] not in ("apr", "limit"))
+
+    def submit(*rules):
+        version = services.version_create(
+            actor=maker, kind="alert_rules", name="onboarding", content={"rules": list(rules)}
+        )
+        with pytest.raises(PreconditionFailed) as caught:
+            services.version_submit(actor=maker, version=version)
+        return caught.value
+
+    refused = submit(psi_rule("pd-apr", 0.25, feature="apr"))
+    assert refused.code == "feature_set_by_strategy"
+    assert refused.message == (
+        "PSI rules watch a customer input of their model or its score: rule pd-apr watches "
+        "apr, which the strategy sets (an attribute of its actions), not the customer: it "
+        "differs from model onboarding-pd's training data by design, and drift reports "
+        "leave it out of their status and largest PSI. Name another feature, or leave "
+        "feature out to watch the largest PSI."
+    )
+    assert refused.details == {
+        "rules.pd-apr.feature": ["set by the strategy, not the customer: not watched for drift"]
+    }
+    refused = submit(
+        psi_rule("pd-apr", 0.25, feature="apr"), psi_rule("pd-typo", 0.25, feature="incme")
+    )
+    assert refused.code == "unknown_feature"
+    assert refused.message == (
+        "PSI rules watch a customer input of their model or its score: rule pd-typo "
+        "watches incme, which model onboarding-pd does not have (its customer inputs: "
+        "bureau_score, debt_to_income, delinquencies, employment_type, income, "
+        "months_on_book, utilisation; or score for the model's score), so it would never "
+        "fire; rule pd-apr watches apr, which the strategy sets (an attribute of its "
+        "actions), not the customer: it differs from model onboarding-pd's training data "
+        "by design, and drift reports leave it out of their status and largest PSI. Name "
+        "another feature, or leave feature out to watch the largest PSI."
+    )
+    assert refused.details == {
+        "rules.pd-typo.feature": ["not a feature of model onboarding-pd"],
+        "rules.pd-apr.feature": ["set by the strategy, not the customer: not watched for drift"],
+    }
+    # A customer input, the score, and no feature at all pass review.
+    version = go_live(
+        services.version_create(
+            actor=maker,
+            kind="alert_rules",
+            name="onboarding",
+            content={
+                "rules": [
+                    psi_rule("pd-input", 0.25, feature=customer),
+                    psi_rule("pd-score", 0.25, feature="score"),
+                    psi_rule("pd-any", 0.25),
+                ]
+            },
+        ),
+        maker=maker,
+        checker=checker,
+    )
+    assert version.status == "active"
 
 
 def test_an_alert_whose_rule_is_withdrawn_is_cleared(

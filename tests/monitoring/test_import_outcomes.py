@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 
+from monitoring import services
 from monitoring.models import Outcome, OutcomeBatch
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +68,107 @@ def test_a_csv_loads_its_good_rows_names_the_bad_ones_and_loads_once(
     assert Outcome.objects.count() == 3
 
 
+def test_bad_rows_are_named_by_their_line_after_blank_lines_and_values_spanning_lines(
+    decisions, tmp_path
+):
+    # As a spreadsheet writes a note with a line break in it, and a person leaves blank
+    # lines: these rows were named as rows 3 and 4.
+    a, b, _ = (str(d.decision_id) for d in decisions)
+    path = tmp_path / "outcomes.csv"
+    path.write_text(
+        "decision_id,event,amount,occurred_at,note\n"  # line 1
+        f'{a},accepted,,2026-03-02T12:00:00Z,"called back;\nkeen"\n'  # lines 2-3
+        "\n"  # line 4
+        f'{a},paid,,2026-03-04T10:00:00Z,"first\n\nsecond payment"\n'  # lines 5-7
+        "   \n"  # line 8
+        f"{b},declined,abc,2026-03-05T10:00:00Z,\n"  # line 9
+    )
+    status, text = run(path)
+    assert status == 2, text
+    assert "3 rows: 1 loaded, 0 already loaded, 2 refused." in text
+    assert "  row 5: amount: a paid event needs the amount\n" in text
+    assert "  row 9: amount: must be a number\n" in text
+
+
+def test_a_file_whose_every_row_is_refused_loads_nothing_and_exits_1(decisions, tmp_path):
+    path = tmp_path / "outcomes.csv"
+    path.write_text(
+        "decision_id,event,amount,occurred_at\n"
+        f"{decisions[0].decision_id},paid,,2026-03-04T10:00:00Z\n"
+        "00000000-0000-4000-8000-000000000000,accepted,,2026-03-04T10:00:00Z\n"
+    )
+    status, text = run(path)
+    assert status == 1, text  # was 2, "the good rows loaded", with none loaded
+    assert "2 rows: 0 loaded, 0 already loaded, 2 refused." in text
+    assert "row 2: amount: a paid event needs the amount" in text
+    assert text.endswith("Nothing was loaded: every row was refused.\n")
+    assert not Outcome.objects.exists()
+
+
+def payments(path, decision, rows):
+    """A CSV of ``rows`` payments on ``decision``, a minute apart."""
+    path.write_text(
+        "decision_id,event,amount,occurred_at\n"
+        + "".join(
+            f"{decision.decision_id},paid,1.00,{(DECIDED + timedelta(minutes=i)).isoformat()}\n"
+            for i in range(1, rows + 1)
+        )
+    )
+    return path
+
+
+def fail_batch(monkeypatch, number):
+    """The database refuses the ``number``-th batch written (from 1)."""
+    real, calls = services._store, []
+
+    def store(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            raise DatabaseError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_store", store)
+
+
+def test_a_write_refused_midway_says_what_is_stored_and_a_rerun_loads_the_rest(
+    decisions, tmp_path, monkeypatch
+):
+    # Batches of 2,000: the first is stored, the second refused. It said "nothing of this
+    # batch was written" and exited 1 ("nothing loaded") with 2,000 rows in.
+    path = payments(tmp_path / "outcomes.csv", decisions[0], 2_500)
+    fail_batch(monkeypatch, 2)
+    with pytest.raises(CommandError) as caught:
+        run(path)
+    assert caught.value.returncode == 2
+    assert str(caught.value) == (
+        "The database refused the write at row 2002 of outcomes.csv. The 2,000 rows before "
+        "it are done (2,000 loaded, 0 already loaded, 0 refused); the 500 from row 2002 on "
+        "were not stored. Re-run the same file to load them: rows already loaded come back "
+        "as duplicates, none is loaded twice."
+    )
+    assert Outcome.objects.count() == 2_000
+    monkeypatch.undo()
+    assert run(path) == (
+        0,
+        "outcomes.csv: 2500 rows: 500 loaded, 2000 already loaded, 0 refused.\n",
+    )
+    assert Outcome.objects.count() == 2_500
+    assert run(path)[1].endswith("0 loaded, 2500 already loaded, 0 refused.\n")
+    assert Outcome.objects.count() == 2_500
+
+
+def test_a_write_refused_at_the_first_batch_stored_nothing_and_exits_1(
+    decisions, tmp_path, monkeypatch
+):
+    path = payments(tmp_path / "outcomes.csv", decisions[0], 3)
+    fail_batch(monkeypatch, 1)
+    with pytest.raises(CommandError) as caught:
+        run(path)
+    assert caught.value.returncode == 1
+    assert str(caught.value).startswith("Nothing of outcomes.csv was stored")
+    assert not Outcome.objects.exists()
+
+
 def test_a_semicolon_csv_with_a_byte_order_mark_loads(decisions, api_client_user, tmp_path):
     """As Excel writes "CSV UTF-8" where the decimal separator is a comma."""
     a = str(decisions[0].decision_id)
@@ -111,7 +214,7 @@ def test_time_zone_naive_parquet_times_are_refused_by_row(decisions, tmp_path):
     path = tmp_path / "naive.parquet"
     frame.to_parquet(path)
     status, text = run(path)
-    assert status == 2
+    assert status == 1  # its only row refused: nothing loaded
     assert "row 1: occurred_at: needs a time zone" in text
 
 

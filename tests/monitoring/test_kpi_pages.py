@@ -253,3 +253,21 @@ def test_a_chart_of_the_same_figures_is_drawn_once_and_new_figures_draw_anew(mon
     moved = [*points[:2], charts.TrendPoint(date(2026, 3, 4), 0.5)]
     assert charts.trend_png("take_up_rate", moved, target=0.2) != first and len(drawn) == 2
     assert charts.trend_png("take_up_rate", points, target=0.3) != first and len(drawn) == 3
+
+
+def test_a_chart_shows_its_first_and_last_days_whole():
+    # The points sit at midnight of their day: without half a day either side, the first
+    # and last points were cut in half at the plot's edges.
+    from datetime import date
+
+    from matplotlib.dates import date2num
+
+    from monitoring import charts
+
+    points = [charts.TrendPoint(date(2026, 3, d), 0.1 * d) for d in (2, 3, 4)]
+    left, right = charts.trend_figure("take_up_rate", points).axes[0].get_xlim()
+    assert left == pytest.approx(date2num(date(2026, 3, 2)) - 0.5, abs=1e-6)
+    assert right == pytest.approx(date2num(date(2026, 3, 4)) + 0.5, abs=1e-6)
+    only = [charts.TrendPoint(date(2026, 3, 2), 0.2)]
+    left, right = charts.trend_figure("take_up_rate", only).axes[0].get_xlim()
+    assert right - left == pytest.approx(1.0)  # one day measured: a day wide, not zero

@@ -9,6 +9,7 @@ import pytest
 from decisions.models import OptimisationRun
 from governance.models import Version
 from monitoring.intervals import newcombe_difference, wilson_interval
+from monitoring.models import Outcome, OutcomeBatch
 from monitoring.selectors import kpi_report
 from monitoring.services import outcome_batch_record
 
@@ -167,6 +168,57 @@ def test_optimisation_runs_count_in_operations_but_not_in_latency(
     assert got["decision_volume"] == 7.0
     assert got["latency_p50_ms"] == pytest.approx(35.0)
     assert got["latency_p99_ms"] == pytest.approx(97.5)
+
+
+def test_outcomes_on_a_simulated_runs_decisions_are_not_counted(
+    cohort, auditor, maker, make_decision, client_of
+):
+    # Stored before such outcomes were refused: the answer said 14 outcomes for a cohort
+    # of 6 decisions with 12 (the demo's pages: "60 decisions, 1947 outcomes").
+    strategy, limits = cohort[0].strategy_version, cohort[0].constraint_set_version
+    simulated = OptimisationRun.objects.create(
+        created_by=maker,
+        created_at=MON,
+        deployment_name="cross-sell",
+        strategy_version=strategy,
+        constraint_set_version=limits,
+        population={"kind": "simulated", "customers": 1, "seed": 1},
+        time_limit_seconds=600,
+        status="succeeded",
+    )
+    decision = make_decision(at=MON + timedelta(hours=13), run=simulated)
+    batch = OutcomeBatch.objects.create(
+        source="api",
+        posted_by=maker,
+        created_at=MON,
+        received=2,
+        created=2,
+        duplicates=0,
+        refused=0,
+    )
+    for event in ("accepted", "complained"):
+        Outcome.objects.create(
+            decision=decision,
+            event=event,
+            occurred_at=decision.created_at + timedelta(hours=1),
+            batch=batch,
+            recorded_at=MON,
+        )
+    body = (
+        client_of(auditor)
+        .get(
+            URL,
+            {
+                "deployment": "cross-sell",
+                "since": "2026-03-02T00:00:00Z",
+                "until": "2026-03-16T00:00:00Z",
+            },
+        )
+        .json()
+    )
+    assert (body["decisions"], body["outcomes"]) == (6, 12)
+    kpis = {kpi["key"]: kpi["value"] for kpi in body["kpis"]}
+    assert kpis["complaint_rate"] == pytest.approx(1 / 6)
 
 
 def test_trends_by_day_and_week(cohort, auditor):

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError
 
+from decisions.models import OptimisationRun
 from monitoring.models import Outcome, OutcomeBatch
 
 pytestmark = pytest.mark.django_db
@@ -262,6 +263,49 @@ def test_clients_report_only_on_their_own_decisions(
     assert_error(api.get(URL, {"decision_id": str(theirs.decision_id)}), 403, "permission_denied")
     theirs_listed = client_of(other).get(URL).json()["results"]
     assert [o["decision_id"] for o in theirs_listed] == [str(theirs.decision_id)]
+
+
+def test_outcomes_of_a_run_on_simulated_customers_are_refused(make_decision, api, maker):
+    # Nobody was offered anything: KPIs leave such runs out, and their outcomes were
+    # counted beside the KPIs all the same.
+    mine = make_decision(at=DECIDED)
+    strategy, limits = mine.strategy_version, mine.constraint_set_version
+
+    def run(population):
+        return OptimisationRun.objects.create(
+            created_by=maker,
+            created_at=DECIDED,
+            deployment_name="cross-sell",
+            strategy_version=strategy,
+            constraint_set_version=limits,
+            population=population,
+            time_limit_seconds=600,
+            status="succeeded",
+        )
+
+    simulated = make_decision(at=DECIDED, run=run({"kind": "simulated", "customers": 1, "seed": 1}))
+    from_file = make_decision(
+        at=DECIDED, run=run({"kind": "file", "name": "march.csv", "sha256": "0" * 64})
+    )
+    item = {"decision_id": str(simulated.decision_id), "event": "accepted", "occurred_at": at(1)}
+    error = assert_error(api.post(URL, item, format="json"), 400, "simulated_decision")
+    assert error["details"] == {
+        "decision_id": [
+            "this decision is from an optimisation run on simulated customers; nobody was "
+            "offered anything"
+        ]
+    }
+    others = [{**item, "decision_id": str(d.decision_id)} for d in (mine, from_file)]
+    batch = api.post(URL, {"outcomes": [item, *others]}, format="json").json()
+    assert [(i["status"], i["code"]) for i in batch["items"]] == [
+        ("refused", "simulated_decision"),
+        ("created", ""),
+        ("created", ""),
+    ]
+    assert set(Outcome.objects.values_list("decision_id", flat=True)) == {
+        mine.decision_id,
+        from_file.decision_id,
+    }
 
 
 @pytest.mark.parametrize("role", ["maker", "checker", "auditor"])

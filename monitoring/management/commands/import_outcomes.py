@@ -3,7 +3,9 @@
 The same path as the REST API (``outcome_batch_record``), in batches; bad rows are named
 with the reason, good rows load once (a re-run reports them as duplicates). Exit status:
 0 every row loaded or already there; 1 nothing loaded (unknown user, unreadable file,
-missing columns); 2 the good rows loaded and some rows were refused.
+missing columns, every row refused, the database refused the first batch); 2 some rows
+are in and others not: the good rows loaded and some rows were refused, or the database
+refused a later batch (a re-run loads the rest).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from governance.exceptions import DomainError
-from monitoring.services import outcome_file_import
+from monitoring.exceptions import OutcomeFileInterrupted
+from monitoring.services import FileReport, outcome_file_import
 
 # Bad rows listed in full up to this many; past it, a count (the rest are alike in a file).
 SHOWN_BAD_ROWS = 200
@@ -49,21 +52,35 @@ class Command(BaseCommand):
         )
         try:
             report = outcome_file_import(actor=user, path=path, progress=bar.update)
+        except OutcomeFileInterrupted as exc:
+            bar.close()
+            done = exc.report
+            self._report(done, summary=False)  # the message has the counts
+            # Some rows are in, the rest not: 2, as when rows are refused.
+            loaded = done.created or done.duplicates
+            raise CommandError(exc.message, returncode=2 if loaded else 1) from None
         except DomainError as exc:
             raise CommandError(exc.message) from None
         finally:
             bar.close()
-        self.stdout.write(
-            f"{report.file_name}: {report.rows} row{'' if report.rows == 1 else 's'}: "
-            f"{report.created} loaded, "
-            f"{report.duplicates} already loaded, {report.refused} refused."
-        )
+        self._report(report)
+        if report.refused and not report.created and not report.duplicates:
+            self.stdout.write("Nothing was loaded: every row was refused.")
+            raise SystemExit(1)
+        if report.refused:
+            # Distinct from 1 (nothing loaded): the good rows are in.
+            raise SystemExit(2)
+
+    def _report(self, report: FileReport, *, summary: bool = True) -> None:
+        if summary:
+            self.stdout.write(
+                f"{report.file_name}: {report.rows} row{'' if report.rows == 1 else 's'}: "
+                f"{report.created} loaded, "
+                f"{report.duplicates} already loaded, {report.refused} refused."
+            )
         if report.ignored_columns:
             self.stdout.write(f"Ignored columns: {', '.join(report.ignored_columns)}.")
         for row, why in report.bad_rows[:SHOWN_BAD_ROWS]:
             self.stdout.write(f"  row {row}: {why}")
         if len(report.bad_rows) > SHOWN_BAD_ROWS:
             self.stdout.write(f"  ... and {len(report.bad_rows) - SHOWN_BAD_ROWS} more bad rows.")
-        if report.refused:
-            # Distinct from 1 (nothing loaded: unreadable file): the good rows are in.
-            raise SystemExit(2)
