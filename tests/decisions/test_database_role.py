@@ -24,7 +24,8 @@ from django.db import connection
 from psycopg import errors, sql
 
 from decisions.decision_log import decision_blocks_seal, decision_log_verify
-from decisions.models import Decision
+from decisions.models import Decision, DecisionPurge
+from decisions.retention import decision_log_purge
 from decisions.services import decision_make
 from tests.decisions.test_decision_log import features
 
@@ -169,6 +170,19 @@ def test_the_application_logs_seals_and_verifies_decisions_as_the_role(
         assert len(decision_blocks_seal(grace_seconds=0)) == 2
         assert decision_log_verify().ok
     assert Decision.objects.count() == 3
+
+
+def test_the_retention_purge_still_removes_old_blocks_as_the_role(
+    app_role, logged, admin_user, settings
+):
+    # The one DELETE the triggers let through: its purge record first, then the rows.
+    settings.DECISION_RETENTION_MONTHS = 0
+    with django_as_role(app_role):
+        report = decision_log_purge(actor=admin_user)
+        assert decision_log_verify().ok
+    assert (report.blocks, report.rows) == (2, 4)
+    assert not Decision.objects.exists()
+    assert DecisionPurge.objects.get().through_block == 2
 
 
 def test_the_role_owns_nothing_and_may_change_rows_but_not_tables(app_role):
