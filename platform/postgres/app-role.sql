@@ -55,6 +55,15 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = owner_name) THEN
         RAISE EXCEPTION 'app-role.sql: the owner % is not a role', owner_name;
     END IF;
+    -- Default privileges follow the role that creates a table: naming the wrong owner would
+    -- leave the tables of the next migration out of reach of the application.
+    IF EXISTS (SELECT FROM pg_tables WHERE schemaname = 'public')
+            AND NOT EXISTS (
+                SELECT FROM pg_tables WHERE schemaname = 'public' AND tableowner = owner_name
+            ) THEN
+        RAISE EXCEPTION 'app-role.sql: % owns no table here; run this file as the tables'' '
+            'owner or name it with -v owner=ROLE', owner_name;
+    END IF;
     IF app_name = owner_name OR app_name = current_user THEN
         RAISE EXCEPTION 'app-role.sql: the application role must not be the owner (%)',
             app_name;

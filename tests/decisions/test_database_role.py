@@ -408,6 +408,20 @@ def test_it_refuses_a_role_that_could_switch_the_triggers_off(setup, message):
             drop_role(name)
 
 
+def test_it_refuses_an_owner_whose_tables_these_are_not():
+    # The default privileges would follow the wrong role: the next migration's tables would
+    # be out of the application's reach.
+    bystander = unique_role_name()
+    try:
+        with as_owner() as owner:
+            owner.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(bystander)))
+        result = apply_sql(app_role=unique_role_name(), app_password="unused", owner=bystander)
+        assert result.returncode != 0
+        assert f"{bystander} owns no table here" in result.stderr
+    finally:
+        drop_role(bystander)
+
+
 def test_it_names_the_variables_it_needs():
     result = apply_sql(app_role=unique_role_name())
     assert result.returncode != 0
