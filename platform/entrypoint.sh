@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts one Arbiter role in the container (platform/Dockerfile's ENTRYPOINT):
-#   web     wait for the database, apply migrations, serve with gunicorn on :8000
+#   web     wait for the database, apply migrations (as MIGRATION_DATABASE_URL's role when
+#           set), serve with gunicorn on :8000
 #   worker  wait for the database, run a Celery worker (runs, chunks of distributed runs, jobs)
 #   chunk-worker  a Celery worker for chunks of distributed optimisation runs only; needs
 #           the broker and the shared artifact root, not the database (extra machines)
@@ -23,7 +24,8 @@ wait_for_database() {
         if [ "$attempt" -ge "$DB_WAIT_TRIES" ]; then
             printf '%s\n' "$output" | tail -n 20 >&2
             echo "entrypoint: 'manage.py check --database default' still fails after" \
-                "$DB_WAIT_TRIES tries (last output above); check DATABASE_URL and the db service." >&2
+                "$DB_WAIT_TRIES tries (last output above); check DATABASE_URL and the db service" \
+                "(and that its role exists: docs/operations.md, \"The database role\")." >&2
             exit 1
         fi
         echo "entrypoint: waiting for the database (try $attempt of $DB_WAIT_TRIES)..." >&2
@@ -41,7 +43,16 @@ case "$1" in
         wait_for_database
         # With several web replicas starting at once, one migrate wins and the others fail
         # and are restarted by compose; run a single web replica for the first start.
-        python manage.py migrate --noinput
+        # Migrations create and alter tables, so they run as the tables' owner; the server
+        # runs as DATABASE_URL's role, which owns nothing and so cannot switch off the
+        # append-only triggers (docs/operations.md, "The database role"). The owner's
+        # credentials go no further than migrate: gunicorn does not inherit them.
+        if [ -n "${MIGRATION_DATABASE_URL:-}" ]; then
+            DATABASE_URL="$MIGRATION_DATABASE_URL" python manage.py migrate --noinput
+        else
+            python manage.py migrate --noinput
+        fi
+        unset MIGRATION_DATABASE_URL
         exec gunicorn -c platform/gunicorn.conf.py arbiter.wsgi:application
         ;;
     worker)

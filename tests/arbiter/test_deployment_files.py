@@ -40,11 +40,18 @@ DOCKERFILE = ROOT / "platform" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENTRYPOINT = ROOT / "platform" / "entrypoint.sh"
 GUNICORN_CONF = ROOT / "platform" / "gunicorn.conf.py"
+APP_ROLE_SCRIPT = ROOT / "platform" / "postgres" / "app-role.sh"
+APP_ROLE_SQL = ROOT / "platform" / "postgres" / "app-role.sql"
+# The postgres image runs the scripts in this folder once, when it initialises an empty volume.
+INITDB_DIR = "/docker-entrypoint-initdb.d"
 
 SERVICES = ("db", "redis", "web", "worker", "beat")
 APP_SERVICES = ("web", "worker", "beat")
 # Read by gunicorn or by Django's bootstrap, not by the settings module.
 NON_SETTINGS_VARIABLES = {"DJANGO_SETTINGS_MODULE", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
+# Read by platform/entrypoint.sh alone: the owner's URL, for `manage.py migrate` and nothing
+# else, so the settings (and whatever runs with them) never hold it.
+ENTRYPOINT_VARIABLES = {"MIGRATION_DATABASE_URL"}
 # Settings whose base.py default is only right for a laptop: production must be given them.
 REQUIRED_IN_PRODUCTION = {
     "SECRET_KEY",
@@ -56,6 +63,8 @@ REQUIRED_IN_PRODUCTION = {
 }
 # ${VAR}, ${VAR:-default}, ${VAR:?message} and $VAR, but not the $$ escape.
 INTERPOLATION = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
+# postgres://user:password@host:port/name, the password possibly a compose interpolation.
+POSTGRES_URL = re.compile(r"postgres://([^:@/]+):(.+)@([^:@/]+):(\d+)/([^/?]+)")
 
 
 # --- readers --------------------------------------------------------------------------------
@@ -118,6 +127,28 @@ def _volume_mounts(service: dict[str, Any]) -> dict[str, str]:
         else:
             source, target = volume.get("source", ""), volume["target"]
         mounts[target] = source
+    return mounts
+
+
+def _postgres_url(url: str) -> dict[str, str]:
+    match = POSTGRES_URL.fullmatch(url)
+    assert match, f"{url!r} is not postgres://user:password@host:port/name"
+    return dict(zip(("user", "password", "host", "port", "name"), match.groups(), strict=True))
+
+
+def _interpolated(text: str) -> set[str]:
+    return {braced or bare for braced, bare in INTERPOLATION.findall(text)}
+
+
+def _bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """target -> the repository file a ./relative source names (read-only ones only)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        assert isinstance(volume, str), "short syntax keeps the mounts checkable"
+        source, target, *options = volume.split(":")
+        if source.startswith("./"):
+            assert options == ["ro"], f"{source} is mounted writable"
+            mounts[target] = (COMPOSE_FILE.parent / source).resolve()
     return mounts
 
 
@@ -269,10 +300,14 @@ def test_app_services_start_after_db_and_redis_are_healthy() -> None:
 
 
 def test_app_environment_holds_only_variables_the_code_reads() -> None:
-    known = set(ENVIRONMENT_VARIABLES) | NON_SETTINGS_VARIABLES
+    known = set(ENVIRONMENT_VARIABLES) | NON_SETTINGS_VARIABLES | ENTRYPOINT_VARIABLES
     for name in APP_SERVICES:
         unknown = set(_environment(_service(name))) - known
         assert not unknown, f"{name}: nothing reads {sorted(unknown)}"
+    script = ENTRYPOINT.read_text(encoding="utf-8")
+    for variable in ENTRYPOINT_VARIABLES:
+        assert variable not in ENVIRONMENT_VARIABLES, f"{variable}: the settings must not read it"
+        assert re.search(rf"\$\{{?{variable}\b", script), f"the entrypoint does not read {variable}"
 
 
 def test_variables_without_a_production_default_are_set() -> None:
@@ -286,11 +321,12 @@ def test_variables_without_a_production_default_are_set() -> None:
 def test_secrets_have_no_default() -> None:
     environment = _compose()["x-arbiter-env"]
     assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", environment["SECRET_KEY"])
-    password_uses = [text for text in _strings(_compose()) if "POSTGRES_PASSWORD" in text]
-    assert len(password_uses) >= 2  # the db service and DATABASE_URL
-    for text in password_uses:
-        if "${POSTGRES_PASSWORD" in text:
-            assert "${POSTGRES_PASSWORD:?" in text, text
+    # Each password: where the db service sets it and where a URL uses it.
+    for password in ("POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD"):
+        uses = [text for text in _strings(_compose()) if password in _interpolated(text)]
+        assert len(uses) >= 2, password
+        for text in uses:
+            assert "${" + password + ":?" in text, text
 
 
 def test_settings_module_exists() -> None:
@@ -384,6 +420,107 @@ def test_web_healthcheck_passes_against_production_redirect_settings(
     # The redirect the header avoids is really on: without it the check could not pass.
     settings.ALLOWED_HOSTS = ["localhost"]
     assert client.get("/accounts/login/", HTTP_HOST="localhost").status_code == 301
+
+
+# --- the database roles (platform/postgres/, docs/operations.md "The database role") --------
+
+
+def test_app_containers_connect_as_the_role_the_db_service_creates() -> None:
+    db = _environment(_service("db"))
+    app = _postgres_url(_compose()["x-arbiter-env"]["DATABASE_URL"])
+    owner = _postgres_url(_environment(_service("web"))["MIGRATION_DATABASE_URL"])
+    assert app["user"] == db["ARBITER_APP_ROLE"]
+    assert owner["user"] == db["POSTGRES_USER"]
+    assert app["user"] != owner["user"], "the application must not connect as the owner"
+    assert _interpolated(app["password"]) == _interpolated(db["ARBITER_APP_PASSWORD"])
+    assert _interpolated(owner["password"]) == _interpolated(db["POSTGRES_PASSWORD"])
+    assert _interpolated(app["password"]) != _interpolated(owner["password"])
+    for url in (app, owner):
+        assert (url["host"], url["name"]) == ("db", db["POSTGRES_DB"])
+
+
+def test_only_the_web_role_gets_the_owners_credentials() -> None:
+    assert "MIGRATION_DATABASE_URL" not in _compose()["x-arbiter-env"]
+    for name in APP_SERVICES:
+        environment = _environment(_service(name))
+        owner_uses = {
+            key for key, value in environment.items() if "POSTGRES_PASSWORD" in _interpolated(value)
+        }
+        assert owner_uses == ({"MIGRATION_DATABASE_URL"} if name == "web" else set()), name
+
+
+def test_the_db_service_creates_the_app_role_when_it_initialises_a_volume() -> None:
+    db = _service("db")
+    mounts = _bind_mounts(db)
+    initdb = {target: source for target, source in mounts.items() if target.startswith(INITDB_DIR)}
+    assert initdb == {f"{INITDB_DIR}/app-role.sh": APP_ROLE_SCRIPT.resolve()}
+    # The script applies the SQL from where compose mounts it, outside the folder whose
+    # *.sql files the image would run without the script's variables.
+    (sql_path,) = re.findall(r"--file\s+(\S+)", APP_ROLE_SCRIPT.read_text(encoding="utf-8"))
+    assert mounts.get(sql_path) == APP_ROLE_SQL.resolve()
+    assert not sql_path.startswith(INITDB_DIR)
+    # Every variable the script reads is in the db service's environment.
+    script_reads = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", APP_ROLE_SCRIPT.read_text()))
+    assert script_reads and script_reads <= set(_environment(db))
+
+
+def test_the_app_role_script_is_executable_posix_sh() -> None:
+    # Executable, the image runs it; otherwise it would source it into its own bash.
+    assert APP_ROLE_SCRIPT.stat().st_mode & stat.S_IXUSR
+    assert APP_ROLE_SCRIPT.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
+    result = subprocess.run(
+        ["sh", "-n", str(APP_ROLE_SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _run_app_role_script(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
+    """Runs app-role.sh with psql replaced by a stub that logs its arguments, one a line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "psql").write_text(
+        '#!/bin/sh\nfor arg in "$@"; do printf \'%s\\n\' "$arg"; done > "$STUB_LOG"\n',
+        encoding="utf-8",
+    )
+    (bin_dir / "psql").chmod(0o755)
+    log = tmp_path / "psql-args"
+    result = subprocess.run(
+        [str(APP_ROLE_SCRIPT)],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STUB_LOG": str(log), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_app_role_script_hands_the_role_and_password_to_the_sql(tmp_path: Path) -> None:
+    db = _environment(_service("db"))
+    password = "Pass word with 'quotes' and $dollars"  # passed as one argument, as written
+    returncode, args = _run_app_role_script(
+        tmp_path,
+        POSTGRES_USER=db["POSTGRES_USER"],
+        POSTGRES_DB=db["POSTGRES_DB"],
+        ARBITER_APP_ROLE=db["ARBITER_APP_ROLE"],
+        ARBITER_APP_PASSWORD=password,
+    )
+    assert returncode == 0
+    assert args[args.index("--username") + 1] == db["POSTGRES_USER"]
+    assert args[args.index("--dbname") + 1] == db["POSTGRES_DB"]
+    given = dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--set")
+    assert given == {"app_role": db["ARBITER_APP_ROLE"], "app_password": password}
+    # The variables the SQL insists on are exactly those.
+    required = set(re.findall(r"^\\if :\{\?(\w+)\}\n\\else\nDO ", APP_ROLE_SQL.read_text(), re.M))
+    assert required == set(given)
+
+
+def test_the_app_role_script_stops_without_its_password(tmp_path: Path) -> None:
+    returncode, args = _run_app_role_script(
+        tmp_path, POSTGRES_USER="arbiter", POSTGRES_DB="arbiter", ARBITER_APP_ROLE="arbiter_app"
+    )
+    assert returncode != 0
+    assert args == []
 
 
 # --- platform/gunicorn.conf.py --------------------------------------------------------------
@@ -556,8 +693,10 @@ def test_entrypoint_is_executable_posix_sh() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# Each stub also notes which database URLs it was started with.
 STUB_PYTHON = """#!/bin/sh
 echo "python $* [cwd=$(pwd)]" >> "$STUB_LOG"
+echo "python $2: ${DATABASE_URL-unset} ${MIGRATION_DATABASE_URL-unset}" >> "$STUB_ENV_LOG"
 if [ "$1" = manage.py ] && [ "$2" = check ]; then
     calls=$(cat "$STUB_STATE" 2>/dev/null || echo 0)
     calls=$((calls + 1))
@@ -570,11 +709,12 @@ fi
 """
 STUB_LOGGING = """#!/bin/sh
 echo "{name} $* [cwd=$(pwd)]" >> "$STUB_LOG"
+echo "{name}: ${{DATABASE_URL-unset}} ${{MIGRATION_DATABASE_URL-unset}}" >> "$STUB_ENV_LOG"
 """
 
 
 def _run_entrypoint(
-    tmp_path: Path, *args: str, db_down_for: int = 0
+    tmp_path: Path, *args: str, db_down_for: int = 0, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Runs the entrypoint with python, gunicorn, celery and sleep replaced by loggers."""
     bin_dir = tmp_path / "bin"
@@ -592,7 +732,9 @@ def _run_entrypoint(
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "STUB_LOG": str(log),
             "STUB_STATE": str(tmp_path / "check-calls"),
+            "STUB_ENV_LOG": str(tmp_path / "env.log"),
             "DB_DOWN_FOR": str(db_down_for),
+            **(env or {}),
         },
         capture_output=True,
         text=True,
@@ -620,6 +762,32 @@ def test_web_waits_for_the_database_migrates_then_serves(tmp_path: Path) -> None
         f"gunicorn -c platform/gunicorn.conf.py arbiter.wsgi:application [cwd={ROOT}]",
     ]
     assert "waiting for the database (try 1 of" in result.stderr
+
+
+APP_URL = "postgres://arbiter_app:app-secret@db:5432/arbiter"
+OWNER_URL = "postgres://arbiter:owner-secret@db:5432/arbiter"
+
+
+def test_web_migrates_as_the_owner_and_serves_as_the_app_role(tmp_path: Path) -> None:
+    result, _ = _run_entrypoint(
+        tmp_path, "web", env={"DATABASE_URL": APP_URL, "MIGRATION_DATABASE_URL": OWNER_URL}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "env.log").read_text().splitlines() == [
+        f"python check: {APP_URL} {OWNER_URL}",
+        f"python migrate: {OWNER_URL} {OWNER_URL}",
+        f"gunicorn: {APP_URL} unset",  # the server never holds the owner's credentials
+    ]
+
+
+def test_web_without_a_migration_url_migrates_with_database_url(tmp_path: Path) -> None:
+    result, _ = _run_entrypoint(tmp_path, "web", env={"DATABASE_URL": APP_URL})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "env.log").read_text().splitlines() == [
+        f"python check: {APP_URL} unset",
+        f"python migrate: {APP_URL} unset",
+        f"gunicorn: {APP_URL} unset",
+    ]
 
 
 def test_no_command_means_web(tmp_path: Path) -> None:
