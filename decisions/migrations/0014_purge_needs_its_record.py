@@ -26,13 +26,15 @@ $$ LANGUAGE plpgsql;
 """
 
 # Nested: PL/pgSQL does not promise to stop at the first false AND, and OLD has no seq
-# in the other tables this function guards.
+# in the other tables this function guards. The purge records' table is named with its
+# schema ({schema}, the migration's): a bare name would find a temporary table of that name
+# first, which a session could fill with any last_seq.
 FORWARD = r"""
 CREATE OR REPLACE FUNCTION decisions_refuse_change() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'decisions_decision'
             AND current_setting('arbiter.retention_purge', true) = 'on' THEN
-        IF OLD.seq <= (SELECT max(last_seq) FROM decisions_decisionpurge) THEN
+        IF OLD.seq <= (SELECT max(last_seq) FROM {schema}.decisions_decisionpurge) THEN
             RETURN OLD;
         END IF;
     END IF;
@@ -46,7 +48,9 @@ $$ LANGUAGE plpgsql;
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(FORWARD)
+            cursor.execute("SELECT current_schema()")
+            schema = schema_editor.quote_name(cursor.fetchone()[0])
+            cursor.execute(FORWARD.replace("{schema}", schema))
 
 
 def backward(apps, schema_editor):

@@ -23,8 +23,8 @@ CREATE OR REPLACE FUNCTION monitoring_refuse_change() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'monitoring_outcome'
             AND current_setting('arbiter.retention_purge', true) = 'on' THEN
-        IF (SELECT seq FROM decisions_decision WHERE decision_id = OLD.decision_id)
-                <= (SELECT max(last_seq) FROM decisions_decisionpurge) THEN
+        IF (SELECT seq FROM {schema}.decisions_decision WHERE decision_id = OLD.decision_id)
+                <= (SELECT max(last_seq) FROM {schema}.decisions_decisionpurge) THEN
             RETURN OLD;
         END IF;
     END IF;
@@ -38,7 +38,11 @@ $$ LANGUAGE plpgsql;
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(FORWARD)
+            # Tables named with their schema: a bare name would find a temporary table of
+            # that name first (decisions/0014).
+            cursor.execute("SELECT current_schema()")
+            schema = schema_editor.quote_name(cursor.fetchone()[0])
+            cursor.execute(FORWARD.replace("{schema}", schema))
 
 
 def backward(apps, schema_editor):

@@ -110,8 +110,9 @@ ALTER ROLE :"app_role" LOGIN PASSWORD :'app_password';
 
 -- The database: connect, nothing else. PUBLIC, which every role belongs to, may create
 -- temporary tables by default, and a temporary table is found before a real one of the
--- same name: one named decisions_decisionpurge would answer the log trigger's question
--- "does a purge record cover this row?" with whatever its creator put in it.
+-- same name. The triggers name their tables with the schema (decisions/0014), so a table
+-- named decisions_decisionpurge cannot answer their question "does a purge record cover
+-- this row?"; the application needs no temporary tables either, so it gets none.
 REVOKE TEMPORARY ON DATABASE :"dbname" FROM PUBLIC;
 REVOKE ALL ON DATABASE :"dbname" FROM :"app_role";
 GRANT CONNECT ON DATABASE :"dbname" TO :"app_role";

@@ -196,13 +196,19 @@ def test_the_purge_setting_alone_deletes_nothing_a_purge_record_does_not_cover(
         ("DELETE FROM monitoring_outcome WHERE decision_id = %s", [unsealed.decision_id]),
         ("DELETE FROM monitoring_outcome WHERE decision_id = %s", [new[0].decision_id]),
     ]:
-        with (
-            pytest.raises(DatabaseError, match="append-only"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
-        ):
-            cursor.execute("SET LOCAL arbiter.retention_purge = 'on'")
-            cursor.execute(sql, params)
+        for shadow in (False, True):
+            with (
+                pytest.raises(DatabaseError, match="append-only"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
+                cursor.execute("SET LOCAL arbiter.retention_purge = 'on'")
+                if shadow:  # a temporary table of that name is found before the real one
+                    cursor.execute(
+                        "CREATE TEMPORARY TABLE decisions_decisionpurge ON COMMIT DROP AS "
+                        "SELECT 9223372036854775807::bigint AS last_seq"
+                    )
+                cursor.execute(sql, params)
     assert Decision.objects.count() == 5 and Outcome.objects.count() == 2
     assert decision_log_verify().ok
 
