@@ -221,6 +221,35 @@ def _pretty(value: Any) -> str:
     return display(value)
 
 
+def _excluding_rules(decision: Decision, ineligible: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each rule that made an action ineligible, with the description and expression the
+    strategy or constraint set version gives it and how many of the actions it excluded:
+    where a decline was decided by rules (affordability, arrears), these are its reasons
+    before any model's, and a reader needs them in words, not as rule names."""
+    defined: dict[str, dict[str, Any]] = {}
+    for version, key in (
+        (decision.strategy_version, "eligibility"),
+        (decision.constraint_set_version, "rules"),
+    ):
+        content = version.content if version is not None else {}
+        for rule in content.get(key) or []:
+            if isinstance(rule, dict) and isinstance(rule.get("name"), str):
+                defined.setdefault(rule["name"], rule)
+    counts: dict[str, int] = {}
+    for entry in ineligible:
+        for name in entry.get("rules") or []:
+            counts[name] = counts.get(name, 0) + 1
+    return [
+        {
+            "name": name,
+            "description": str(defined.get(name, {}).get("description") or ""),
+            "rule": str(defined.get(name, {}).get("rule") or ""),
+            "excluded": count,
+        }
+        for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
 def _decision_page(
     request: HttpRequest,
     decision: Decision,
@@ -249,6 +278,8 @@ def _decision_page(
             "runner_up": explanation.get("runner_up"),
             "price_effects": explanation.get("price_effects", []),
             "ineligible": explanation.get("ineligible", []),
+            "excluding_rules": _excluding_rules(decision, explanation.get("ineligible", [])),
+            "considered": len(decision.actions or []),
             "actions": decision.actions or [],
             "prices": [(k, display(v)) for k, v in (decision.prices or {}).items()],
             "features": [(k, display(v)) for k, v in (decision.features or {}).items()],

@@ -128,6 +128,36 @@ def test_decision_page_shows_the_action_reasons_explanation_and_versions(world: 
     assert "Arm champion" in body
 
 
+def test_a_decision_decided_by_rules_names_them_in_words_before_the_model_reasons(
+    world: World, client, api_client_user
+):
+    """A customer with recent arrears gets no offer: the arrears rule, not the model,
+    decided it, so the page says so in the strategy's words before the model's reasons."""
+    features = {**customer(0), "delinquencies": 5}
+    made = decision_make(
+        actor=api_client_user, deployment="cross-sell", customer_id="C-77", features=features
+    ).decision
+    offers = [a for a in made.actions if a["action"] != made.action_id]
+    assert made.explanation["summary"].endswith("was the only eligible action.")
+    body = text(client.get(f"/decisions/{made.decision_id}/"))
+    considered = len(made.actions)
+    assert (
+        "Rules that excluded actions No other action passed these rules, so they decided the "
+        "outcome; the model reasons below come after them."
+    ) in body
+    assert (
+        "Customers with three or more late payments get no offer. It excluded "
+        f"{len(offers)} of the {considered} actions considered. Rule no_recent_arrears : "
+        "delinquencies < 3 or limit == 0"
+    ) in body
+    assert body.index("Rules that excluded actions") < body.index("Principal reasons from")
+
+    # The block is there exactly when some action was excluded.
+    plain = text(client.get(f"/decisions/{world.decision.decision_id}/"))
+    excluded = bool(world.decision.explanation["ineligible"])
+    assert ("Rules that excluded actions" in plain) is excluded
+
+
 def test_replay_matches(world: World, client):
     page = client.post(f"/decisions/{world.decision.decision_id}/replay/")
     assert page.status_code == 200
