@@ -18,7 +18,23 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     Role.CHECKER: [("governance", p) for p in _VIEW],
     Role.AUDITOR: [("governance", p) for p in _VIEW],
     Role.ADMIN: [("governance", p) for p in [*_VIEW, "view_apikey"]]
-    + [("auth", p) for p in ("view_user", "view_group")],
+    + [("auth", p) for p in ("view_user", "view_group")]
+    # The schedules beat runs (the executive report's day and time: docs/operations.md):
+    # an administrator changes them in the admin, picking or adding a crontab.
+    + [
+        ("django_celery_beat", p)
+        for p in (
+            "view_periodictask",
+            "change_periodictask",
+            "view_crontabschedule",
+            "add_crontabschedule",
+            "change_crontabschedule",
+            "view_intervalschedule",
+        )
+    ]
+    # Failed sign-ins and pauses (django-axes), to see who is paused; a pause is lifted
+    # with axes_reset_username / axes_reset_ip.
+    + [("axes", p) for p in ("view_accessattempt", "view_accessfailurelog")],
     Role.API_CLIENT: [],
 }
 

@@ -224,3 +224,40 @@ def test_schedule_and_task_are_editable_in_the_admin():
     from django.contrib import admin
 
     assert PeriodicTask in admin.site._registry
+
+
+def test_an_administrator_changes_the_report_schedule_and_sees_sign_in_pauses_in_the_admin(
+    admin_user, checker
+):
+    """The docs send administrators (the role, not a Django superuser) to the admin's
+    Periodic tasks for the report's time, and to Access attempts for paused sign-ins."""
+    task = PeriodicTask.objects.get(name="executive-report-weekly")
+    pages = (
+        "/admin/django_celery_beat/periodictask/",
+        f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
+        f"/admin/django_celery_beat/crontabschedule/{task.crontab_id}/change/",
+        "/admin/django_celery_beat/crontabschedule/add/",
+        "/admin/axes/accessattempt/",
+    )
+    admin = client_for(admin_user)
+    for url in pages:
+        assert admin.get(url).status_code == 200, url
+        # Not staff: the admin sends a checker to its login.
+        assert client_for(checker).get(url).status_code == 302, url
+    # Another time for the report: the crontab's hour changed from the admin applies.
+    crontab = task.crontab
+    data = {
+        "minute": crontab.minute,
+        "hour": "9",
+        "day_of_week": crontab.day_of_week,
+        "day_of_month": crontab.day_of_month,
+        "month_of_year": crontab.month_of_year,
+        "timezone": str(crontab.timezone),
+        # The page's inline list of the tasks on this crontab, sent back unchanged.
+        "periodictask_set-TOTAL_FORMS": "0",
+        "periodictask_set-INITIAL_FORMS": "0",
+    }
+    saved = admin.post(f"/admin/django_celery_beat/crontabschedule/{task.crontab_id}/change/", data)
+    assert saved.status_code == 302, saved.context["errors"]
+    crontab.refresh_from_db()
+    assert crontab.hour == "9"
