@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.db import Error as DatabaseError
+from django.db import connections
 
 
 @checks.register(checks.Tags.compatibility, deploy=True)
@@ -35,4 +37,30 @@ def embedded_defaults(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 id="arbiter.W002",
             )
         )
+    return found
+
+
+@checks.register(checks.Tags.database)
+def database_reachable(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """``manage.py check --database NAME`` (the container entrypoint's wait for the
+    database, and ``migrate``): connect as the application will. Django's own database
+    checks do not connect on PostgreSQL, so without this a wrong password, a role not
+    created yet or a server not up passed the wait, and the server started without its
+    database."""
+    found: list[checks.CheckMessage] = []
+    for alias in databases or []:
+        try:
+            connections[alias].ensure_connection()
+        except DatabaseError as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            found.append(
+                checks.Error(
+                    f"Cannot connect to database {alias!r}: {reason}",
+                    hint="Check DATABASE_URL, that the server is up, and that its role "
+                    'exists (docs/operations.md, "The database role").',
+                    id="arbiter.E001",
+                )
+            )
     return found

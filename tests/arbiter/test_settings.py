@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -262,3 +264,30 @@ def test_on_sqlite_decisions_are_logged_while_the_log_is_checked():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); CI runs it"
+)
+def test_the_database_check_connects_as_the_entrypoint_waits_on_it():
+    """``check --database default`` is the containers' wait for the database: it must fail
+    while the server is down or the role is missing (Django's own checks do not connect)."""
+    server = connection.settings_dict
+    host, port, user = server["HOST"] or "127.0.0.1", server["PORT"] or "5432", server["USER"]
+    good = f"postgres://{user}@{host}:{port}/{server['NAME']}"
+    cases = {
+        good: None,
+        f"postgres://arbiter_no_such_role@{host}:{port}/{server['NAME']}": (
+            'role "arbiter_no_such_role" does not exist'
+        ),
+        f"postgres://{user}@{host}:1/{server['NAME']}": "Connection refused",
+    }
+    for url, problem in cases.items():
+        result = run_manage("check", "--database", "default", DATABASE_URL=url, DEBUG="true")
+        if problem is None:
+            assert result.returncode == 0, result.stderr
+        else:
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "(arbiter.E001) Cannot connect to database 'default'" in result.stderr
+            assert problem in result.stderr
