@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,44 @@ def deployment_users_of(version: Version) -> list[str]:
         if used:
             users.append(f"deployment {deployment.item.name} v{deployment.number}")
     return users
+
+
+def deployment_versions_in_use(kind: str, name: str) -> list[tuple[int, str]]:
+    """``(version number, who uses it)`` for each use of item ``name`` of ``kind`` (a
+    strategy, constraint set, or a model through its strategy) by an active deployment:
+    deployments by name, in each the champion before the challengers. What decides live,
+    which may be an approved version while another is marked active in the registry."""
+    uses: list[tuple[int, str]] = []
+    active = (
+        Version.objects.select_related("item")
+        .filter(item__kind="deployment", status=VersionStatus.ACTIVE)
+        .order_by("item__name")
+    )
+    for deployment in active:
+        arms = [(CHAMPION, deployment.content)]
+        arms += [(arm.get("arm", "?"), arm) for arm in deployment.content.get("challengers", [])]
+        for arm_name, arm in arms:
+            if kind in ("strategy", "constraint_set"):
+                refs = [arm.get(kind)]
+            elif kind == "model":
+                refs = strategy_model_refs(arm.get("strategy"))
+            else:
+                refs = []
+            who = f"the active deployment {deployment.item.name}"
+            if arm_name != CHAMPION:
+                who += f" (challenger arm {arm_name})"
+            for ref in refs:
+                number = ref.get("version") if isinstance(ref, dict) else None
+                used = ref and ref.get("name") == name and isinstance(number, int)
+                if used and (number, who) not in uses:
+                    uses.append((number, who))
+    return uses
+
+
+# One object each, so that registering the kinds again compares equal.
+model_versions_in_use = partial(deployment_versions_in_use, "model")
+strategy_versions_in_use = partial(deployment_versions_in_use, "strategy")
+constraint_set_versions_in_use = partial(deployment_versions_in_use, "constraint_set")
 
 
 def deployment_model_refs(name: str) -> list[dict[str, Any]] | None:

@@ -18,6 +18,7 @@ def register_kinds() -> None:
     register_kind(
         Kind(
             key="model",
+            live_uses=deployments.model_versions_in_use,
             slug="models",
             label="model",
             validate=model_versions.model_content_validate,
@@ -31,6 +32,7 @@ def register_kinds() -> None:
     register_kind(
         Kind(
             key="strategy",
+            live_uses=deployments.strategy_versions_in_use,
             slug="strategies",
             label="strategy",
             validate=strategies.strategy_content_validate,
@@ -45,6 +47,7 @@ def register_kinds() -> None:
     register_kind(
         Kind(
             key="constraint_set",
+            live_uses=deployments.constraint_set_versions_in_use,
             slug="constraint-sets",
             label="constraint set",
             validate=constraint_sets.constraint_set_content_validate,

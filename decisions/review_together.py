@@ -83,13 +83,15 @@ def together_panel_context(request: HttpRequest, version: Version) -> dict[str, 
     entries = []
     for other in related:
         kind = kind_get(other.item.kind)
-        base = version_diff_base(version=other)
+        baseline = version_diff_base(version=other)
+        base = baseline.version if baseline is not None else None
         entries.append(
             {
                 "kind": kind,
                 "version": other,
                 "url": version_url(other),
                 "base": base,
+                "baseline": baseline,
                 "changes": content_changes(kind, base.content, other.content) if base else None,
                 "sections": content_sections(kind, other.content),
                 "typed_comment": typed_comment_pop(request, other).get("comment", ""),

@@ -39,6 +39,12 @@ ContentPresenter = Callable[[dict[str, Any]], list["Section"]]
 ContentDiffer = Callable[[dict[str, Any], dict[str, Any]], list["Change"]]
 """``diff(old, new) -> changes`` in plain language, field by field. Pure."""
 
+LiveUses = Callable[[str], list[tuple[int, str]]]
+"""``live_uses(item_name) -> [(version number, who uses it)]``: the versions of an item
+that something else decides with (a strategy named by an active deployment), in a fixed
+order, the first being the one a reviewer compares with; ``who`` reads after "which", as
+in ``the active deployment onboarding``."""
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -62,6 +68,9 @@ class Kind:
     """How the reviewer pages show a version's content; None: pretty JSON."""
     diff: ContentDiffer | None = None
     """What changed between two versions' content; None: a generic path-by-path diff."""
+    live_uses: LiveUses | None = None
+    """Which versions of an item decide live through other items; None: only its active
+    version does. What a reviewer compares with, and what a new draft starts from."""
     plural_label: str = ""
     """The plural in words when the slug does not give it (``KPI targets``)."""
     item_label: str = ""

@@ -23,7 +23,7 @@ from arbiter.mail import mail_quietly
 from governance.content_diff import content_changes
 from governance.kinds import kind_get
 from governance.lifecycle import Move
-from governance.models import Version, VersionStatus
+from governance.models import Version
 from governance.roles import Role
 from governance.selectors import four_eyes_conflict, version_diff_base
 
@@ -107,16 +107,17 @@ def _link(version: Version) -> str:
 
 def _what_changed(version: Version) -> str:
     """The diff the version page opens with, as lines (the first ``CHANGES_SHOWN``)."""
-    base = version_diff_base(version=version)
-    if base is None:
+    baseline = version_diff_base(version=version)
+    if baseline is None:
         return "What changed: no earlier version of it was approved; nothing to compare.\n\n"
+    base = baseline.version
     changes = content_changes(kind_get(version.item.kind), base.content, version.content)
     shown = "".join(f"- {change.text}\n" for change in changes[:CHANGES_SHOWN])
     more = len(changes) - CHANGES_SHOWN
     if more > 0:
         shown += f"- and {more} more on the page\n"
-    state = "the active version" if base.status == VersionStatus.ACTIVE else "approved"
-    return f"What changed since v{base.number} ({state}):\n{shown or '- nothing'}\n"
+    also = f"Also in use: {baseline.also}.\n" if baseline.also else ""
+    return f"What changed since v{base.number} ({baseline.why}):\n{also}{shown or '- nothing'}\n"
 
 
 def _submitted(version: Version) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -9,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from governance.exceptions import NotFound
-from governance.kinds import Kind
+from governance.kinds import Kind, kind_get
 from governance.lifecycle import AUDIT_READER_ROLES
 from governance.models import AuditEvent, Item, Version, VersionStatus
 from governance.roles import require_role
@@ -71,23 +72,111 @@ def version_latest(*, item: Item) -> Version | None:
 _EVER_APPROVED = (VersionStatus.APPROVED, VersionStatus.ACTIVE, VersionStatus.RETIRED)
 
 
-def version_diff_base(*, version: Version) -> Version | None:
-    """What a reviewer compares ``version`` with: the item's active version, or, when none
-    is active (or it is the active one), the latest earlier version that was approved."""
+@dataclass(frozen=True)
+class Baseline:
+    """A version to compare with or start from, and why it is that one."""
+
+    version: Version
+    why: str
+    """Reads after "v5, ": ``which the active deployment onboarding uses``, ``the active
+    version``, ``the last approved version (retired)``."""
+    also: str = ""
+    """Other versions in live use, when the active deployments disagree: ``v3 (which the
+    active deployment onboarding-b uses)``; empty when there are none."""
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def version_live_list(*, item: Item) -> list[tuple[Version, str]]:
+    """The versions of ``item`` that decide live through other items, each with who uses
+    it, in the kind's order (``Kind.live_uses``; for the decisions kinds: the active
+    deployments by name, champion before challengers). Empty for a kind without it."""
+    kind = kind_get(item.kind)
+    if kind.live_uses is None:
+        return []
+    uses = kind.live_uses(item.name)
+    found = {v.number: v for v in item.versions.filter(number__in={n for n, _ in uses})}
+    return [(found[number], who) for number, who in uses if number in found]
+
+
+def _live_baseline(uses: list[tuple[Version, str]]) -> Baseline | None:
+    """The first version in live use, named with everyone who uses it; the others listed."""
+    if not uses:
+        return None
+    chosen = uses[0][0]
+    who = [w for v, w in uses if v.pk == chosen.pk]
+    others: dict[int, list[str]] = {}
+    for v, w in uses:
+        if v.pk != chosen.pk:
+            others.setdefault(v.number, []).append(w)
+    also = "; ".join(
+        f"v{number} (which {_and(ws)} {'use' if len(ws) > 1 else 'uses'})"
+        for number, ws in others.items()
+    )
+    return Baseline(chosen, f"which {_and(who)} {'use' if len(who) > 1 else 'uses'}", also)
+
+
+def version_diff_base(*, version: Version) -> Baseline | None:
+    """What a reviewer compares ``version`` with: what decides live. First the version of
+    its item that the active deployments use (``version_live_list``, the first when they
+    use several: the others are named in ``also``), else the item's active version, else
+    (none, or it is the one) the latest earlier version that was approved.
+
+    The active version alone would mislead: a deployment may decide with an approved,
+    not active, version, and a draft built from the active one would then undo what is
+    live without the diff showing it."""
+    live = _live_baseline(
+        [(v, who) for v, who in version_live_list(item=version.item) if v.pk != version.pk]
+    )
+    if live is not None:
+        return live
     active = (
         Version.objects.filter(item_id=version.item_id, status=VersionStatus.ACTIVE)
         .exclude(pk=version.pk)
         .first()
     )
     if active is not None:
-        return active
-    return (
+        return Baseline(active, "the active version")
+    approved = (
         Version.objects.filter(
             item_id=version.item_id, number__lt=version.number, status__in=_EVER_APPROVED
         )
         .order_by("-number")
         .first()
     )
+    if approved is None:
+        return None
+    return Baseline(
+        approved, f"the last approved version ({approved.get_status_display().lower()})"
+    )
+
+
+def version_start_point(*, item: Item) -> Baseline | None:
+    """What a new draft of ``item`` (or a copy of it) starts from: what decides live (as
+    ``version_diff_base``), else its active version, else its latest approved one, else,
+    nothing approved yet, its newest. Never a rejected version or someone's unreviewed
+    draft while reviewed content exists: its diff would hide that it is not what runs."""
+    live = _live_baseline(version_live_list(item=item))
+    if live is not None:
+        return live
+    active = item.versions.filter(status=VersionStatus.ACTIVE).first()
+    if active is not None:
+        return Baseline(active, "the active version")
+    latest = item.versions.order_by("-number")
+    approved = (
+        latest.filter(status=VersionStatus.APPROVED).first()
+        or latest.filter(status__in=_EVER_APPROVED).first()
+    )
+    if approved is not None:
+        return Baseline(
+            approved, f"the last approved version ({approved.get_status_display().lower()})"
+        )
+    newest = version_latest(item=item)
+    if newest is None:
+        return None
+    return Baseline(newest, "the newest version: none has been approved yet")
 
 
 def four_eyes_conflict(

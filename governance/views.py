@@ -196,7 +196,8 @@ def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
 def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
     kind = kind_get_by_slug(slug)
     version = selectors.version_get(kind=kind, name=name, number=number)
-    base = selectors.version_diff_base(version=version)
+    baseline = selectors.version_diff_base(version=version)
+    base = baseline.version if baseline is not None else None
     changes = content_changes(kind, base.content, version.content) if base is not None else None
     siblings = [
         {"version": v, "url": version_url(v)} for v in selectors.version_list(item=version.item)
@@ -213,6 +214,7 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
             "contributors": list(version.contributors.all()),
             "sections": content_sections(kind, version.content),
             "base": base,
+            "baseline": baseline,
             "base_url": version_url(base) if base is not None else "",
             "changes": changes,
             "trail": list(selectors.version_audit_trail(version=version)),
@@ -312,6 +314,7 @@ def _draft_page(
     action_url: str,
     cancel_url: str,
     source: Version | None = None,
+    source_why: str = "",
     error: DomainError | None = None,
     new_item: bool = False,
 ) -> HttpResponse:
@@ -347,6 +350,8 @@ def _draft_page(
             "cancel_url": cancel_url,
             "source": source,
             "source_url": version_url(source) if source else "",
+            "source_why": source_why,
+            "source_note": _SOURCE_NOTES.get(source.status, "") if source else "",
             "error": error,
             "field_errors": field_errors,
             "error_heading": heading if failed else "",
@@ -357,6 +362,20 @@ def _draft_page(
         },
         status=(error.status if error is not None else 400) if failed else 200,
     )
+
+
+# Content no checker has approved: a draft started from it says so, since its diff will
+# be read against what runs, not against this.
+_SOURCE_NOTES = {
+    VersionStatus.REJECTED: "A checker rejected this content; it is not what runs.",
+    VersionStatus.DRAFT: "No checker has reviewed this content; it is not what runs.",
+    VersionStatus.SUBMITTED: "This content is still in review; it is not what runs.",
+}
+
+
+def _draft_start(item: Any) -> tuple[Version | None, str]:
+    start = selectors.version_start_point(item=item)
+    return (start.version, start.why) if start is not None else (None, "")
 
 
 def _draft_kind(slug: str) -> Kind:
@@ -392,13 +411,14 @@ def _draft_saved(request: HttpRequest, version: Version, saved: bool) -> HttpRes
 @ui_page(roles=AUTHOR_ROLES, action="write drafts")
 def item_create(request: HttpRequest, slug: str) -> HttpResponse:
     """A new item of a kind, named here, with its first draft. The content starts from the
-    kind's example, or with ``?from=NAME`` from the latest version of another item of the
-    kind (a new strategy written from an existing one)."""
+    kind's example, or with ``?from=NAME`` from another item of the kind (a new strategy
+    written from an existing one): from what decides live for it, as a new draft would
+    (``selectors.version_start_point``), never its rejected or unreviewed newest."""
     kind = _draft_kind(slug)
-    source = None
+    source, source_why = None, ""
     from_name = request.GET.get("from", "")
     if from_name:
-        source = selectors.version_latest(item=selectors.item_get(kind=kind, name=from_name))
+        source, source_why = _draft_start(selectors.item_get(kind=kind, name=from_name))
     elif kind.example is None:
         # No example that could stand alone (a strategy names its models, a deployment
         # its versions): start from the newest active one of the kind, if any.
@@ -408,6 +428,7 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
             .order_by("-id")
             .first()
         )
+        source_why = f"the newest active {kind.item_noun}"
     page = {
         "kind": kind,
         "name": "",
@@ -415,6 +436,7 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
         "action_url": request.get_full_path(),
         "cancel_url": reverse("ui:registry", args=[slug]),
         "source": source,
+        "source_why": source_why,
         "new_item": True,
     }
     if request.method == "GET":
@@ -442,14 +464,17 @@ def item_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @ui_page(roles=AUTHOR_ROLES, action="write drafts")
 def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    """A new draft of an existing item, starting from its latest version (or ``?from=N``)."""
+    """A new draft of an existing item, starting from what decides live for it
+    (``selectors.version_start_point``), or from version N with ``?from=N``, whatever its
+    status (the page states it)."""
     kind = _draft_kind(slug)
     item = selectors.item_get(kind=kind, name=name)
     source_number = request.GET.get("from", "")
     if source_number.isascii() and source_number.isdigit():
         source = selectors.version_get(kind=kind, name=name, number=int(source_number))
+        source_why = "the version asked for"
     else:
-        source = selectors.version_latest(item=item)
+        source, source_why = _draft_start(item)
     action_url = request.get_full_path()
     cancel_url = version_url(source) if source else reverse("ui:registry", args=[slug])
     heading = f"New draft of {kind.label} {name}"
@@ -464,6 +489,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             action_url=action_url,
             cancel_url=cancel_url,
             source=source,
+            source_why=source_why,
         )
     form = DraftForm(request.POST)
     if form.is_valid():
@@ -485,6 +511,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
                 action_url=action_url,
                 cancel_url=cancel_url,
                 source=source,
+                source_why=source_why,
                 error=exc,
             )
         return _draft_saved(request, version, saved)
@@ -497,6 +524,7 @@ def draft_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         action_url=action_url,
         cancel_url=cancel_url,
         source=source,
+        source_why=source_why,
     )
 
 

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from decisions.demo_portfolio import cross_sell_strategy
 from governance import services
 from governance.models import AuditEvent, ChainHead, Version, VersionStatus
+from tests.decisions.conftest import go_live
 from tests.governance.factories import note_version
 from tests.ui.conftest import World
 
@@ -100,7 +101,7 @@ def test_another_checker_sees_the_diff_and_approves(world: World, checker):
     client = logged_in(checker)
     page = client.get(f"{STRATEGY}/v2/")
     assert b'value="approve"' in page.content and b'value="reject"' in page.content
-    assert "Compared with v1 , the active version." in text(page)
+    assert "Compared with v1 , which the active deployment cross-sell uses." in text(page)
     assert "action premium-card added" in text(page)
     # An approval needs its reason too: it is the approval trail a regulator reads.
     response = client.post(f"{STRATEGY}/v2/move/", {"move": "approve", "comment": ""}, follow=True)
@@ -118,6 +119,57 @@ def test_another_checker_sees_the_diff_and_approves(world: World, checker):
     world.strategy_v2.refresh_from_db()
     assert world.strategy_v2.status == VersionStatus.APPROVED
     assert world.strategy_v2.reviewed_by == checker
+
+
+def _live_apr_lowered(maker, checker) -> Version:
+    """Strategy cross-sell v2 lowers the card's APR from 0.24 to 0.22 and is approved, not
+    activated; deployment cross-sell v2 decides with it. v1 stays marked active."""
+    content = cross_sell_strategy(model_name="take-up", model_version=1)
+    content["actions"][1]["attributes"]["apr"] = 0.22
+    lowered = services.version_create(
+        actor=maker, kind="strategy", name="cross-sell", content=content
+    )
+    lowered = services.version_submit(actor=maker, version=lowered)
+    lowered = services.version_approve(actor=checker, version=lowered, comment="Cheaper card.")
+    deployment = Version.objects.get(item__kind="deployment", item__name="cross-sell", number=1)
+    content = {**deployment.content, "strategy": {"name": "cross-sell", "version": 2}}
+    moved = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell", content=content
+    )
+    go_live(moved, maker=maker, checker=checker)
+    return lowered
+
+
+def test_the_diff_compares_with_what_the_active_deployment_uses_not_the_active_version(
+    cross_sell_deployment, maker, checker, checker2
+):
+    """A draft written from v1 (still active in the registry) puts the live 22% APR back to
+    24%: compared with v1 the change would not show; compared with v2, which the
+    deployment decides with, it does."""
+    _live_apr_lowered(maker, checker)
+    undo = submitted_by(maker, revision=1)
+    assert undo.number == 3
+    page = text(logged_in(checker2).get(f"{STRATEGY}/v3/"))
+    assert "Compared with v2 , which the active deployment cross-sell uses." in page
+    assert "action card: apr changed from 0.22 to 0.24" in page
+    assert "the active version" not in page.split("What changed")[1]
+
+
+def test_deployments_that_use_different_versions_are_all_named(
+    cross_sell_deployment, maker, checker, checker2
+):
+    _live_apr_lowered(maker, checker)
+    other = services.version_create(
+        actor=maker, kind="deployment", name="cross-sell-b", content=cross_sell_deployment.content
+    )
+    go_live(other, maker=maker, checker=checker)
+    submitted_by(maker, revision=1)
+    page = text(logged_in(checker2).get(f"{STRATEGY}/v3/"))
+    assert "Compared with v2 , which the active deployment cross-sell uses." in page
+    assert (
+        "The active deployments use other versions too: v1 (which the active deployment "
+        "cross-sell-b uses); this page compares with the first."
+    ) in page
 
 
 def test_a_maker_reads_the_queue_and_the_version_but_has_no_review_buttons(world: World, maker2):
@@ -331,12 +383,52 @@ def test_dashboard_tells_a_maker_what_checkers_decided_and_why(world: World, mak
 # --- drafts -------------------------------------------------------------------------
 
 
-def test_new_draft_starts_from_the_latest_version_pretty_printed(world: World, maker):
+def test_new_draft_starts_from_the_live_version_pretty_printed(world: World, maker):
     page = logged_in(maker).get(f"{STRATEGY}/new/")
     assert page.status_code == 200
-    assert "Starting from the content of v2" in text(page)
+    assert (
+        "Starting from the content of v1 (active), which the active deployment cross-sell uses."
+    ) in text(page)
     textarea = page.content.decode().split("</textarea>")[0]
-    assert html.escape(json.dumps(world.strategy_v2.content, indent=2), quote=True) in textarea
+    assert html.escape(json.dumps(world.strategy_v1.content, indent=2), quote=True) in textarea
+
+
+def _textarea_json(page) -> dict:
+    return json.loads(
+        html.unescape(page.content.decode().split("</textarea>")[0].rsplit(">", 1)[1])
+    )
+
+
+def test_a_rejected_newest_version_is_not_where_drafts_and_copies_start(
+    world: World, maker, checker
+):
+    """The newest strategy version was rejected: a new draft and a copy start from what
+    runs, and taking the rejected one by hand (?from=2) says it was rejected."""
+    services.version_reject(actor=checker, version=world.strategy_v2, comment="Too costly.")
+    client = logged_in(maker)
+    draft = client.get(f"{STRATEGY}/new/")
+    assert "Starting from the content of v1 (active), which the active deployment" in text(draft)
+    assert _textarea_json(draft) == world.strategy_v1.content
+    copy = client.get("/registry/strategies/new/?from=cross-sell")
+    assert "Starting from the content of cross-sell v1 (active), which the active" in text(copy)
+    assert _textarea_json(copy) == world.strategy_v1.content
+    asked = client.get(f"{STRATEGY}/new/?from=2")
+    assert (
+        "Starting from the content of v2 (rejected), the version asked for. "
+        "A checker rejected this content; it is not what runs."
+    ) in text(asked)
+    assert _textarea_json(asked) == world.strategy_v2.content
+
+
+def test_an_item_with_nothing_approved_starts_from_its_newest_and_says_why(world: World, maker):
+    services.version_create(
+        actor=maker, kind="strategy", name="fresh", content=world.strategy_v2.content
+    )
+    page = logged_in(maker).get("/registry/strategies/fresh/new/")
+    assert (
+        "Starting from the content of v1 (draft), the newest version: none has been approved "
+        "yet. No checker has reviewed this content; it is not what runs."
+    ) in text(page)
 
 
 def test_field_errors_from_the_service_are_shown_and_the_text_is_kept(world: World, maker):
@@ -500,7 +592,10 @@ def test_a_new_item_copies_another_and_refuses_a_taken_or_bad_name(world: World,
     browse = client.get("/registry/constraint-sets/").content.decode()
     assert 'href="/registry/constraint-sets/new/?from=cross-sell-limits"' in browse
     page = client.get("/registry/constraint-sets/new/?from=cross-sell-limits")
-    assert "Starting from the content of cross-sell-limits v2" in text(page)
+    assert (
+        "Starting from the content of cross-sell-limits v1 (active), which the active "
+        "deployment cross-sell uses."
+    ) in text(page)
     before = Version.objects.count()
     content = json.dumps(world.limits_draft.content)
     taken = client.post(
@@ -533,7 +628,9 @@ def test_a_new_strategy_starts_from_an_active_one(world: World, maker):
     """A strategy has no example that could stand alone (it names its models): the page
     starts from the newest active strategy, and says so."""
     page = logged_in(maker).get("/registry/strategies/new/")
-    assert "Starting from the content of cross-sell v1 (active)" in text(page)
+    assert (
+        "Starting from the content of cross-sell v1 (active), the newest active strategy."
+    ) in text(page)
     textarea = html.unescape(page.content.decode().split("</textarea>")[0].rsplit(">", 1)[1])
     assert json.loads(textarea) == world.strategy_v1.content
 
