@@ -70,6 +70,7 @@ def register_kinds() -> None:
                 "real-time decisions on the channel {name} stop at once (clients get 404 "
                 "deployment_not_found)"
             ),
+            activating="live decisions on channel {name} switch to v{number} at once",
             present=content_presenters.deployment_present,
             diff=content_diff.deployment_changes,
         )

@@ -66,7 +66,15 @@ def run_start(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("population")
     # A refusal comes back to the form with what was typed (not the file: browsers do not
     # let a page fill a file box).
-    typed = {k: data.get(k, "")[:400] for k in ("deployment", "customers", "seed", "description")}
+    typed: dict[str, Any] = {
+        k: data.get(k, "")[:400] for k in ("deployment", "customers", "seed", "description")
+    }
+    # One box per population, so that each has its own default without a script: a file
+    # of real customers is logged unless unticked, a simulation only when ticked (its
+    # decisions are left out of KPIs and drift, and would only crowd the log).
+    logged = data.getlist("log_decisions")
+    typed["log_decisions"] = [v for v in logged if v in ("file", "simulated")]
+    log_decisions = ("file" if upload else "simulated") in logged
     try:
         customers = int(data.get("customers") or 5000)
         seed = int(data.get("seed") or 1)
@@ -82,6 +90,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
             population_filename=upload.name if upload else "",
             simulated=None if upload else {"customers": customers, "seed": seed},
             description=data.get("description", "").strip(),
+            log_decisions=log_decisions,
         )
     except DomainError as exc:
         request.session[TYPED_RUN] = typed

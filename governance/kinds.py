@@ -84,6 +84,10 @@ class Kind:
     retiring_active: str = ""
     """What stops when the item's active version is retired, for the warning on its page
     and the reason asked (``{name}``: the item's name); empty: only that it has none."""
+    activating: str = ""
+    """What changes at once when a version of the item is activated (``{name}``: the
+    item's name, ``{number}``: the version's), for the warning before the activation that
+    retires the active version; empty: only that it becomes the active version."""
 
     def retire_active_warning(self, name: str) -> str:
         """The sentence the version page shows before the active version is retired."""
@@ -102,6 +106,19 @@ class Kind:
             f"{capfirst(self.label)} {name} v{number} is approved and can still be activated. "
             "A retired version never can: to use this content later, a maker writes it "
             "again as a new version and it goes through review again."
+        )
+
+    def activate_replacing_warning(self, name: str, number: int, active_number: int) -> str:
+        """The sentence the version page shows before activating ``number`` retires the
+        item's active version ``active_number``: activation retires it in the same step."""
+        effect = (
+            self.activating.format(name=name, number=number)
+            if self.activating
+            else f"{self.label} {name} v{number} becomes the active version"
+        )
+        return (
+            f"{capfirst(effect)}; v{active_number}, active now, will be retired and cannot be "
+            "activated again."
         )
 
     @property

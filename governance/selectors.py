@@ -64,6 +64,17 @@ def version_active_list(*, kind: str) -> QuerySet[Version]:
     )
 
 
+def version_active_number(*, version: Version) -> int | None:
+    """The number of the active version of ``version``'s item other than ``version``: the
+    one activating ``version`` would retire. None when there is none."""
+    return (
+        Version.objects.filter(item_id=version.item_id, status=VersionStatus.ACTIVE)
+        .exclude(pk=version.pk)
+        .values_list("number", flat=True)
+        .first()
+    )
+
+
 def version_latest(*, item: Item) -> Version | None:
     return item.versions.order_by("-number").first()
 

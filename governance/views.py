@@ -183,12 +183,29 @@ def _move_buttons(user: Any, version: Version) -> dict[str, Any]:
             if version.status == VersionStatus.ACTIVE
             else kind.retire_approved_warning(version.item.name, version.number)
         )
+    activate_warning = _activate_warning(version) if Move.ACTIVATE in others else ""
+    if activate_warning:
+        # Activating retires the active version for good (and, for a deployment, switches
+        # live decisions at once): its own form, saying so, with a tick to confirm.
+        others.remove(Move.ACTIVATE)
     return {
         "review_moves": [] if conflict else review,
         "four_eyes": conflict,
         "other_moves": others,
         "retire_warning": retire_warning,
+        "activate_warning": activate_warning,
     }
+
+
+def _activate_warning(version: Version) -> str:
+    """What activating ``version`` would do to the item's active version, in words; empty
+    when no other version is active (nothing is retired)."""
+    active = selectors.version_active_number(version=version)
+    if active is None:
+        return ""
+    return kind_get(version.item.kind).activate_replacing_warning(
+        version.item.name, version.number, active
+    )
 
 
 @require_GET
@@ -205,6 +222,7 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
     typed = typed_comment_pop(request, version)
     buttons = _move_buttons(request.user, version)
     retire_typed = typed.get("move") == Move.RETIRE and bool(buttons["retire_warning"])
+    activate_typed = typed.get("move") == Move.ACTIVATE and bool(buttons["activate_warning"])
     return render(
         request,
         "governance/version_detail.html",
@@ -223,8 +241,9 @@ def version_detail(request: HttpRequest, slug: str, name: str, number: int) -> H
             "can_edit": version.status == VersionStatus.DRAFT and _can_draft(request.user, kind),
             "can_copy": _can_draft(request.user, kind),
             "panels": version_panels_for(request, version),
-            "typed_comment": "" if retire_typed else typed.get("comment", ""),
+            "typed_comment": "" if retire_typed or activate_typed else typed.get("comment", ""),
             "typed_retire_comment": typed.get("comment", "") if retire_typed else "",
+            "typed_activate_comment": typed.get("comment", "") if activate_typed else "",
             **buttons,
         },
     )
@@ -269,6 +288,19 @@ def version_move(request: HttpRequest, slug: str, name: str, number: int) -> Htt
             messages.error(request, f"{about}The comment was not accepted: {problems}")
         return redirect(back)
     move = Move(form.cleaned_data["move"])
+    if move == Move.ACTIVATE and request.POST.get("confirm") != "yes":
+        # A safeguard of the page, not a rule of the service: the API's explicit POST to
+        # the activate move is its own confirmation. Asked again here, not from what the
+        # page showed: another version may have gone active since.
+        warning = _activate_warning(version)
+        if warning:
+            _keep_typed_comment(request, version)
+            messages.error(
+                request,
+                f"{about}Nothing was activated: tick “I understand the active version will "
+                f"be retired” to confirm. {warning}",
+            )
+            return redirect(back)
     try:
         moved = services.version_move(
             actor=request.user, version=version, move=move, comment=form.cleaned_data["comment"]

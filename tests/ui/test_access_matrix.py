@@ -137,7 +137,13 @@ PAGES = [
         "POST",
         lambda w: "/optimisation/start/",
         frozenset({MAKER, ADMIN}),
-        data=lambda w: {"deployment": "cross-sell", "customers": "10"},
+        # The form as it comes: a simulation, its decisions not logged (that box unticked).
+        data=lambda w: {
+            "deployment": "cross-sell",
+            "customers": "10",
+            "seed": "1",
+            "log_decisions": "file",
+        },
         ok_status=302,
     ),
     Page(

@@ -202,7 +202,9 @@ def test_submit_activate_and_a_refused_move_through_the_pages(world: World, make
     page = checker_client.get(f"{STRATEGY}/v2/")
     assert b'value="activate"' in page.content and b'value="retire"' in page.content
     # The live deployment decides with v1: activating v2 would retire it under it.
-    refused = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
+    refused = checker_client.post(
+        f"{STRATEGY}/v2/move/", {"move": "activate", "confirm": "yes"}, follow=True
+    )
     assert messages_of(refused) == [
         "Activating strategy cross-sell v2 would retire v1, and deployment cross-sell v1 "
         "decides with it. Activate a deployment version that uses v2 first; the active "
@@ -220,7 +222,9 @@ def test_submit_activate_and_a_refused_move_through_the_pages(world: World, make
     services.version_submit(actor=maker, version=moved)
     services.version_approve(actor=checker, version=moved, comment="Uses v2.")
     services.version_activate(actor=checker, version=moved)
-    done = checker_client.post(f"{STRATEGY}/v2/move/", {"move": "activate"}, follow=True)
+    done = checker_client.post(
+        f"{STRATEGY}/v2/move/", {"move": "activate", "confirm": "yes"}, follow=True
+    )
     assert messages_of(done) == ["Activate: strategy cross-sell v2 is now active."]
     world.strategy_v1.refresh_from_db()
     assert world.strategy_v1.status == VersionStatus.RETIRED
@@ -249,6 +253,75 @@ def test_admins_activate_and_retire_but_never_review(world: World, admin_user, c
     assert b'value="activate"' in approved.content and b'value="retire"' in approved.content
     active = client.get(f"{STRATEGY}/v1/")
     assert b'value="retire"' in active.content and b'value="activate"' not in active.content
+
+
+def test_activating_a_deployment_says_live_decisions_switch_and_needs_a_tick(
+    world: World, maker, checker, checker2
+):
+    # One click used to switch the channel's live decisions and retire v1 for good.
+    v2 = services.version_create(
+        actor=maker,
+        kind="deployment",
+        name="cross-sell",
+        content={**world.deployment.content, "prices": {"marketing_budget": 3.0}},
+    )
+    services.version_submit(actor=maker, version=v2)
+    services.version_approve(actor=checker2, version=v2, comment="New price reviewed.")
+    client = logged_in(checker)
+    page = "/registry/deployments/cross-sell/v2/"
+    response = client.get(page)
+    warning = (
+        "Live decisions on channel cross-sell switch to v2 at once; v1, active now, will be "
+        "retired and cannot be activated again."
+    )
+    shown = text(response)
+    assert warning in shown
+    assert shown.index(warning) < shown.index("Activate cross-sell v2")
+    assert "I understand the active version will be retired" in shown
+    assert response.content.decode().count('value="activate"') == 1
+
+    # Without the tick (a browser asks first; a hand-made post is refused here) nothing
+    # moves, the page says why, and the comment typed comes back.
+    refused = client.post(f"{page}move/", {"move": "activate", "comment": "Q4 price"}, follow=True)
+    assert messages_of(refused) == [
+        "Nothing was activated: tick “I understand the active version will be retired” to "
+        f"confirm. {warning}"
+    ]
+    assert 'id="activate-comment" name="comment" rows="3" maxlength="5000">Q4 price<' in (
+        refused.content.decode()
+    )
+    world.deployment.refresh_from_db()
+    v2.refresh_from_db()
+    assert (world.deployment.status, v2.status) == (VersionStatus.ACTIVE, VersionStatus.APPROVED)
+    api = APIClient()
+    api.force_authenticate(world.decision.client)
+    assert api.get("/api/v1/deployments/cross-sell/").json()["version"] == 1
+
+    done = client.post(
+        f"{page}move/", {"move": "activate", "comment": "Q4 price", "confirm": "yes"}, follow=True
+    )
+    assert messages_of(done) == ["Activate: deployment cross-sell v2 is now active."]
+    world.deployment.refresh_from_db()
+    assert world.deployment.status == VersionStatus.RETIRED
+    assert api.get("/api/v1/deployments/cross-sell/").json()["version"] == 2
+
+
+def test_activating_with_nothing_active_needs_no_tick_and_other_kinds_say_what_retires(
+    world: World, checker, checker2
+):
+    # Nothing to retire: activation stays a plain button beside the comment.
+    note = note_version(
+        maker=world.strategy_v2.author, checker=checker2, status=VersionStatus.APPROVED
+    )
+    page = logged_in(checker).get(f"/registry/notes/{note.item.name}/v1/")
+    assert b'value="activate"' in page.content and b'id="activate-confirm"' not in page.content
+    # A strategy with an active version: what retires, in the kind's words.
+    services.version_approve(actor=checker2, version=world.strategy_v2, comment="Reviewed.")
+    shown = text(logged_in(checker).get(f"{STRATEGY}/v2/"))
+    assert (
+        "Strategy cross-sell v2 becomes the active version; v1, active now, will be retired "
+        "and cannot be activated again."
+    ) in shown
 
 
 def test_retiring_the_live_deployment_says_what_stops_and_needs_a_reason(world: World, checker):

@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from decisions.demo_setup import demo_load
-from decisions.models import OptimisationRun
+from decisions.models import Decision, OptimisationRun
+from decisions.populations import population_simulated
 from governance.models import Version
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,13 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
     with django_capture_on_commit_callbacks(execute=True):
         response = maker.post(
             "/optimisation/start/",
-            {"deployment": "cross-sell", "customers": "600", "seed": "4", "description": "Q3"},
+            {
+                "deployment": "cross-sell",
+                "customers": "600",
+                "seed": "4",
+                "description": "Q3",
+                "log_decisions": "simulated",  # ticked: the checker reads its decisions below
+            },
         )
     run = OptimisationRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/optimisation/{run.pk}/"
@@ -88,6 +95,48 @@ def test_a_maker_starts_a_run_reads_it_and_proposes_its_prices(
     # The dashboard lists it with its status.
     dashboard = checker.get("/").content.decode()
     assert "Latest optimisation runs" in dashboard and f"Run {run.pk}" in dashboard
+
+
+def test_a_simulated_run_from_the_form_logs_nothing_unless_ticked_and_a_file_does(
+    users, django_capture_on_commit_callbacks
+):
+    # The form had no way not to log: a what-if on 5,000 simulated customers filled the
+    # decision pages and replays with sim-1-* decisions.
+    maker = logged_in(users["maker"])
+    form = maker.get("/optimisation/").content.decode()
+    assert 'id="log-file" name="log_decisions" value="file" checked' in form
+    assert re.search(r'id="log-simulated" name="log_decisions" value="simulated"[^>]*>', form)
+    assert "checked" not in re.search(r'id="log-simulated"[^>]*>', form).group(0)
+    assert "Log each customer's decision in the decision log" in form
+    assert "A simulation's decisions are kept out of KPIs and drift anyway" in form
+
+    # The form as it comes (the file box ticked, the simulation's not), without a file.
+    with django_capture_on_commit_callbacks(execute=True):
+        maker.post(
+            "/optimisation/start/",
+            {"deployment": "cross-sell", "customers": "300", "seed": "1", "log_decisions": "file"},
+        )
+    run = OptimisationRun.objects.get()
+    page = maker.get(f"/optimisation/{run.pk}/").content.decode()
+    assert "Succeeded" in page and "a simulation: none logged" in page
+    assert not Decision.objects.filter(channel="optimisation-run").exists()
+    assert not Decision.objects.filter(customer_id__startswith="sim-").exists()
+
+    # A file of real customers, as the form comes: logged.
+    upload = SimpleUploadedFile(
+        "q3.csv",
+        population_simulated("cross-sell", 40, seed=4).to_csv(index=False).encode(),
+        content_type="text/csv",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        maker.post(
+            "/optimisation/start/",
+            {"deployment": "cross-sell", "population": upload, "log_decisions": "file"},
+        )
+    filed = OptimisationRun.objects.latest("pk")
+    assert filed.pk != run.pk
+    assert "40 logged" in maker.get(f"/optimisation/{filed.pk}/").content.decode()
+    assert Decision.objects.filter(channel="optimisation-run").count() == 40
 
 
 def test_a_bad_start_shows_a_message_and_stores_nothing(users):
