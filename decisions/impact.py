@@ -376,18 +376,30 @@ def impact_comparison(
                     "price": None,
                 }
             )
+    # Rows are matched by action id, and a candidate may change what an id offers (an APR
+    # lowered, its label with it): the row names what the candidate offers, and what the
+    # active version offered too when the labels differ, so a count is never read against
+    # the terms it no longer has.
     volumes: dict[str, dict[str, Any]] = {}
     for which, run in (("active", baseline), ("candidate", candidate)):
         for action in run.kpis.get("per_action", []):
-            entry = volumes.setdefault(
-                action["action"], {"action": action["label"], "active": 0, "candidate": 0}
-            )
+            entry = volumes.setdefault(action["action"], {"active": 0, "candidate": 0})
             entry[which] = action["customers"]
-    actions = [
-        {**v, "change": v["candidate"] - v["active"]}
-        for v in volumes.values()
-        if v["active"] or v["candidate"]
-    ]
+            entry[f"{which}_label"] = action["label"]
+    actions = []
+    for v in volumes.values():
+        if not (v["active"] or v["candidate"]):
+            continue
+        old, new = v.get("active_label"), v.get("candidate_label")
+        label = new if old in (None, new) else old if new is None else f"{old} \u2192 {new}"
+        actions.append(
+            {
+                "action": label,
+                "active": v["active"],
+                "candidate": v["candidate"],
+                "change": v["candidate"] - v["active"],
+            }
+        )
     return {
         "customers": candidate.customers,
         "rows": rows,

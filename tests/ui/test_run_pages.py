@@ -466,3 +466,34 @@ def test_the_run_list_pages_past_fifty(users):
     oldest = client.get("/optimisation/?page=2").content.decode()
     assert f'href="/optimisation/{first.pk}/"' in oldest and "Newer runs" in oldest
     assert 'http-equiv="refresh"' not in oldest
+
+
+def test_an_action_whose_terms_change_is_named_as_the_candidate_offers_it(
+    users, django_capture_on_commit_callbacks
+):
+    """Impact rows are matched by action id; when the candidate lowers an APR (and its
+    label says so), the row must not read as the old offer's."""
+    from decisions import runtime
+    from governance import services
+
+    active = runtime.arm_runtime(
+        "champion", runtime.active_deployment("onboarding").content
+    ).strategy
+    content = dict(active.content)
+    content["actions"] = [dict(a) for a in content["actions"]]
+    (card,) = [a for a in content["actions"] if a["label"] == "Card, $5,000 limit at 24% APR"]
+    card["label"] = "Card, $5,000 limit at 22% APR"
+    card["attributes"] = {**card["attributes"], "apr": 0.22}
+    candidate = services.version_create(
+        actor=users["maker"], kind="strategy", name=active.item.name, content=content
+    )
+    services.version_submit(actor=users["maker"], version=candidate)
+    checker = logged_in(users["checker"])
+    with django_capture_on_commit_callbacks(execute=True):
+        checker.post(f"/impact/{candidate.pk}/")
+    page = checker.get(f"/registry/strategies/{active.item.name}/v{candidate.number}/")
+    rows = re.findall(r'<th scope="row">([^<]*)</th><td>\d+</td>', page.content.decode())
+    assert "Card, $5,000 limit at 24% APR \u2192 Card, $5,000 limit at 22% APR" in rows
+    assert "Card, $5,000 limit at 24% APR" not in rows
+    # An action whose terms did not change keeps its one label.
+    assert "Decline" in rows
