@@ -103,12 +103,17 @@ def _lookup(kind: str, ref: dict[str, Any]) -> Version | None:
     )
 
 
-def impact_pair(version: Version) -> ImpactPair | None:
+def impact_pair(version: Version, *, together: bool = False) -> ImpactPair | None:
     """The comparison a candidate version calls for, or None (nothing active to compare
-    with, or not a kind that steers decisions)."""
+    with, or not a kind that steers decisions).
+
+    The candidate is this version alone in place of what is active, unless ``together``
+    asks for the other half under review (``impact_partner``) to be put in place too.
+    """
     kind = version.item.kind
     if kind not in KINDS:
         return None
+    partner = impact_partner(version) if together else None
     for deployment in deployment_active_list():
         content = deployment.content
         if kind == "deployment":
@@ -121,12 +126,8 @@ def impact_pair(version: Version) -> ImpactPair | None:
             continue
         else:
             candidate_content = {**content, kind: _ref(version)}
-            # Reviewed together: a strategy and a constraint set written for it that are
-            # both in review are simulated as one change.
-            other = "constraint_set" if kind == "strategy" else "strategy"
-            partner = _partner(version, other)
             if partner is not None:
-                candidate_content[other] = _ref(partner)
+                candidate_content[partner.item.kind] = _ref(partner)
         strategy = _lookup("strategy", content["strategy"])
         limits = _lookup("constraint_set", content["constraint_set"])
         new_strategy = _lookup("strategy", candidate_content["strategy"])
@@ -149,8 +150,21 @@ def impact_pair(version: Version) -> ImpactPair | None:
     return None
 
 
-def _partner(version: Version, kind: str) -> Version | None:
-    """The submitted version of the other half (strategy or constraint set) of a change."""
+def impact_partner(version: Version) -> Version | None:
+    """The other half (strategy or constraint set) under review alongside a submitted
+    version, which a checker may choose to simulate with it; None when there is none.
+
+    Arbiter records no link between versions submitted at the same time, so this is only
+    "also under review for the same strategy": two makers' independent changes qualify
+    too, which is why the comparison puts this version alone in place unless asked.
+    Versions that are not under review themselves (drafts, approved, active, rejected)
+    have no partner: their comparison is always against what is live.
+    """
+    if version.status != VersionStatus.SUBMITTED:
+        return None
+    if version.item.kind not in ("strategy", "constraint_set"):
+        return None
+    kind = "constraint_set" if version.item.kind == "strategy" else "strategy"
     versions = Version.objects.select_related("item").filter(
         item__kind=kind, status=VersionStatus.SUBMITTED
     )
@@ -204,12 +218,15 @@ def impact_runs(pair: ImpactPair) -> tuple[OptimisationRun | None, OptimisationR
     return _existing(*pair.baseline, pair.population), _existing(*pair.candidate, pair.population)
 
 
-def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[OptimisationRun, ...]:
+def impact_start(
+    *, actor: AbstractBaseUser, version: Version, together: bool = False
+) -> tuple[OptimisationRun, ...]:
     """Start the simulations a candidate's comparison still lacks; returns both runs.
 
-    Makers, checkers and admins may (checkers are who needs it). Raises
-    ``PreconditionFailed`` when there is nothing to compare with or no reference
-    population.
+    The candidate is the version alone, or with ``together`` the version and the other
+    half under review (``impact_partner``) in place. Makers, checkers and admins may
+    (checkers are who needs it). Raises ``PreconditionFailed`` when there is nothing to
+    compare with, no reference population, or nothing to simulate ``together`` with.
     """
     require_role(actor, IMPACT_ROLES, action="simulate the impact of a version")
     if version.item.kind not in KINDS:
@@ -224,7 +241,13 @@ def impact_start(*, actor: AbstractBaseUser, version: Version) -> tuple[Optimisa
             "simulated for a draft, submitted or approved version, against what is active.",
             code="not_a_candidate",
         )
-    pair = impact_pair(version)
+    if together and impact_partner(version) is None:
+        raise PreconditionFailed(
+            f"Nothing else is under review with {version.item.name} v{version.number} now: "
+            "its impact is simulated with it alone in place.",
+            code="no_partner",
+        )
+    pair = impact_pair(version, together=together)
     if pair is None:
         raise PreconditionFailed(
             f"No active deployment decides with {version.item.name} in a way this version "
@@ -353,18 +376,30 @@ def impact_comparison(
                     "price": None,
                 }
             )
+    # Rows are matched by action id, and a candidate may change what an id offers (an APR
+    # lowered, its label with it): the row names what the candidate offers, and what the
+    # active version offered too when the labels differ, so a count is never read against
+    # the terms it no longer has.
     volumes: dict[str, dict[str, Any]] = {}
     for which, run in (("active", baseline), ("candidate", candidate)):
         for action in run.kpis.get("per_action", []):
-            entry = volumes.setdefault(
-                action["action"], {"action": action["label"], "active": 0, "candidate": 0}
-            )
+            entry = volumes.setdefault(action["action"], {"active": 0, "candidate": 0})
             entry[which] = action["customers"]
-    actions = [
-        {**v, "change": v["candidate"] - v["active"]}
-        for v in volumes.values()
-        if v["active"] or v["candidate"]
-    ]
+            entry[f"{which}_label"] = action["label"]
+    actions = []
+    for v in volumes.values():
+        if not (v["active"] or v["candidate"]):
+            continue
+        old, new = v.get("active_label"), v.get("candidate_label")
+        label = new if old in (None, new) else old if new is None else f"{old} \u2192 {new}"
+        actions.append(
+            {
+                "action": label,
+                "active": v["active"],
+                "candidate": v["candidate"],
+                "change": v["candidate"] - v["active"],
+            }
+        )
     return {
         "customers": candidate.customers,
         "rows": rows,

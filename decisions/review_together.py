@@ -1,10 +1,15 @@
-"""Versions reviewed together: a strategy with the constraint set and models it needs.
+"""Versions under review for the same strategy: a strategy, its constraint sets and the
+models it predicts with.
 
 An analyst often submits a strategy, a constraint set written for it and the model
-versions it predicts with at once. The version page of any of them lists the others that
-are still in review (or drafts of the same change), each with its structured diff, its
-content and its own review buttons, so a checker reads and decides the whole change on
-one page. Each is still approved or rejected on its own (four eyes per version).
+versions it predicts with at once, so the page of a version under review lists the others
+that are under review for the same strategy now, each with its structured diff, its
+content and its own review buttons. Arbiter records no link between versions submitted
+at the same time: two makers' independent changes to the same strategy are listed too,
+so the page says "also under review", never "submitted as one change". Each is still
+approved or rejected on its own (four eyes per version). Only a version under review
+has the panel: a draft, an approved or a rejected version is not being decided with
+anything.
 """
 
 from __future__ import annotations
@@ -50,7 +55,10 @@ def _models_of(strategy: Version) -> list[Version]:
 
 
 def related_versions(version: Version) -> list[Version]:
-    """The other versions of the same change still in review."""
+    """The other versions under review for the same strategy as this version, which must
+    be under review itself (otherwise none)."""
+    if version.status != VersionStatus.SUBMITTED:
+        return []
     kind = version.item.kind
     related: list[Version] = []
     if kind == "strategy":
@@ -98,4 +106,15 @@ def together_panel_context(request: HttpRequest, version: Version) -> dict[str, 
                 **move_buttons_for(request.user, other),
             }
         )
-    return {"entries": entries, "back": version_url(version)}
+    if version.item.kind == "strategy":
+        strategies = [version.item.name]
+    elif version.item.kind == "constraint_set":
+        strategies = [str(version.content.get("strategy"))]
+    else:
+        strategies = sorted({v.item.name for v in related if v.item.kind == "strategy"})
+    return {
+        "entries": entries,
+        "back": version_url(version),
+        "strategies": " and ".join(strategies),
+        "plural": len(strategies) > 1,
+    }

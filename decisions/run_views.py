@@ -280,13 +280,30 @@ def price_source_panel_context(request: HttpRequest, version: Any) -> dict[str, 
 # --- the simulated impact on the version page ----------------------------------------
 
 
+def _version_label(version: Any) -> str:
+    from governance.kinds import kind_get
+
+    return f"{kind_get(version.item.kind).label} {version.item.name} v{version.number}"
+
+
 def impact_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] | None:
     """The version page's impact panel: None for versions with nothing to compare."""
-    from decisions.impact import IMPACT_ROLES, impact_comparison, impact_pair, impact_runs
+    from decisions.impact import (
+        IMPACT_ROLES,
+        impact_comparison,
+        impact_pair,
+        impact_partner,
+        impact_runs,
+    )
+    from governance.views import version_url
 
     if version.status not in ("submitted", "approved", "draft"):
         return None
-    pair = impact_pair(version)
+    # This version alone against what is live, unless the checker asks (?impact=together)
+    # for the other half under review to be put in place with it.
+    partner = impact_partner(version)
+    together = partner is not None and request.GET.get("impact") == "together"
+    pair = impact_pair(version, together=together)
     if pair is None:
         return None
     baseline, candidate = impact_runs(pair)
@@ -306,6 +323,11 @@ def impact_panel_context(request: HttpRequest, version: Any) -> dict[str, Any] |
             and not pair.drafts
             and len(runs) < 2,
             "version": version,
+            "partner": partner,
+            "partner_label": _version_label(partner) if partner else "",
+            "together": together,
+            "alone_url": version_url(version),
+            "together_url": f"{version_url(version)}?impact=together",
         },
         "refresh": any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs),
     }
@@ -322,8 +344,11 @@ def impact_start(request: HttpRequest, version_id: int) -> HttpResponse:
     if version is None:
         messages.error(request, "There is no such version.")
         return redirect("ui:dashboard")
+    together = request.POST.get("together") == "1"
     try:
-        start(actor=request.user, version=version)
+        start(actor=request.user, version=version, together=together)
     except DomainError as exc:
         messages.error(request, exc.message)
-    return redirect(version_url(version))
+        together = False
+    url = version_url(version)
+    return redirect(f"{url}?impact=together" if together else url)

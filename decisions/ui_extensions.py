@@ -52,7 +52,7 @@ def register_ui_extensions() -> None:
     register_version_panel(
         VersionPanel(
             key="together",
-            title="Submitted with this version",
+            title="Also under review",
             template="decisions/version_together.html",
             context=together_panel_context,
             roles=RUN_PAGE_ROLES,

@@ -321,23 +321,47 @@ def test_a_strategy_and_its_constraint_set_are_reviewed_together(
 
     url = f"/registry/strategies/cross-sell/v{strategy.number}/"
     page = logged_in(checker).get(url).content.decode()
-    assert "Submitted with this version" in page
-    assert f"{limits.item.name} v{new_limits.number}" in page
+    # Worded for what Arbiter knows: both are under review for the strategy, not that
+    # they were submitted as one change.
+    assert (
+        f"Also under review for strategy cross-sell: constraint set "
+        f"{limits.item.name} v{new_limits.number}."
+    ) in page
+    assert "Submitted as one change" not in page
     assert f"Approve {limits.item.name} v{new_limits.number}" in page
     # The maker who wrote both sees the four-eyes note, not buttons.
     mine = logged_in(maker).get(url).content.decode()
     assert f"Approve {limits.item.name}" not in mine
 
-    # The impact simulates the two together.
-    with django_capture_on_commit_callbacks(execute=True):
-        logged_in(checker).post(f"/impact/{strategy.pk}/")
-    candidate = OptimisationRun.objects.get(strategy_version=strategy)
-    assert candidate.constraint_set_version == new_limits
-    page = logged_in(checker).get(url).content.decode()
-    assert (
+    # The impact is this version alone against what is live unless the checker asks for
+    # the two together; each comparison is kept and shown on its own.
+    alone = f"with strategy cross-sell v{strategy.number} in place"
+    both = (
         f"with strategy cross-sell v{strategy.number} and constraint set "
         f"{limits.item.name} v{new_limits.number} in place"
-    ) in page
+    )
+    assert alone in page and both not in page
+    assert f'href="{url}?impact=together"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in(checker).post(f"/impact/{strategy.pk}/")
+    assert response["Location"] == url
+    candidate = OptimisationRun.objects.get(strategy_version=strategy)
+    assert candidate.constraint_set_version == limits
+    together_page = logged_in(checker).get(f"{url}?impact=together").content.decode()
+    assert both in together_page and "Simulate the impact" in together_page
+    assert 'name="together" value="1"' in together_page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in(checker).post(f"/impact/{strategy.pk}/", {"together": "1"})
+    assert response["Location"] == f"{url}?impact=together"
+    combined = OptimisationRun.objects.get(
+        strategy_version=strategy, constraint_set_version=new_limits
+    )
+    assert combined.status == "succeeded"
+    together_page = logged_in(checker).get(f"{url}?impact=together").content.decode()
+    assert both in together_page and f"run {combined.pk}</a> (candidate)" in together_page
+    # The comparison of this version alone is still there, on its own.
+    page = logged_in(checker).get(url).content.decode()
+    assert alone in page and f"run {candidate.pk}</a> (candidate)" in page
 
     # A refusal there names the version it is about and keeps the reason typed.
     client = logged_in(checker)
@@ -364,6 +388,55 @@ def test_a_strategy_and_its_constraint_set_are_reviewed_together(
         {"move": "approve", "comment": "ok", "next": "https://evil.example/"},
     )
     assert response["Location"] == url
+
+
+def test_independent_changes_to_a_strategy_are_not_shown_or_simulated_as_one(
+    users, make_user, django_capture_on_commit_callbacks
+):
+    """Two makers' unrelated changes to cross-sell's strategy and its limits: neither
+    page claims they were submitted together, the strategy's impact stays its own, and
+    versions not under review (approved, draft) list nobody else's changes."""
+    from governance import services
+    from governance.roles import Role
+
+    checker, other_maker = users["checker"], make_user("bo-maker", Role.MAKER)
+    strategy = Version.objects.get(item__kind="strategy", item__name="cross-sell", number=2)
+    limits, new_limits = _cross_sell_budget_raised(other_maker)
+    url = f"/registry/strategies/cross-sell/v{strategy.number}/"
+    limits_url = f"/registry/constraint-sets/{limits.item.name}/v{new_limits.number}/"
+
+    # The other maker's limits still in draft: on neither page, and its own page (a
+    # draft) lists nothing under review with it.
+    page = logged_in(checker).get(url).content.decode()
+    assert "Also under review" not in page
+    assert "Also under review" not in logged_in(checker).get(limits_url).content.decode()
+
+    services.version_submit(actor=other_maker, version=new_limits)
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(checker).post(f"/impact/{strategy.pk}/")
+    page = logged_in(checker).get(url).content.decode()
+    assert "Submitted as one change" not in page
+    assert "Also under review for strategy cross-sell" in page
+    assert "(submitted by bo-maker)" in page
+    # The strategy's impact is its own: the other maker's limits are not in its candidate.
+    assert f"with strategy cross-sell v{strategy.number} in place" in page
+    assert f"and constraint set {limits.item.name} v{new_limits.number} in place" not in page
+    run = OptimisationRun.objects.get(strategy_version=strategy)
+    assert run.constraint_set_version == limits
+
+    # Once the strategy is approved, its page decides nothing with anyone: no panel, no
+    # buttons for the limits, and its comparison is still the strategy alone.
+    services.version_approve(actor=checker, version=strategy, comment="Reviewed alone.")
+    page = logged_in(checker).get(url).content.decode()
+    assert "Also under review" not in page
+    assert f"Approve {limits.item.name}" not in page
+    assert f"with strategy cross-sell v{strategy.number} in place" in page
+    assert "?impact=together" not in page
+    # Asking for a combined run by hand is refused, and nothing runs.
+    refused = logged_in(checker).post(f"/impact/{strategy.pk}/", {"together": "1"}, follow=True)
+    (message,) = [str(m) for m in refused.context["messages"]]
+    assert message.startswith(f"Nothing else is under review with cross-sell v{strategy.number}")
+    assert not OptimisationRun.objects.filter(constraint_set_version=new_limits).exists()
 
 
 def test_a_distributed_run_page_says_how_it_was_computed_and_what_was_resent(
@@ -442,3 +515,34 @@ def test_the_run_list_pages_past_fifty(users):
     oldest = client.get("/optimisation/?page=2").content.decode()
     assert f'href="/optimisation/{first.pk}/"' in oldest and "Newer runs" in oldest
     assert 'http-equiv="refresh"' not in oldest
+
+
+def test_an_action_whose_terms_change_is_named_as_the_candidate_offers_it(
+    users, django_capture_on_commit_callbacks
+):
+    """Impact rows are matched by action id; when the candidate lowers an APR (and its
+    label says so), the row must not read as the old offer's."""
+    from decisions import runtime
+    from governance import services
+
+    active = runtime.arm_runtime(
+        "champion", runtime.active_deployment("onboarding").content
+    ).strategy
+    content = dict(active.content)
+    content["actions"] = [dict(a) for a in content["actions"]]
+    (card,) = [a for a in content["actions"] if a["label"] == "Card, $5,000 limit at 24% APR"]
+    card["label"] = "Card, $5,000 limit at 22% APR"
+    card["attributes"] = {**card["attributes"], "apr": 0.22}
+    candidate = services.version_create(
+        actor=users["maker"], kind="strategy", name=active.item.name, content=content
+    )
+    services.version_submit(actor=users["maker"], version=candidate)
+    checker = logged_in(users["checker"])
+    with django_capture_on_commit_callbacks(execute=True):
+        checker.post(f"/impact/{candidate.pk}/")
+    page = checker.get(f"/registry/strategies/{active.item.name}/v{candidate.number}/")
+    rows = re.findall(r'<th scope="row">([^<]*)</th><td>\d+</td>', page.content.decode())
+    assert "Card, $5,000 limit at 24% APR \u2192 Card, $5,000 limit at 22% APR" in rows
+    assert "Card, $5,000 limit at 24% APR" not in rows
+    # An action whose terms did not change keeps its one label.
+    assert "Decline" in rows
