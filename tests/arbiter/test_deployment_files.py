@@ -633,6 +633,8 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
         ".venv",
         "var",
         "arbiter.sqlite3",
+        "arbiter.sqlite3-wal",  # the demo's write-ahead log beside it
+        "arbiter.sqlite3-shm",
         "governance/__pycache__",
         "test-output",
         ".hypothesis",
