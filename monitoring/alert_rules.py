@@ -247,13 +247,14 @@ def psi_features_check(version: Version) -> None:
     name = version.item.name
     unknown: dict[str, str] = {}
     by_strategy: dict[str, str] = {}
-    known: dict[str, set[str]] = {}
+    inputs: dict[str, tuple[set[str], set[str]]] = {}  # per model: read once
     for rule in version.content.get("rules", []):
         feature = rule.get("feature") or ""
         if rule.get("kind") != "psi" or not feature or feature == SCORE:
             continue
-        customer, set_by_strategy = _model_inputs(name, rule["model"])
-        known[rule["model"]] = customer
+        if rule["model"] not in inputs:
+            inputs[rule["model"]] = _model_inputs(name, rule["model"])
+        customer, set_by_strategy = inputs[rule["model"]]
         if feature in set_by_strategy:
             by_strategy[rule["name"]] = rule["model"]
         elif feature not in customer:
@@ -265,7 +266,7 @@ def psi_features_check(version: Version) -> None:
     details: dict[str, list[str]] = {}
     for rule_name, model in unknown.items():
         feature = rules[rule_name]["feature"]
-        inputs = ", ".join(sorted(known[model]))
+        inputs = ", ".join(sorted(inputs[model][0]))
         sentences.append(
             f"rule {rule_name} watches {feature}, which model {model} does not have (its "
             f"customer inputs: {inputs}; or {SCORE} for the model's score), so it would "
